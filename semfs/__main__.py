@@ -1,0 +1,3 @@
+from semfs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""The catalog: a versioned SQLite database of the store's image files and ingest queue.
+
+Paths are store-relative and kept as bytes (BLOB), exactly as the filesystem has them,
+so names that are not valid UTF-8 survive. A path is split into `dir` and `name` so that
+a reconcile scan can compare one directory at a time, with memory bounded by the size of
+a directory rather than of the collection.
+
+Thread safety: one connection shared by the trio thread's helpers and worker threads;
+every statement runs under `_lock`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from semfs.errors import QuietError
+
+
+class FileState(StrEnum):
+    QUEUED = "queued"  # waiting for the ingest stages (caption, embedding)
+    INDEXED = "indexed"  # ingest finished
+    FAILED = "failed"  # ingest gave up; `error` says why
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: int
+    path: bytes
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: FileState
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    files: int
+    indexed: int
+    queued: int
+    failed: int
+
+
+def split_path(path: bytes) -> tuple[bytes, bytes]:
+    """b"a/b/c.jpg" -> (b"a/b", b"c.jpg"); a top-level file has dir b""."""
+    head, _, tail = path.rpartition(b"/")
+    return head, tail
+
+
+def join_path(directory: bytes, name: bytes) -> bytes:
+    return directory + b"/" + name if directory else name
+
+
+def _subtree_bounds(directory: bytes) -> tuple[bytes, bytes]:
+    """Blob range holding every dir strictly below `directory` ("/" is 0x2F, "0" 0x30)."""
+    return directory + b"/", directory + b"0"
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript would
+    commit it first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,          -- stable: the vector index's item id, later
+            dir BLOB NOT NULL,
+            name BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT,               -- NULL until hashed
+            state TEXT NOT NULL DEFAULT 'queued',
+            error TEXT,
+            UNIQUE (dir, name)
+        );
+        CREATE INDEX files_by_hash ON files (content_hash);
+        CREATE TABLE ingest_queue (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            enqueued_ns INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    )
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_FILE_COLUMNS = "id, dir, name, size, mtime_ns, content_hash, state, error"
+
+
+def _record(row: tuple[int, bytes, bytes, int, int, str | None, str, str | None]) -> FileRecord:
+    file_id, directory, name, size, mtime_ns, content_hash, state, error = row
+    return FileRecord(
+        file_id, join_path(directory, name), size, mtime_ns, content_hash, FileState(state), error
+    )
+
+
+class Catalog:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db  # GUARDED_BY(_lock)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path) -> Catalog:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes
+        db.execute("PRAGMA foreign_keys = ON")
+        catalog = cls(db)
+        catalog._migrate(path)
+        return catalog
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self, path: Path) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise QuietError(
+                    f"{path} has schema version {version}, newer than this semfs knows "
+                    f"({SCHEMA_VERSION}); upgrade semfs"
+                )
+            for step in MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- meta ----------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- files ---------------------------------------------------------------------
+
+    def get(self, path: bytes) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE dir = ? AND name = ?", split_path(path)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def files_in_dir(self, directory: bytes) -> dict[bytes, FileRecord]:
+        """The records directly inside `directory`, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE dir = ?", (directory,)
+            ).fetchall()
+        return {row[2]: _record(row) for row in rows}
+
+    def directories(self) -> set[bytes]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT DISTINCT dir FROM files")}
+
+    def find_by_hash(self, content_hash: str) -> list[FileRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE content_hash = ?", (content_hash,)
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def upsert(self, path: bytes, size: int, mtime_ns: int, content_hash: str) -> bool:
+        """Record the file at `path`; enqueue it if its content is new. True if enqueued."""
+        directory, name = split_path(path)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, content_hash FROM files WHERE dir = ? AND name = ?", (directory, name)
+            ).fetchone()
+            if row is not None and row[1] == content_hash:
+                db.execute(
+                    "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, row[0])
+                )
+                return False
+            if row is None:
+                file_id = db.execute(
+                    "INSERT INTO files (dir, name, size, mtime_ns, content_hash) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (directory, name, size, mtime_ns, content_hash),
+                ).lastrowid
+            else:
+                file_id = row[0]
+                db.execute(
+                    "UPDATE files SET size = ?, mtime_ns = ?, content_hash = ?, state = ?, "
+                    "error = NULL WHERE id = ?",
+                    (size, mtime_ns, content_hash, FileState.QUEUED.value, file_id),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+                (file_id, time.time_ns()),
+            )
+            return True
+
+    def move(self, old: bytes, new: bytes, size: int, mtime_ns: int) -> bool:
+        """Give the record at `old` the path `new`, keeping its id and derived data.
+
+        A record already at `new` (replaced by the move) is removed. False if `old` is
+        not in the catalog.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM files WHERE dir = ? AND name = ?", split_path(old)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(new))
+            db.execute(
+                "UPDATE files SET dir = ?, name = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                (*split_path(new), size, mtime_ns, row[0]),
+            )
+            return True
+
+    def move_tree(self, old_dir: bytes, new_dir: bytes) -> int:
+        """Rewrite the paths of every record below directory `old_dir`. Returns the count."""
+        low, high = _subtree_bounds(old_dir)
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, dir FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)",
+                (old_dir, low, high),
+            ).fetchall()
+            db.executemany(
+                "UPDATE files SET dir = ? WHERE id = ?",
+                [(new_dir + directory[len(old_dir) :], file_id) for file_id, directory in rows],
+            )
+            return len(rows)
+
+    def remove(self, path: bytes) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(path))
+            return cursor.rowcount > 0
+
+    def remove_ids(self, file_ids: list[int]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
+
+    def remove_tree(self, directory: bytes) -> int:
+        low, high = _subtree_bounds(directory)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)", (directory, low, high)
+            )
+            return cursor.rowcount
+
+    def all_files(self) -> list[FileRecord]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY id").fetchall()
+        return [_record(row) for row in rows]
+
+    # --- ingest queue (consumed by the ingest stages) -------------------------------
+
+    def queued(self, limit: int) -> list[FileRecord]:
+        """The oldest `limit` queued files, for an ingest worker."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FILE_COLUMNS} FROM ingest_queue JOIN files ON id = file_id "
+                "ORDER BY q.enqueued_ns LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def finish(self, file_id: int, state: FileState, error: str | None = None) -> None:
+        """Take a file off the queue with its outcome (indexed, or failed and why)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE files SET state = ?, error = ? WHERE id = ?", (state.value, error, file_id)
+            )
+            db.execute("DELETE FROM ingest_queue WHERE file_id = ?", (file_id,))
+
+    def stats(self) -> CatalogStats:
+        with self._lock:
+            files, indexed, failed = self._db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE state = 'indexed'), "
+                "count(*) FILTER (WHERE state = 'failed') FROM files"
+            ).fetchone()
+            queued = self._db.execute("SELECT count(*) FROM ingest_queue").fetchone()[0]
+        return CatalogStats(files=files, indexed=indexed, queued=queued, failed=failed)

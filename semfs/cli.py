@@ -1,0 +1,109 @@
+"""The `semfs` command: mount, unmount, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from semfs import __version__
+from semfs.catalog import Catalog
+from semfs.config import Settings
+from semfs.errors import QuietError
+from semfs.mount import MountRequest, mount, read_lock_holder, unmount
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semfs", description="A semantic image filesystem over a directory of images."
+    )
+    parser.add_argument("--version", action="version", version=f"semfs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    mount_cmd = commands.add_parser("mount", help="mount STORE at MOUNTPOINT")
+    mount_cmd.add_argument("store", help="the directory of images")
+    mount_cmd.add_argument("mountpoint", help="an existing empty directory")
+    mount_cmd.add_argument(
+        "--foreground", action="store_true", help="stay attached instead of daemonising"
+    )
+    mount_cmd.add_argument("--debug", action="store_true", help="verbose logs")
+    mount_cmd.add_argument(
+        "--allow-other", action="store_true", default=None, help="let other users in"
+    )
+
+    unmount_cmd = commands.add_parser("unmount", help="unmount MOUNTPOINT cleanly")
+    unmount_cmd.add_argument("mountpoint")
+    unmount_cmd.add_argument(
+        "--lazy", action="store_true", help="detach now even if files are open there"
+    )
+
+    status_cmd = commands.add_parser("status", help="report the catalog of STORE")
+    status_cmd.add_argument("store")
+    status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "mount":
+            settings = Settings.load(args.store, allow_other=args.allow_other)
+            request = MountRequest(settings, os.path.abspath(args.mountpoint), debug)
+            mount(request, foreground=args.foreground)
+        elif args.command == "unmount":
+            unmount(os.path.abspath(args.mountpoint), lazy=args.lazy)
+        elif args.command == "status":
+            print(status_report(Settings.load(args.store), as_json=args.json))
+    except QuietError as error:
+        print(f"semfs: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def status_report(settings: Settings, as_json: bool) -> str:
+    holder = read_lock_holder(settings)
+    report: dict[str, object] = {
+        "store": str(settings.store),
+        "mounted_at": holder.mountpoint if holder else None,
+        "pid": holder.pid if holder else None,
+    }
+    if settings.catalog_path.exists():
+        catalog = Catalog.open(settings.catalog_path)
+        try:
+            report["schema_version"] = catalog.schema_version
+            report.update(asdict(catalog.stats()))
+            last = catalog.get_meta("last_reconcile")
+            report["last_reconcile"] = json.loads(last) if last else None
+        finally:
+            catalog.close()
+    else:
+        report.update(schema_version=None, files=0, indexed=0, queued=0, failed=0)
+        report["last_reconcile"] = None
+    if as_json:
+        return json.dumps(report, indent=2)
+    reconciled = report["last_reconcile"]
+    mounted = f"at {holder.mountpoint} (pid {holder.pid})" if holder else "no"
+    lines = [
+        f"store:    {report['store']}",
+        f"mounted:  {mounted}",
+        f"files:    {report['files']}",
+        f"indexed:  {report['indexed']}",
+        f"queued:   {report['queued']}",
+        f"failed:   {report['failed']}",
+        f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
+    ]
+    if report["schema_version"] is None:
+        lines.append("(no catalog yet: the store has not been mounted)")
+    return "\n".join(lines)

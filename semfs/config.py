@@ -1,0 +1,89 @@
+"""Settings of one store: defaults, overridden by STORE/.semfs/config.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semfs.errors import QuietError
+
+STATE_DIR_NAME = ".semfs"
+
+DEFAULT_IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
+        ".heic", ".heif", ".avif", ".jxl", ".ppm", ".pgm", ".pbm", ".ico",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a mount needs to know; one instance per store."""
+
+    store: Path
+    # Kernel cache lifetimes. Changes made through the mount are seen at once whatever
+    # these are; changes made directly in the store while mounted show up after them.
+    entry_timeout: float = 5.0
+    attr_timeout: float = 5.0
+    # Threads for blocking file I/O and hashing, so the trio thread never waits on disk.
+    io_threads: int = 8
+    image_extensions: frozenset[str] = field(default=DEFAULT_IMAGE_EXTENSIONS)
+    allow_other: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.store / STATE_DIR_NAME
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.state_dir / "catalog.sqlite3"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "mount.lock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "mount.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "config.toml"
+
+    def is_image_name(self, name: bytes | str) -> bool:
+        """Whether a file name has one of the image extensions (case-insensitive)."""
+        text = os.fsdecode(name).lower()
+        dot = text.rfind(".")
+        return dot > 0 and text[dot:] in self.image_extensions
+
+    @classmethod
+    def load(cls, store: str | os.PathLike[str], **overrides: Any) -> Settings:
+        """Settings for `store`: defaults, then config.toml, then `overrides`."""
+        root = Path(store).resolve()
+        if not root.is_dir():
+            raise QuietError(f"store {root} is not a directory")
+        values: dict[str, Any] = {}
+        config_file = root / STATE_DIR_NAME / "config.toml"
+        if config_file.is_file():
+            values.update(_read_config(config_file))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(store=root, **values)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise QuietError(f"cannot read {path}: {error}") from error
+    known = {f.name for f in dataclasses.fields(Settings)} - {"store"}
+    unknown = set(data) - known
+    if unknown:
+        raise QuietError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    if "image_extensions" in data:
+        data["image_extensions"] = frozenset(e.lower() for e in data["image_extensions"])
+    return data

@@ -1,0 +1,352 @@
+"""The FUSE adapter: each handler translates one request into calls on `Passthrough` (real
+files) or a `VirtualView`, and the result into pyfuse3 types.
+
+Errors are mapped at this one boundary: `OSError` becomes `FUSEError(errno)`; anything
+else is logged and answered with EIO, because an exception escaping a handler would end
+`pyfuse3.main` and leave a dead mount.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import pyfuse3
+
+from semfs.config import Settings
+from semfs.fs.inodes import ROOT_INODE
+from semfs.fs.passthrough import AttributeChanges, Passthrough
+from semfs.fs.views import ViewRegistry, VirtualView
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Handler = Callable[Concatenate["SemfsOperations", P], Coroutine[Any, Any, R]]
+
+
+def fuse_errors(handler: Handler[P, R]) -> Handler[P, R]:
+    async def wrapper(self: SemfsOperations, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await handler(self, *args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as error:
+            raise pyfuse3.FUSEError(error.errno or errno.EIO) from None
+        except Exception:
+            log.exception("internal error in %s%r", handler.__name__, args)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    functools.update_wrapper(wrapper, handler)
+    return wrapper
+
+
+@dataclass
+class _ViewListing:
+    view: VirtualView
+    inode: int
+    entries: Sequence[tuple[bytes, pyfuse3.EntryAttributes]] = field(default_factory=list)
+
+
+class SemfsOperations(pyfuse3.Operations):
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self, settings: Settings, passthrough: Passthrough, views: ViewRegistry | None = None
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._fs = passthrough
+        self._views = views or ViewRegistry()
+        self._view_listings: dict[int, _ViewListing] = {}
+        self._view_handles = iter(range(1 << 62, 1 << 63))  # apart from real dir handles
+
+    def attributes(self, number: int, info: os.stat_result) -> pyfuse3.EntryAttributes:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = number
+        attr.generation = 0
+        attr.entry_timeout = self._settings.entry_timeout
+        attr.attr_timeout = self._settings.attr_timeout
+        attr.st_mode = info.st_mode
+        attr.st_nlink = info.st_nlink
+        attr.st_uid = info.st_uid
+        attr.st_gid = info.st_gid
+        attr.st_rdev = info.st_rdev
+        attr.st_size = info.st_size
+        attr.st_blksize = info.st_blksize
+        attr.st_blocks = info.st_blocks
+        attr.st_atime_ns = info.st_atime_ns
+        attr.st_mtime_ns = info.st_mtime_ns
+        attr.st_ctime_ns = info.st_ctime_ns
+        return attr
+
+    def _refuse_view(self, *inodes: int) -> None:
+        """Views are read-only: changing anything in them is EROFS."""
+        if any(self._views.owner(inode) for inode in inodes):
+            raise pyfuse3.FUSEError(errno.EROFS)
+
+    # --- lookup and attributes --------------------------------------------------------
+
+    @fuse_errors
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        view = self._views.owner(parent_inode)
+        if view is None and parent_inode == ROOT_INODE:
+            view = self._views.at_root(name)
+            if view is not None:
+                return await view.lookup(parent_inode, name)
+        if view is not None:
+            return await view.lookup(parent_inode, name)
+        return self.attributes(*self._fs.lookup(parent_inode, name))
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for number, count in inode_list:
+            try:
+                view = self._views.owner(number)
+                if view is not None:
+                    view.forget(number, count)
+                else:
+                    self._fs.inodes.forget(number, count)
+            except Exception:  # forget must never raise
+                log.exception("forget(%d, %d) failed", number, count)
+
+    @fuse_errors
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        view = self._views.owner(inode)
+        if view is not None:
+            return await view.getattr(inode)
+        return self.attributes(inode, self._fs.getattr(inode))
+
+    @fuse_errors
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_view(inode)
+        changes = AttributeChanges(
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+        )
+        return self.attributes(inode, self._fs.setattr(inode, changes, fh))
+
+    @fuse_errors
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        self._refuse_view(inode)
+        return self._fs.readlink(inode)
+
+    # --- names ------------------------------------------------------------------------
+
+    def _refuse_view_name(self, parent: int, *names: bytes) -> None:
+        """Real entries cannot be made under a view's name in the root."""
+        if parent == ROOT_INODE and any(name in self._views.names for name in names):
+            raise pyfuse3.FUSEError(errno.EEXIST)
+
+    @fuse_errors
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        return self.attributes(*self._fs.mkdir(parent_inode, name, mode, ctx))
+
+    @fuse_errors
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        return self.attributes(*self._fs.mknod(parent_inode, name, mode, rdev, ctx))
+
+    @fuse_errors
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        return self.attributes(*self._fs.symlink(parent_inode, name, target, ctx))
+
+    @fuse_errors
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        self._refuse_view(inode, new_parent_inode)
+        self._refuse_view_name(new_parent_inode, new_name)
+        return self.attributes(*self._fs.link(inode, new_parent_inode, new_name))
+
+    @fuse_errors
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        self._fs.unlink(parent_inode, name)
+
+    @fuse_errors
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        self._fs.rmdir(parent_inode, name)
+
+    @fuse_errors
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        self._refuse_view(parent_inode_old, parent_inode_new)
+        self._refuse_view_name(parent_inode_old, name_old)
+        self._refuse_view_name(parent_inode_new, name_new)
+        self._fs.rename(parent_inode_old, name_old, parent_inode_new, name_new, flags)
+
+    # --- file data ----------------------------------------------------------------------
+
+    @fuse_errors
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        self._refuse_view(inode)
+        return pyfuse3.FileInfo(fh=self._fs.open(inode, flags))
+
+    @fuse_errors
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        self._refuse_view(parent_inode)
+        self._refuse_view_name(parent_inode, name)
+        fh, number, info = self._fs.create(parent_inode, name, mode, flags, ctx)
+        return pyfuse3.FileInfo(fh=fh), self.attributes(number, info)
+
+    @fuse_errors
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self._fs.read(fh, off, size)
+
+    @fuse_errors
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return await self._fs.write(fh, off, buf)
+
+    @fuse_errors
+    async def flush(self, fh: int) -> None:
+        pass  # nothing is buffered here: writes go straight to the backing file
+
+    @fuse_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self._fs.fsync(fh, datasync)
+
+    @fuse_errors
+    async def release(self, fh: int) -> None:
+        self._fs.release(fh)
+
+    # --- directories ----------------------------------------------------------------------
+
+    @fuse_errors
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        view = self._views.owner(inode)
+        if view is None:
+            return self._fs.opendir(inode)
+        fh = next(self._view_handles)
+        self._view_listings[fh] = _ViewListing(view, inode)
+        return fh
+
+    @fuse_errors
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        if fh in self._view_listings:
+            await self._readdir_view(self._view_listings[fh], start_id, token)
+            return
+        listing = await self._fs.list_directory(fh, restart=start_id == 0)
+        assert listing.entries is not None
+        entries = listing.entries
+        hidden = self._views.names if listing.inode == ROOT_INODE else frozenset()
+        for index in range(start_id, len(entries)):
+            name, info = entries[index]
+            if name in hidden:
+                continue
+            number = self._fs.remember_listed(listing.inode, name, info)
+            if not pyfuse3.readdir_reply(token, name, self.attributes(number, info), index + 1):
+                self._fs.inodes.forget(number, 0)  # drops it unless someone else holds it
+                return
+            self._fs.inodes.increment(number)
+        if listing.inode == ROOT_INODE:
+            await self._readdir_root_views(len(entries), start_id, token)
+
+    async def _readdir_root_views(
+        self, first_id: int, start_id: int, token: pyfuse3.ReaddirToken
+    ) -> None:
+        """The views' directories follow the store's own entries in the root listing."""
+        for index, view in enumerate(self._views.all(), start=first_id):
+            if index < start_id:
+                continue
+            attr = await view.getattr(view.root_inode)
+            if not pyfuse3.readdir_reply(token, view.name, attr, index + 1):
+                return
+            view.counted(view.root_inode)
+
+    async def _readdir_view(
+        self, listing: _ViewListing, start_id: int, token: pyfuse3.ReaddirToken
+    ) -> None:
+        if start_id == 0:
+            listing.entries = await listing.view.list(listing.inode)
+        for index in range(start_id, len(listing.entries)):
+            name, attr = listing.entries[index]
+            if not pyfuse3.readdir_reply(token, name, attr, index + 1):
+                return
+            listing.view.counted(attr.st_ino)
+
+    @fuse_errors
+    async def releasedir(self, fh: int) -> None:
+        if self._view_listings.pop(fh, None) is None:
+            self._fs.releasedir(fh)
+
+    @fuse_errors
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        pass  # directory changes are made with synchronous syscalls on the backing store
+
+    @fuse_errors
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        info = self._fs.statfs()
+        data = pyfuse3.StatvfsData()
+        for name in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
+                     "f_ffree", "f_favail", "f_namemax"):  # fmt: skip
+            setattr(data, name, getattr(info, name))
+        return data
+
+    # --- extended attributes ------------------------------------------------------------
+
+    @fuse_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        if self._views.owner(inode):
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return self._fs.getxattr(inode, name)
+
+    @fuse_errors
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self._refuse_view(inode)
+        self._fs.setxattr(inode, name, value)
+
+    @fuse_errors
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        if self._views.owner(inode):
+            return []
+        return self._fs.listxattr(inode)
+
+    @fuse_errors
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self._refuse_view(inode)
+        self._fs.removexattr(inode, name)

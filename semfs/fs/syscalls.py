@@ -1,0 +1,24 @@
+"""System calls the os module lacks."""
+
+import ctypes
+import ctypes.util
+import os
+
+RENAME_NOREPLACE = 1  # <linux/fs.h>; pyfuse3 passes the kernel's flags through as they are
+RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                            ctypes.c_uint]  # fmt: skip
+_libc.renameat2.restype = ctypes.c_int
+
+
+def renameat2(old: bytes, new: bytes, flags: int) -> None:
+    """rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE; plain os.rename when flags is 0."""
+    if not flags:
+        os.rename(old, new)
+        return
+    if _libc.renameat2(_AT_FDCWD, old, _AT_FDCWD, new, flags) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), old, None, new)

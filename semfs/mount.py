@@ -1,0 +1,263 @@
+"""Mounting and unmounting: checks first, then the pyfuse3 main loop on trio.
+
+`mount(..., foreground=False)` starts the same command with `--foreground` as a child in
+its own session, logging to STORE/.semfs/mount.log, and returns once the kernel shows
+the mount (or prints why the child failed). A fresh process is simpler and safer than
+forking a Python that may already hold threads and open databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pyfuse3
+import trio
+
+from semfs.catalog import Catalog
+from semfs.config import Settings
+from semfs.errors import QuietError
+from semfs.fs.operations import SemfsOperations
+from semfs.fs.passthrough import Passthrough
+from semfs.mounttable import FSTYPE, find_mount, fuse_unmount, is_stale
+from semfs.tracker import ChangeTracker
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    settings: Settings
+    mountpoint: str  # absolute, not resolved: resolving would touch a dead mount
+    debug: bool = False
+
+
+def mount(request: MountRequest, foreground: bool) -> None:
+    _check_paths(request)
+    _check_mountpoint(request.mountpoint)
+    holder = read_lock_holder(request.settings)
+    if holder is not None:
+        raise QuietError(
+            f"store {request.settings.store} is already mounted at {holder.mountpoint} "
+            f"(pid {holder.pid})"
+        )
+    if foreground:
+        serve(request)
+    else:
+        _start_daemon(request)
+
+
+def _check_paths(request: MountRequest) -> None:
+    store = str(request.settings.store)
+    mountpoint = os.path.realpath(request.mountpoint)
+    for inner, outer in ((mountpoint, store), (store, mountpoint)):
+        if inner == outer or inner.startswith(outer.rstrip("/") + "/"):
+            raise QuietError(
+                f"mountpoint {request.mountpoint} and store {store} must not contain each other"
+            )
+
+
+def _check_mountpoint(mountpoint: str) -> None:
+    entry = find_mount(mountpoint)
+    if entry is None:
+        if not os.path.isdir(mountpoint):
+            raise QuietError(f"mountpoint {mountpoint} does not exist or is not a directory")
+        return
+    if not is_stale(mountpoint):
+        raise QuietError(
+            f"{mountpoint} is already mounted ({entry.fstype} from {entry.source}); "
+            f"unmount it first"
+        )
+    if entry.fstype != FSTYPE:
+        raise QuietError(
+            f"{mountpoint} is a dead {entry.fstype} mount (its daemon is gone); "
+            f"clean it up with: fusermount3 -u {mountpoint}"
+        )
+    print(
+        f"semfs: {mountpoint} is a dead semfs mount of {entry.source} (its daemon stopped "
+        f"without unmounting, e.g. it crashed or was killed); cleaning it up. Nothing is "
+        f"lost: the catalog resumes from disk.",
+        file=sys.stderr,
+    )
+    fuse_unmount(mountpoint, lazy=True)
+
+
+# --- the store lock: one mount per store -------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    mountpoint: str
+
+
+def read_lock_holder(settings: Settings) -> LockHolder | None:
+    """Who holds the store's mount lock now, if anyone."""
+    try:
+        with open(settings.lock_path, "r+") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid, _, mountpoint = file.read().partition("\n")
+                return LockHolder(int(pid or 0), mountpoint.strip())
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _take_lock(settings: Settings, mountpoint: str) -> IO[str]:
+    settings.state_dir.mkdir(exist_ok=True)
+    file = open(settings.lock_path, "a+")  # noqa: SIM115 - held for the life of the mount
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise QuietError(f"store {settings.store} is already mounted elsewhere") from None
+    file.truncate(0)
+    file.write(f"{os.getpid()}\n{mountpoint}\n")
+    file.flush()
+    return file
+
+
+# --- serving --------------------------------------------------------------------------
+
+
+def _fuse_options(request: MountRequest) -> set[str]:
+    # fsname shows the store in `mount` output and lets `semfs unmount` find it; libfuse
+    # splits options at commas, so escape them.
+    fsname = str(request.settings.store).replace("\\", "\\\\").replace(",", "\\,")
+    options = set(pyfuse3.default_options) | {f"fsname={fsname}", "subtype=semfs"}
+    if request.settings.allow_other:
+        options.add("allow_other")
+    return options
+
+
+def serve(request: MountRequest) -> None:
+    """Mount and serve in this process until unmounted or signalled."""
+    settings = request.settings
+    lock = _take_lock(settings, request.mountpoint)
+    catalog = Catalog.open(settings.catalog_path)
+    os.umask(0)  # modes asked for by callers are applied exactly (FUSE passes their umask)
+    tracker = ChangeTracker(settings, catalog)
+    passthrough = Passthrough(settings, tracker)
+    operations = SemfsOperations(settings, passthrough)
+    try:
+        pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
+    except RuntimeError as error:
+        catalog.close()
+        lock.close()
+        raise QuietError(f"cannot mount at {request.mountpoint}: {error}") from error
+    log.info("mounted %s at %s (pid %d)", settings.store, request.mountpoint, os.getpid())
+    try:
+        trio.run(_main_loop, tracker)
+    finally:
+        passthrough.close_all()
+        pyfuse3.close(unmount=True)
+        catalog.close()
+        lock.close()
+        log.info("unmounted %s", request.mountpoint)
+
+
+async def _main_loop(tracker: ChangeTracker) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        signals = trio.CancelScope()
+        nursery.start_soon(_terminate_on_signal, signals)
+        try:
+            await pyfuse3.main()
+        finally:
+            signals.cancel()
+            tracker.close()  # the tracker applies what is pending, then ends
+
+
+async def _terminate_on_signal(scope: trio.CancelScope) -> None:
+    with scope, trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+        async for signum in sigs:
+            log.info("signal %d: unmounting", signum)
+            pyfuse3.terminate()
+            return
+
+
+# --- the daemon -------------------------------------------------------------------------
+
+
+def _start_daemon(request: MountRequest) -> None:
+    settings = request.settings
+    settings.state_dir.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "semfs", "mount", "--foreground"]
+    if request.debug:
+        command.append("--debug")
+    command += [str(settings.store), request.mountpoint]
+    with open(settings.log_path, "ab") as log_file:
+        log_start = log_file.tell()
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        entry = find_mount(request.mountpoint)
+        if entry is not None and entry.fstype == FSTYPE:
+            print(f"mounted {settings.store} at {request.mountpoint} (pid {child.pid}, "
+                  f"log {settings.log_path})")  # fmt: skip
+            return
+        if child.poll() is not None:
+            raise QuietError(f"mount failed:\n{_log_since(settings.log_path, log_start)}")
+        time.sleep(0.05)
+    child.terminate()
+    raise QuietError(f"mount did not appear within {READY_TIMEOUT:.0f} s; see {settings.log_path}")
+
+
+def _log_since(path: Path, offset: int) -> str:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        return file.read().decode(errors="replace").strip()
+
+
+def unmount(mountpoint: str, lazy: bool = False) -> None:
+    """Unmount and wait for the daemon to finish writing the catalog."""
+    entry = find_mount(mountpoint)
+    if entry is None:
+        raise QuietError(f"{mountpoint} is not mounted")
+    if entry.fstype != FSTYPE:
+        raise QuietError(f"{mountpoint} is a {entry.fstype} mount, not semfs")
+    holder = None
+    with contextlib.suppress(QuietError):  # the store went away; unmounting still works
+        holder = read_lock_holder(Settings.load(entry.source))
+    fuse_unmount(mountpoint, lazy=lazy)
+    if holder is not None and holder.pid > 0:
+        _wait_for_exit(holder.pid, STOP_TIMEOUT)
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_running(pid):
+            return
+        time.sleep(0.05)
+    raise QuietError(f"unmounted, but the daemon (pid {pid}) is still finishing; see its log")
+
+
+def _is_running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has finished; only its parent has not reaped it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -1,0 +1,62 @@
+"""What the kernel has mounted where, and how to take a FUSE mount down."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+
+from semfs.errors import QuietError
+
+FSTYPE = "fuse.semfs"
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    mountpoint: str
+    fstype: str
+    source: str
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def find_mount(mountpoint: str) -> MountEntry | None:
+    """The topmost mount at `mountpoint` (an absolute path), if any."""
+    found = None
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        for line in table:
+            fields = line.split()
+            separator = fields.index("-")
+            if _unescape(fields[4]) == mountpoint:
+                found = MountEntry(
+                    mountpoint=mountpoint,
+                    fstype=fields[separator + 1],
+                    source=_unescape(fields[separator + 2]),
+                )
+    return found
+
+
+def is_stale(mountpoint: str) -> bool:
+    """True when the mount's daemon is gone: every access answers ENOTCONN."""
+    try:
+        os.stat(mountpoint)
+    except OSError as error:
+        return error.errno == errno.ENOTCONN
+    return False
+
+
+def fuse_unmount(mountpoint: str, lazy: bool = False) -> None:
+    command = ["fusermount3", "-u", *(["-z"] if lazy else []), mountpoint]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise QuietError("fusermount3 is missing: install the fuse3 package") from error
+    if result.returncode != 0:
+        message = result.stderr.strip() or f"exit status {result.returncode}"
+        hint = " (files still open there? close them, or use --lazy)" if "busy" in message else ""
+        raise QuietError(f"cannot unmount {mountpoint}: {message}{hint}")

@@ -1,0 +1,180 @@
+"""Bring the catalog in line with what the store holds, e.g. after changes made unmounted.
+
+New or changed images are hashed and enqueued; images that vanished are dropped; an
+image that vanished from one path and appeared at another with the same content hash is
+a move: its record (and so everything derived from it later) follows it, unqueued.
+
+The scan compares one directory at a time, so memory grows with the largest directory
+and the number of changes, not with the collection. Blocking: run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from semfs.catalog import Catalog, FileRecord, join_path
+from semfs.config import STATE_DIR_NAME, Settings
+from semfs.hashing import content_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    unchanged: int = 0
+    added: int = 0
+    changed: int = 0
+    moved: int = 0
+    removed: int = 0
+    errors: list[tuple[bytes, str]] = field(default_factory=list)
+    interrupted: bool = False  # stopped early: nothing was removed, the rest waits
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.changed} changed, {self.moved} moved, "
+            f"{self.removed} removed, {self.unchanged} unchanged, {len(self.errors)} unreadable"
+        )
+
+
+@dataclass
+class _Scan:
+    fresh: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
+    changed: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
+    gone: list[FileRecord] = field(default_factory=list)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def reconcile(
+    settings: Settings, catalog: Catalog, should_stop: Callable[[], bool] = lambda: False
+) -> ReconcileReport:
+    """Scan the store and update the catalog; `should_stop` is polled between steps."""
+    report = ReconcileReport()
+    try:
+        _reconcile(settings, catalog, report, should_stop)
+    except _Interrupted:
+        report.interrupted = True
+    return report
+
+
+def _reconcile(
+    settings: Settings,
+    catalog: Catalog,
+    report: ReconcileReport,
+    should_stop: Callable[[], bool],
+) -> None:
+    scan = _scan(settings, catalog, report, should_stop)
+    gone_by_hash: dict[str, list[FileRecord]] = defaultdict(list)
+    for record in scan.gone:
+        if record.content_hash is not None:
+            gone_by_hash[record.content_hash].append(record)
+    moved_ids: set[int] = set()
+
+    root = os.fsencode(settings.store)
+    for path, info in scan.changed:
+        _check(should_stop)
+        digest = _hash_or_report(root, path, report)
+        if digest is not None:
+            catalog.upsert(path, info.st_size, info.st_mtime_ns, digest)
+            report.changed += 1
+    for path, info in scan.fresh:
+        _check(should_stop)
+        digest = _hash_or_report(root, path, report)
+        if digest is None:
+            continue
+        if gone_by_hash.get(digest):
+            record = gone_by_hash[digest].pop()
+            catalog.move(record.path, path, info.st_size, info.st_mtime_ns)
+            moved_ids.add(record.id)
+            report.moved += 1
+        else:
+            catalog.upsert(path, info.st_size, info.st_mtime_ns, digest)
+            report.added += 1
+    vanished = [record.id for record in scan.gone if record.id not in moved_ids]
+    catalog.remove_ids(vanished)
+    report.removed = len(vanished)
+
+
+def _check(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise _Interrupted
+
+
+def _scan(
+    settings: Settings,
+    catalog: Catalog,
+    report: ReconcileReport,
+    should_stop: Callable[[], bool],
+) -> _Scan:
+    scan = _Scan()
+    visited: set[bytes] = set()
+    unreadable: list[bytes] = []
+    for directory, images in _walk_images(settings, report, unreadable):
+        _check(should_stop)
+        visited.add(directory)
+        known = catalog.files_in_dir(directory)
+        for name, info in images.items():
+            record = known.pop(name, None)
+            path = join_path(directory, name)
+            if record is None:
+                scan.fresh.append((path, info))
+            elif (record.size, record.mtime_ns) != (info.st_size, info.st_mtime_ns):
+                scan.changed.append((path, info))
+            else:
+                report.unchanged += 1
+        scan.gone.extend(known.values())
+    for directory in catalog.directories() - visited:
+        # A directory we could not read may still hold its files: keep their records.
+        if not any(_is_within(directory, bad) for bad in unreadable):
+            scan.gone.extend(catalog.files_in_dir(directory).values())
+    return scan
+
+
+def _walk_images(
+    settings: Settings, report: ReconcileReport, unreadable: list[bytes]
+) -> Iterator[tuple[bytes, dict[bytes, os.stat_result]]]:
+    """Yield (store-relative dir, {name: stat}) for every directory, images only.
+
+    Symlinks are not followed: a link to an image is not an image stored here.
+    """
+    root = os.fsencode(settings.store)
+    pending = [b""]
+    while pending:
+        directory = pending.pop()
+        images: dict[bytes, os.stat_result] = {}
+        try:
+            with os.scandir(join_path(root, directory) if directory else root) as entries:
+                for entry in entries:
+                    if not directory and entry.name == os.fsencode(STATE_DIR_NAME):
+                        continue
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(info.st_mode):
+                        pending.append(join_path(directory, entry.name))
+                    elif stat.S_ISREG(info.st_mode) and settings.is_image_name(entry.name):
+                        images[entry.name] = info
+        except OSError as error:
+            log.warning("cannot scan %r: %s", directory, error)
+            report.errors.append((directory, str(error)))
+            unreadable.append(directory)
+            continue
+        yield directory, images
+
+
+def _hash_or_report(root: bytes, path: bytes, report: ReconcileReport) -> str | None:
+    try:
+        return content_hash(join_path(root, path))
+    except OSError as error:
+        log.warning("cannot hash %r: %s", path, error)
+        report.errors.append((path, str(error)))
+        return None
+
+
+def _is_within(path: bytes, directory: bytes) -> bool:
+    return directory == b"" or path == directory or path.startswith(directory + b"/")

@@ -1,0 +1,170 @@
+"""Keeps the catalog in step with changes made through the mount.
+
+The filesystem handlers report changes with non-blocking calls (`written`, `removed`,
+`renamed`, `exchanged`); one background task applies them in order, in a worker thread,
+after the mount-time reconcile scan. Nothing here is needed for durability: a change
+that is lost in a crash is found again by the next reconcile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+
+import trio
+
+from semfs.catalog import Catalog, join_path
+from semfs.config import Settings
+from semfs.hashing import content_hash
+from semfs.reconcile import reconcile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Written:
+    path: bytes
+
+
+@dataclass(frozen=True)
+class Removed:
+    path: bytes
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class Renamed:
+    old: bytes
+    new: bytes
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    first: bytes
+    second: bytes
+    is_dir: bool
+
+
+Change = Written | Removed | Renamed | Exchanged
+
+# A path no real file can have (NUL), used to swap two subtrees in the catalog.
+_SWAP_PREFIX = b"\0swap"
+
+
+class ChangeTracker:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._root = os.fsencode(settings.store)
+        # Unbounded: reporting a change must never block a filesystem handler.
+        self._send, self._receive = trio.open_memory_channel[Change](math.inf)
+        self._stopping = threading.Event()
+        self.reconciled = trio.Event()
+
+    # --- called by the filesystem handlers (trio thread, never blocks) -------------
+
+    def written(self, path: bytes) -> None:
+        if self._settings.is_image_name(path):
+            self._send.send_nowait(Written(path))
+
+    def removed(self, path: bytes, is_dir: bool) -> None:
+        self._send.send_nowait(Removed(path, is_dir))
+
+    def renamed(self, old: bytes, new: bytes, is_dir: bool) -> None:
+        self._send.send_nowait(Renamed(old, new, is_dir))
+
+    def exchanged(self, first: bytes, second: bytes, is_dir: bool) -> None:
+        self._send.send_nowait(Exchanged(first, second, is_dir))
+
+    # --- the background task --------------------------------------------------------
+
+    async def run(self) -> None:
+        """Reconcile the store, then apply reported changes until `close`; drains first."""
+        try:
+            await trio.to_thread.run_sync(self._reconcile)
+        finally:
+            self.reconciled.set()
+        async with self._receive:
+            async for change in self._receive:
+                await trio.to_thread.run_sync(self._apply_logged, change)
+
+    def close(self) -> None:
+        """Stop accepting changes; `run` returns once those already reported are applied."""
+        self._stopping.set()
+        self._send.close()
+
+    def _reconcile(self) -> None:
+        started = time.time()
+        report = reconcile(self._settings, self._catalog, should_stop=self._stopping.is_set)
+        if report.interrupted:
+            log.info("reconcile interrupted by unmount: %s", report.summary())
+            return
+        log.info("reconcile finished in %.1f s: %s", time.time() - started, report.summary())
+        self._catalog.set_meta(
+            "last_reconcile",
+            json.dumps({"finished": time.time(), "summary": report.summary()}),
+        )
+
+    def _apply_logged(self, change: Change) -> None:
+        try:
+            self._apply(change)
+        except Exception:
+            # The next reconcile repairs whatever this missed; the mount must go on.
+            log.exception("could not record %s in the catalog", change)
+
+    def _apply(self, change: Change) -> None:
+        catalog = self._catalog
+        match change:
+            case Written(path):
+                self._record_file(path)
+            case Removed(path, is_dir=True):
+                catalog.remove_tree(path)
+            case Removed(path, is_dir=False):
+                catalog.remove(path)
+            case Renamed(old, new, is_dir=True):
+                catalog.move_tree(old, new)
+            case Renamed(old, new, is_dir=False):
+                info = self._stat_image(new)
+                if info is None:
+                    catalog.remove(old)
+                    catalog.remove(new)
+                elif not catalog.move(old, new, info.st_size, info.st_mtime_ns):
+                    self._record_file(new)  # e.g. "x.tmp" renamed to "x.jpg"
+            case Exchanged(first, second, is_dir=True):
+                swap = _SWAP_PREFIX + first
+                catalog.move_tree(first, swap)
+                catalog.move_tree(second, first)
+                catalog.move_tree(swap, second)
+            case Exchanged(first, second, is_dir=False):
+                self._record_file(first)
+                self._record_file(second)
+
+    def _stat_image(self, path: bytes) -> os.stat_result | None:
+        """The file's stat if `path` is now a regular file with an image name."""
+        if not self._settings.is_image_name(path):
+            return None
+        try:
+            info = os.lstat(join_path(self._root, path))
+        except FileNotFoundError:
+            return None
+        return info if stat.S_ISREG(info.st_mode) else None
+
+    def _record_file(self, path: bytes) -> None:
+        info = self._stat_image(path)
+        if info is None:
+            self._catalog.remove(path)
+            return
+        try:
+            digest = content_hash(join_path(self._root, path))
+        except FileNotFoundError:
+            self._catalog.remove(path)
+            return
+        if self._catalog.upsert(path, info.st_size, info.st_mtime_ns, digest):
+            log.debug("enqueued %r", path)
