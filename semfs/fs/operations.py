@@ -31,7 +31,7 @@ Handler = Callable[Concatenate["SemfsOperations", P], Coroutine[Any, Any, R]]
 
 
 def fuse_errors(handler: Handler[P, R]) -> Handler[P, R]:
-    async def wrapper(self: SemfsOperations, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(self: SemfsOperations, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await handler(self, *args, **kwargs)
         except pyfuse3.FUSEError:
