@@ -291,7 +291,7 @@ class Catalog:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_FILE_COLUMNS} FROM ingest_queue JOIN files ON id = file_id "
-                "ORDER BY q.enqueued_ns LIMIT ?",
+                "ORDER BY enqueued_ns, id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_record(row) for row in rows]

@@ -42,9 +42,13 @@ def find_mount(mountpoint: str) -> MountEntry | None:
 
 
 def is_stale(mountpoint: str) -> bool:
-    """True when the mount's daemon is gone: every access answers ENOTCONN."""
+    """True when the mount's daemon is gone: every request answers ENOTCONN.
+
+    statfs, because the kernel never caches it: a plain stat can still be answered from
+    the attribute cache for a while after the daemon died.
+    """
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)
     except OSError as error:
         return error.errno == errno.ENOTCONN
     return False

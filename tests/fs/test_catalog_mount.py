@@ -1,0 +1,217 @@
+"""The catalog follows what happens through the mount and what happened while unmounted."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from semfs.catalog import Catalog, FileState
+from semfs.hashing import content_hash
+from tests.fs.conftest import (
+    Mount,
+    assert_clean_log,
+    is_mounted,
+    semfs,
+    start_foreground,
+    stop,
+    wait_for,
+)
+
+
+def catalog_of(store: Path) -> dict[str, tuple[int, int, str | None]]:
+    """{path: (id, size, content hash)} straight from the catalog file."""
+    catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
+    try:
+        return {
+            os.fsdecode(r.path): (r.id, r.size, r.content_hash) for r in catalog.all_files()
+        }
+    finally:
+        catalog.close()
+
+
+def images_in(store: Path) -> dict[str, tuple[int, str]]:
+    """{path: (size, content hash)} of the image files actually in the store."""
+    found = {}
+    for path in store.rglob("*"):
+        relative = path.relative_to(store)
+        if relative.parts[0] == ".semfs" or not path.is_file() or path.is_symlink():
+            continue
+        if path.suffix.lower() in {".jpg", ".png"}:
+            found[str(relative)] = (path.stat().st_size, content_hash(path))
+    return found
+
+
+def assert_catalog_matches_store(store: Path) -> None:
+    recorded = {path: (size, digest) for path, (_, size, digest) in catalog_of(store).items()}
+    assert recorded == images_in(store)
+
+
+def test_mount_catalogs_existing_images(mounted: Mount) -> None:
+    status = mounted.status()
+    assert status["schema_version"] >= 1
+    assert (status["files"], status["queued"], status["indexed"], status["failed"]) == (3, 3, 0, 0)
+    assert_catalog_matches_store(mounted.store)
+
+
+def test_writes_through_the_mount_enqueue_images(mounted: Mount, photos: dict[str, Path]) -> None:
+    mnt = mounted.mountpoint
+    shutil.copy(photos["astronaut.png"], mnt / "astronaut.png")
+    shutil.copy(photos["moon.png"], mnt / "animals" / "MOON.PNG")
+    (mnt / "readme.md").write_text("not an image")
+    mounted.wait_status(files=5, queued=5)
+    assert_catalog_matches_store(mounted.store)
+    # Rewriting an image with new content re-enqueues it; rewriting it unchanged does not.
+    before = catalog_of(mounted.store)["astronaut.png"]
+    shutil.copy(photos["moon.png"], mnt / "astronaut.png")
+    wait_for(lambda: catalog_of(mounted.store)["astronaut.png"][2] != before[2])
+    assert catalog_of(mounted.store)["astronaut.png"][0] == before[0]  # same record
+
+
+def test_renames_keep_records_and_removals_drop_them(mounted: Mount) -> None:
+    mnt, store = mounted.mountpoint, mounted.store
+    ids = {path: record[0] for path, record in catalog_of(store).items()}
+    os.rename(mnt / "rocket.jpg", mnt / "animals" / "launch.jpg")
+    os.rename(mnt / "animals", mnt / "zoo")
+    wait_for(lambda: "zoo/launch.jpg" in catalog_of(store), what="rename recorded")
+    after = catalog_of(store)
+    assert after["zoo/launch.jpg"][0] == ids["rocket.jpg"]
+    assert after["zoo/cat.png"][0] == ids["animals/cat.png"]
+    os.rename(mnt / "zoo" / "cat.png", mnt / "zoo" / "cat.txt")  # no longer an image name
+    subprocess.run(["rm", "-r", str(mnt / "zoo")], check=True)
+    os.unlink(mnt / "coffee.png")
+    mounted.wait_status(files=0, queued=0)
+
+
+def test_temporary_name_renamed_to_an_image_is_catalogued(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    """rsync and many editors write `.name.tmp`, then rename it into place."""
+    mnt = mounted.mountpoint
+    shutil.copy(photos["moon.png"], mnt / ".moon.png.tmp")
+    os.rename(mnt / ".moon.png.tmp", mnt / "moon.png")
+    wait_for(lambda: "moon.png" in catalog_of(mounted.store), what="moon.png catalogued")
+    assert_catalog_matches_store(mounted.store)
+
+
+def test_reconcile_finds_changes_made_while_unmounted(
+    mounted: Mount, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    store = mounted.store
+    mounted.unmount()
+    stop(mounted)
+    # Pretend the ingest stages have run, so we can see what gets queued again.
+    catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
+    for record in catalog.queued(100):
+        catalog.finish(record.id, FileState.INDEXED)
+    ids = {os.fsdecode(r.path): r.id for r in catalog.all_files()}
+    catalog.close()
+
+    shutil.copy(photos["astronaut.png"], store / "new.png")  # added
+    shutil.copy(photos["moon.png"], store / "coffee.png")  # changed in place
+    os.rename(store / "rocket.jpg", store / "animals" / "rocket-moved.jpg")  # renamed
+    os.rename(store / "animals", store / "pets")  # directory renamed
+    (store / "stray.jpg").write_bytes(b"")  # an empty "image" is still a file to track
+
+    again = start_foreground(store, mounted.mountpoint, tmp_path / "daemon2.log")
+    try:
+        status = again.wait_reconciled()
+        assert "2 added, 1 changed, 2 moved, 0 removed" in status["last_reconcile"]["summary"]
+        assert_catalog_matches_store(store)
+        records = {os.fsdecode(r.path): r for r in Catalog.open(store / ".semfs" /
+                   "catalog.sqlite3").all_files()}  # fmt: skip
+        # Moved files keep their records and derived state: nothing to redo.
+        assert records["pets/rocket-moved.jpg"].id == ids["rocket.jpg"]
+        assert records["pets/cat.png"].id == ids["animals/cat.png"]
+        assert records["pets/rocket-moved.jpg"].state is FileState.INDEXED
+        assert records["coffee.png"].state is FileState.QUEUED
+        assert status["queued"] == 3  # new.png, coffee.png, stray.jpg
+        # Removal while unmounted.
+        again.unmount()
+        stop(again)
+        os.unlink(store / "new.png")
+        third = start_foreground(store, mounted.mountpoint, tmp_path / "daemon3.log")
+        try:
+            status = third.wait_reconciled()
+            assert "1 removed" in status["last_reconcile"]["summary"]
+            assert_catalog_matches_store(store)
+        finally:
+            stop(third)
+        assert_clean_log(third)
+    finally:
+        stop(again)
+    assert_clean_log(again)
+
+
+def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    result = semfs("mount", store, mnt)
+    assert "mounted" in result.stdout
+    try:
+        assert is_mounted(mnt)
+        assert sorted(os.listdir(mnt)) == ["animals", "coffee.png", "notes.txt", "rocket.jpg"]
+        status = semfs("status", store).stdout
+        assert f"at {mnt}" in status and "files:" in status
+        again = semfs("mount", store, mnt, check=False)
+        assert again.returncode == 1 and "already mounted" in again.stderr
+        assert "Traceback" not in again.stderr
+    finally:
+        semfs("unmount", mnt)
+    assert not is_mounted(mnt)
+    assert "mounted:  no" in semfs("status", store).stdout
+    log = (store / ".semfs" / "mount.log").read_text()
+    assert "Traceback" not in log and "unmounted" in log
+
+
+def test_stale_mount_after_kill_9_is_explained_and_recovered(
+    store: Path, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    semfs("mount", store, mnt)
+    try:
+        pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
+        shutil.copy(photos["moon.png"], mnt / "moon.png")  # written just before the crash
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="daemon gone")
+        with pytest.raises(OSError) as caught:
+            os.listdir(mnt)
+        assert caught.value.errno == errno.ENOTCONN
+
+        result = semfs("mount", store, mnt)
+        assert "dead semfs mount" in result.stderr and "Traceback" not in result.stderr
+        assert (mnt / "moon.png").read_bytes() == photos["moon.png"].read_bytes()
+        wait_for(lambda: "moon.png" in catalog_of(store), what="moon.png after restart")
+        assert_catalog_matches_store(store)
+    finally:
+        semfs("unmount", mnt, check=False)
+        if is_mounted(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mount", "{store}", "{tmp}/missing"], "does not exist"),
+        (["mount", "{tmp}/no-store", "{tmp}"], "is not a directory"),
+        (["mount", "{store}", "{store}/animals"], "must not contain each other"),
+        (["unmount", "{tmp}"], "is not mounted"),
+    ],
+)
+def test_cli_errors_are_explained(store: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    argv = [a.format(store=store, tmp=tmp_path) for a in args]
+    result = semfs(*argv, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_of_a_store_never_mounted(store: Path) -> None:
+    status = semfs("status", store).stdout
+    assert "files:    0" in status and "not been mounted" in status
+    assert not (store / ".semfs").exists()  # status creates nothing
