@@ -89,8 +89,16 @@ def start_foreground(store: Path, mountpoint: Path, log: Path) -> Mount:
     mountpoint.mkdir(exist_ok=True)
     with open(log, "ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "semfs", "mount", "--foreground", "--debug",
-             str(store), str(mountpoint)],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "semfs",
+                "mount",
+                "--foreground",
+                "--debug",
+                str(store),
+                str(mountpoint),
+            ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

@@ -28,9 +28,7 @@ def catalog_of(store: Path) -> dict[str, tuple[int, int, str | None]]:
     """{path: (id, size, content hash)} straight from the catalog file."""
     catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
     try:
-        return {
-            os.fsdecode(r.path): (r.id, r.size, r.content_hash) for r in catalog.all_files()
-        }
+        return {os.fsdecode(r.path): (r.id, r.size, r.content_hash) for r in catalog.all_files()}
     finally:
         catalog.close()
 
@@ -123,8 +121,9 @@ def test_reconcile_finds_changes_made_while_unmounted(
         status = again.wait_reconciled()
         assert "2 added, 1 changed, 2 moved, 0 removed" in status["last_reconcile"]["summary"]
         assert_catalog_matches_store(store)
-        records = {os.fsdecode(r.path): r for r in Catalog.open(store / ".semfs" /
-                   "catalog.sqlite3").all_files()}  # fmt: skip
+        catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
+        records = {os.fsdecode(r.path): r for r in catalog.all_files()}
+        catalog.close()
         # Moved files keep their records and derived state: nothing to redo.
         assert records["pets/rocket-moved.jpg"].id == ids["rocket.jpg"]
         assert records["pets/cat.png"].id == ids["animals/cat.png"]
@@ -204,7 +203,9 @@ def test_stale_mount_after_kill_9_is_explained_and_recovered(
         (["unmount", "{tmp}"], "is not mounted"),
     ],
 )
-def test_cli_errors_are_explained(store: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_cli_errors_are_explained(
+    store: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     argv = [a.format(store=store, tmp=tmp_path) for a in args]
     result = semfs(*argv, check=False)
     assert result.returncode == 1

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install everything semfs needs into ./.venv: system FUSE packages, CPU torch, then
+# semfs itself (editable) with its test extras. Safe to run again; skips what is done.
+set -euo pipefail
+
+cd -P "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TORCH_VERSION=2.13.0
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config attr python3-venv)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+
+step "system packages: ${APT_PACKAGES[*]}"
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+else
+    echo "already installed"
+fi
+
+step "virtualenv .venv"
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    echo "created"
+else
+    echo "already there"
+fi
+
+# torch first, pinned: anything installed before it could pull the CUDA build.
+step "torch $TORCH_VERSION (CPU)"
+if .venv/bin/python -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" \
+    >/dev/null 2>&1; then
+    echo "already installed"
+else
+    .venv/bin/pip install -q "torch==$TORCH_VERSION"
+fi
+
+step "semfs (editable) with test extras"
+.venv/bin/pip install -q -e ".[test]"
+
+echo
+echo "done: $(.venv/bin/semfs --version) in $(pwd)/.venv"

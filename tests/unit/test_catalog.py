@@ -1,0 +1,111 @@
+"""The catalog on real SQLite: schema versions, file records, the ingest queue."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from semfs.catalog import SCHEMA_VERSION, Catalog, FileState, join_path, split_path
+from semfs.errors import QuietError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog.open(tmp_path / "state" / "catalog.sqlite3")
+
+
+def test_new_catalog_has_current_schema(catalog: Catalog) -> None:
+    assert catalog.schema_version == SCHEMA_VERSION >= 1
+    assert catalog.stats().files == 0
+
+
+def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    first = Catalog.open(path)
+    first.upsert(b"a.jpg", 1, 2, "h")
+    first.close()
+    second = Catalog.open(path)
+    assert second.schema_version == SCHEMA_VERSION
+    record = second.get(b"a.jpg")
+    assert record is not None and (record.size, record.mtime_ns) == (1, 2)
+
+
+def test_catalog_from_a_newer_semfs_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    Catalog.open(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(QuietError, match="newer"):
+        Catalog.open(path)
+
+
+def test_upsert_enqueues_new_content_only(catalog: Catalog) -> None:
+    assert catalog.upsert(b"x/a.jpg", 10, 100, "h1") is True
+    assert catalog.upsert(b"x/a.jpg", 10, 200, "h1") is False  # touched, same bytes
+    record = catalog.get(b"x/a.jpg")
+    assert record is not None and record.mtime_ns == 200
+    catalog.finish(record.id, FileState.INDEXED)
+    assert catalog.stats().queued == 0
+    assert catalog.upsert(b"x/a.jpg", 11, 300, "h2") is True  # new content
+    again = catalog.get(b"x/a.jpg")
+    assert again is not None and again.id == record.id and again.state is FileState.QUEUED
+    assert catalog.stats() == catalog.stats().__class__(files=1, indexed=0, queued=1, failed=0)
+
+
+def test_queue_is_fifo_and_finish_records_outcome(catalog: Catalog) -> None:
+    for name in (b"1.jpg", b"2.jpg", b"3.jpg"):
+        catalog.upsert(name, 1, 1, name.decode())
+    queued = catalog.queued(2)
+    assert [r.path for r in queued] == [b"1.jpg", b"2.jpg"]
+    catalog.finish(queued[0].id, FileState.FAILED, "truncated image")
+    catalog.finish(queued[1].id, FileState.INDEXED)
+    stats = catalog.stats()
+    assert (stats.files, stats.indexed, stats.queued, stats.failed) == (3, 1, 1, 1)
+    failed = catalog.get(b"1.jpg")
+    assert failed is not None and failed.error == "truncated image"
+
+
+def test_move_keeps_id_and_replaces_target(catalog: Catalog) -> None:
+    catalog.upsert(b"a.jpg", 1, 1, "ha")
+    catalog.upsert(b"d/b.jpg", 2, 2, "hb")
+    original = catalog.get(b"a.jpg")
+    assert original is not None
+    assert catalog.move(b"a.jpg", b"d/b.jpg", 1, 5) is True
+    moved = catalog.get(b"d/b.jpg")
+    assert moved is not None and moved.id == original.id and moved.content_hash == "ha"
+    assert catalog.get(b"a.jpg") is None and catalog.stats().files == 1
+    assert catalog.move(b"missing.jpg", b"x.jpg", 0, 0) is False
+
+
+def test_tree_operations_respect_name_boundaries(catalog: Catalog) -> None:
+    for path in (b"a/1.jpg", b"a/b/2.jpg", b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"):
+        catalog.upsert(path, 1, 1, path.decode())
+    assert catalog.move_tree(b"a", b"z/a") == 2
+    paths = {r.path for r in catalog.all_files()}
+    assert paths == {b"z/a/1.jpg", b"z/a/b/2.jpg", b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"}
+    assert catalog.remove_tree(b"z") == 2
+    assert {r.path for r in catalog.all_files()} == {b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"}
+
+
+def test_paths_are_kept_as_exact_bytes(catalog: Catalog) -> None:
+    odd = b"caf\xe9/\xff\xfe name\n.jpg"  # not UTF-8, with a newline
+    catalog.upsert(odd, 1, 1, "h")
+    assert [r.path for r in catalog.all_files()] == [odd]
+    assert split_path(odd) == (b"caf\xe9", b"\xff\xfe name\n.jpg")
+    assert join_path(*split_path(odd)) == odd
+    assert catalog.find_by_hash("h")[0].path == odd
+
+
+def test_removal_also_leaves_the_queue(catalog: Catalog) -> None:
+    catalog.upsert(b"a.jpg", 1, 1, "h")
+    assert catalog.remove(b"a.jpg") is True
+    assert catalog.stats().queued == 0 and catalog.queued(10) == []
+
+
+def test_meta_values(catalog: Catalog) -> None:
+    assert catalog.get_meta("k") is None
+    catalog.set_meta("k", "v1")
+    catalog.set_meta("k", "v2")
+    assert catalog.get_meta("k") == "v2"

@@ -1,0 +1,111 @@
+"""Reconcile scans on real directories and a real catalog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from semfs.catalog import Catalog, FileState
+from semfs.config import Settings
+from semfs.reconcile import reconcile
+
+
+@pytest.fixture
+def settings(store: Path) -> Settings:
+    return Settings.load(store)
+
+
+@pytest.fixture
+def catalog(settings: Settings) -> Catalog:
+    return Catalog.open(settings.catalog_path)
+
+
+def paths(catalog: Catalog) -> set[bytes]:
+    return {record.path for record in catalog.all_files()}
+
+
+def test_first_scan_adds_images_only(settings: Settings, catalog: Catalog) -> None:
+    report = reconcile(settings, catalog)
+    assert (report.added, report.removed, report.moved) == (3, 0, 0)
+    assert paths(catalog) == {b"rocket.jpg", b"coffee.png", b"animals/cat.png"}
+    assert catalog.stats().queued == 3
+    second = reconcile(settings, catalog)
+    assert second.unchanged == 3 and second.added == second.changed == 0
+
+
+def test_moves_keep_records_and_state(
+    settings: Settings, catalog: Catalog, store: Path, photos: dict[str, Path]
+) -> None:
+    reconcile(settings, catalog)
+    for record in catalog.queued(10):
+        catalog.finish(record.id, FileState.INDEXED)
+    ids = {record.path: record.id for record in catalog.all_files()}
+    (store / "deep" / "er").mkdir(parents=True)
+    os.rename(store / "animals", store / "deep" / "er" / "animals")
+    os.rename(store / "rocket.jpg", store / "deep" / "launch.JPG")
+    shutil.copy(photos["moon.png"], store / "coffee.png")
+    report = reconcile(settings, catalog)
+    assert (report.moved, report.changed, report.added, report.removed) == (2, 1, 0, 0)
+    moved = catalog.get(b"deep/er/animals/cat.png")
+    assert moved is not None and moved.id == ids[b"animals/cat.png"]
+    assert moved.state is FileState.INDEXED
+    launch = catalog.get(b"deep/launch.JPG")
+    assert launch is not None and launch.id == ids[b"rocket.jpg"]
+    assert catalog.stats().queued == 1  # only the changed coffee.png
+
+
+def test_vanished_files_and_directories_are_removed(
+    settings: Settings, catalog: Catalog, store: Path
+) -> None:
+    reconcile(settings, catalog)
+    shutil.rmtree(store / "animals")
+    (store / "rocket.jpg").unlink()
+    report = reconcile(settings, catalog)
+    assert report.removed == 2 and paths(catalog) == {b"coffee.png"}
+
+
+def test_copies_are_new_records(settings: Settings, catalog: Catalog, store: Path) -> None:
+    reconcile(settings, catalog)
+    shutil.copy(store / "rocket.jpg", store / "rocket-copy.jpg")
+    report = reconcile(settings, catalog)
+    assert report.added == 1 and report.moved == 0
+    assert len(catalog.find_by_hash(catalog.get(b"rocket.jpg").content_hash or "")) == 2  # type: ignore[union-attr]
+
+
+def test_unreadable_directory_keeps_its_records(
+    settings: Settings, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile(settings, catalog)
+    real_scandir = os.scandir
+
+    def failing_scandir(path: bytes) -> object:
+        if path.endswith(b"/animals"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing_scandir)
+    report = reconcile(settings, catalog)
+    assert report.removed == 0 and len(report.errors) == 1
+    assert b"animals/cat.png" in paths(catalog)
+
+
+def test_interrupted_scan_removes_nothing(
+    settings: Settings, catalog: Catalog, store: Path
+) -> None:
+    reconcile(settings, catalog)
+    (store / "rocket.jpg").unlink()
+    report = reconcile(settings, catalog, should_stop=lambda: True)
+    assert report.interrupted and report.removed == 0
+    assert b"rocket.jpg" in paths(catalog)
+
+
+def test_state_directory_and_symlinks_are_not_scanned(
+    settings: Settings, catalog: Catalog, store: Path
+) -> None:
+    (store / ".semfs" / "thumb.jpg").write_bytes(b"x")
+    os.symlink(store / "rocket.jpg", store / "alias.jpg")
+    reconcile(settings, catalog)
+    assert paths(catalog) == {b"rocket.jpg", b"coffee.png", b"animals/cat.png"}
