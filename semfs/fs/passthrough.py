@@ -143,7 +143,7 @@ class Passthrough:
                 os.fchmod(handle.fd, stat.S_IMODE(changes.mode))
             else:
                 assert path is not None
-                os.chmod(path, stat.S_IMODE(changes.mode), follow_symlinks=False)
+                _chmod_no_follow(path, stat.S_IMODE(changes.mode))
         if changes.uid is not None or changes.gid is not None:
             uid = -1 if changes.uid is None else changes.uid
             gid = -1 if changes.gid is None else changes.gid
@@ -373,6 +373,13 @@ class Passthrough:
         for fh in list(self._files):
             self.release(fh)
         self._dirs.clear()
+
+
+def _chmod_no_follow(path: bytes, mode: int) -> None:
+    """chmod without following a symlink; Linux cannot change a symlink's own mode."""
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink", path)
+    os.chmod(path, mode)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> int:

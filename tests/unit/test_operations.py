@@ -17,7 +17,7 @@ from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.operations import SemfsOperations
-from semfs.fs.passthrough import Passthrough
+from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.views import ViewRegistry
 from semfs.tracker import ChangeTracker, Removed, Renamed, Written
 
@@ -254,3 +254,14 @@ async def test_statfs_and_xattrs(setup: Setup) -> None:
     with pytest.raises(pyfuse3.FUSEError) as caught:
         await setup.ops.getxattr(attr.st_ino, b"user.note", CTX)
     assert caught.value.errno == pyfuse3.ENOATTR
+
+
+async def test_chmod_of_a_symlink_itself_is_not_supported(setup: Setup) -> None:
+    """Linux cannot change a symlink's own mode: EOPNOTSUPP, as on any local fs."""
+    os.symlink("rocket.jpg", setup.store / "alias.jpg")
+    link = await setup.ops.lookup(ROOT_INODE, b"alias.jpg", CTX)
+    # pyfuse3's SetattrFields cannot be filled from Python: call the helper below it.
+    changes = AttributeChanges(mode=stat.S_IFLNK | 0o600)
+    with pytest.raises(OSError) as caught:
+        setup.fs.setattr(link.st_ino, changes, None)
+    assert caught.value.errno == errno.EOPNOTSUPP
