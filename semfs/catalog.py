@@ -143,6 +143,10 @@ class Catalog:
             self._db.execute("COMMIT")
 
     def _migrate(self, path: Path) -> None:
+        # Read the version without a write lock: opening the catalog (e.g. for
+        # `semfs status`) must not hold up a mounted daemon's writes.
+        if self.schema_version == SCHEMA_VERSION:
+            return
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 
 from semfs.errors import QuietError
@@ -54,13 +55,21 @@ def is_stale(mountpoint: str) -> bool:
     return False
 
 
-def fuse_unmount(mountpoint: str, lazy: bool = False) -> None:
+def fuse_unmount(mountpoint: str, lazy: bool = False, busy_timeout: float = 3.0) -> None:
+    """fusermount3 -u; "busy" is retried for `busy_timeout` seconds, since a scanner or
+    thumbnailer often holds a directory in the mount for a moment."""
     command = ["fusermount3", "-u", *(["-z"] if lazy else []), mountpoint]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    except FileNotFoundError as error:
-        raise QuietError("fusermount3 is missing: install the fuse3 package") from error
-    if result.returncode != 0:
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        except FileNotFoundError as error:
+            raise QuietError("fusermount3 is missing: install the fuse3 package") from error
+        if result.returncode == 0:
+            return
         message = result.stderr.strip() or f"exit status {result.returncode}"
-        hint = " (files still open there? close them, or use --lazy)" if "busy" in message else ""
-        raise QuietError(f"cannot unmount {mountpoint}: {message}{hint}")
+        busy = "busy" in message
+        if not busy or time.monotonic() > deadline:
+            hint = " (files still open there? close them, or use --lazy)" if busy else ""
+            raise QuietError(f"cannot unmount {mountpoint}: {message}{hint}")
+        time.sleep(0.1)

@@ -105,7 +105,18 @@ class SemfsOperations(pyfuse3.Operations):
                 return await view.lookup(parent_inode, name)
         if view is not None:
             return await view.lookup(parent_inode, name)
-        return self.attributes(*self._fs.lookup(parent_inode, name))
+        try:
+            return self.attributes(*self._fs.lookup(parent_inode, name))
+        except FileNotFoundError:
+            return self._negative_entry()
+
+    def _negative_entry(self) -> pyfuse3.EntryAttributes:
+        """ "No such name", cached by the kernel for entry_timeout (a raised ENOENT is not
+        cached, so `cp` and file managers would ask again for every probe)."""
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = 0
+        attr.entry_timeout = self._settings.entry_timeout
+        return attr
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for number, count in inode_list:
