@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,53 @@ def test_status_of_a_store_never_mounted(store: Path) -> None:
     status = semfs("status", store).stdout
     assert "files:    0" in status and "not been mounted" in status
     assert not (store / ".semfs").exists()  # status creates nothing
+
+
+WRITER = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+print("started", flush=True)
+block = b"x" * (1 << 20)
+try:
+    for _ in range(100_000):
+        os.write(fd, block)
+except OSError as error:
+    print(f"errno {error.errno}", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_crash_mid_write_loses_nothing_written_and_recovers(
+    store: Path, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    semfs("mount", store, mnt)
+    try:
+        pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(mnt / "big.jpg")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None and writer.stdout.readline() == "started\n"
+        wait_for(lambda: (store / "big.jpg").stat().st_size > 8 << 20, what="write under way")
+        os.kill(pid, signal.SIGKILL)
+        output, _ = writer.communicate(timeout=30)
+        assert writer.returncode == 3 and f"errno {errno.ENOTCONN}" in output  # a clear error
+        partial = (store / "big.jpg").stat().st_size
+        assert partial > 8 << 20  # what reached the store before the crash is still there
+
+        semfs("mount", store, mnt)  # cleans up the dead mount, reconciles
+        wait_for(lambda: "big.jpg" in catalog_of(store), what="partial file catalogued")
+        assert catalog_of(store)["big.jpg"][1] == partial
+        shutil.copy(photos["coffee.png"], mnt / "big.jpg")  # the user copies it again
+        wait_for(
+            lambda: catalog_of(store)["big.jpg"][1] == photos["coffee.png"].stat().st_size,
+            what="rewrite catalogued",
+        )
+        assert_catalog_matches_store(store)
+    finally:
+        semfs("unmount", mnt, check=False)
+        if is_mounted(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
