@@ -1,4 +1,4 @@
-"""The `semfs` command: mount, unmount, status."""
+"""The `semfs` command: mount, unmount, status, service."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.errors import QuietError
 from semfs.mount import MountRequest, mount, read_lock_holder, unmount
+from semfs.service import systemd_unit
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         "--lazy", action="store_true", help="detach now even if files are open there"
     )
 
+    service_cmd = commands.add_parser(
+        "service", help="print a systemd unit that mounts STORE at MOUNTPOINT at boot"
+    )
+    service_cmd.add_argument("store")
+    service_cmd.add_argument("mountpoint", help="an existing directory")
+
     status_cmd = commands.add_parser("status", help="report the catalog of STORE")
     status_cmd.add_argument("store")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -62,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             mount(request, foreground=args.foreground)
         elif args.command == "unmount":
             unmount(os.path.abspath(args.mountpoint), lazy=args.lazy)
+        elif args.command == "service":
+            settings = Settings.load(args.store)
+            print(systemd_unit(settings.store, os.path.abspath(args.mountpoint)), end="")
         elif args.command == "status":
             print(status_report(Settings.load(args.store), as_json=args.json))
     except QuietError as error:
