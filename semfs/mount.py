@@ -200,6 +200,8 @@ def _start_daemon(request: MountRequest) -> None:
     command = [sys.executable, "-m", "semfs", "mount", "--foreground"]
     if request.debug:
         command.append("--debug")
+    if settings.allow_other:
+        command.append("--allow-other")
     command += [str(settings.store), request.mountpoint]
     with open(settings.log_path, "ab") as log_file:
         log_start = log_file.tell()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from semfs.catalog import Catalog, FileRecord, join_path
 from semfs.config import STATE_DIR_NAME, Settings
-from semfs.hashing import content_hash
+from semfs.fs.backing import BackingStore, iterate_directory
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,15 @@ class _Interrupted(Exception):
 
 
 def reconcile(
-    settings: Settings, catalog: Catalog, should_stop: Callable[[], bool] = lambda: False
+    settings: Settings,
+    catalog: Catalog,
+    store: BackingStore,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> ReconcileReport:
     """Scan the store and update the catalog; `should_stop` is polled between steps."""
     report = ReconcileReport()
     try:
-        _reconcile(settings, catalog, report, should_stop)
+        _reconcile(settings, catalog, store, report, should_stop)
     except _Interrupted:
         report.interrupted = True
     return report
@@ -67,26 +70,26 @@ def reconcile(
 def _reconcile(
     settings: Settings,
     catalog: Catalog,
+    store: BackingStore,
     report: ReconcileReport,
     should_stop: Callable[[], bool],
 ) -> None:
-    scan = _scan(settings, catalog, report, should_stop)
+    scan = _scan(settings, catalog, store, report, should_stop)
     gone_by_hash: dict[str, list[FileRecord]] = defaultdict(list)
     for record in scan.gone:
         if record.content_hash is not None:
             gone_by_hash[record.content_hash].append(record)
     moved_ids: set[int] = set()
 
-    root = os.fsencode(settings.store)
     for path, info in scan.changed:
         _check(should_stop)
-        digest = _hash_or_report(root, path, report)
+        digest = _hash_or_report(store, path, report)
         if digest is not None:
             catalog.upsert(path, info.st_size, info.st_mtime_ns, digest)
             report.changed += 1
     for path, info in scan.fresh:
         _check(should_stop)
-        digest = _hash_or_report(root, path, report)
+        digest = _hash_or_report(store, path, report)
         if digest is None:
             continue
         if gone_by_hash.get(digest):
@@ -110,13 +113,14 @@ def _check(should_stop: Callable[[], bool]) -> None:
 def _scan(
     settings: Settings,
     catalog: Catalog,
+    store: BackingStore,
     report: ReconcileReport,
     should_stop: Callable[[], bool],
 ) -> _Scan:
     scan = _Scan()
     visited: set[bytes] = set()
     unreadable: list[bytes] = []
-    for directory, images in _walk_images(settings, report, unreadable):
+    for directory, images in _walk_images(settings, store, report, unreadable):
         _check(should_stop)
         visited.add(directory)
         known = catalog.files_in_dir(directory)
@@ -138,27 +142,27 @@ def _scan(
 
 
 def _walk_images(
-    settings: Settings, report: ReconcileReport, unreadable: list[bytes]
+    settings: Settings, store: BackingStore, report: ReconcileReport, unreadable: list[bytes]
 ) -> Iterator[tuple[bytes, dict[bytes, os.stat_result]]]:
     """Yield (store-relative dir, {name: stat}) for every directory, images only.
 
     Symlinks are not followed: a link to an image is not an image stored here.
     """
-    root = os.fsencode(settings.store)
+    state_dir = os.fsencode(STATE_DIR_NAME)
     pending = [b""]
     while pending:
         directory = pending.pop()
         images: dict[bytes, os.stat_result] = {}
         try:
-            with os.scandir(join_path(root, directory) if directory else root) as entries:
-                for entry in entries:
-                    if not directory and entry.name == os.fsencode(STATE_DIR_NAME):
-                        continue
-                    info = entry.stat(follow_symlinks=False)
+            fd = store.open_directory(directory)
+            try:
+                for name, info in iterate_directory(fd, state_dir if not directory else None):
                     if stat.S_ISDIR(info.st_mode):
-                        pending.append(join_path(directory, entry.name))
-                    elif stat.S_ISREG(info.st_mode) and settings.is_image_name(entry.name):
-                        images[entry.name] = info
+                        pending.append(join_path(directory, name))
+                    elif stat.S_ISREG(info.st_mode) and settings.is_image_name(name):
+                        images[name] = info
+            finally:
+                os.close(fd)
         except OSError as error:
             log.warning("cannot scan %r: %s", directory, error)
             report.errors.append((directory, str(error)))
@@ -167,9 +171,9 @@ def _walk_images(
         yield directory, images
 
 
-def _hash_or_report(root: bytes, path: bytes, report: ReconcileReport) -> str | None:
+def _hash_or_report(store: BackingStore, path: bytes, report: ReconcileReport) -> str | None:
     try:
-        return content_hash(join_path(root, path))
+        return store.content_hash(path)
     except OSError as error:
         log.warning("cannot hash %r: %s", path, error)
         report.errors.append((path, str(error)))

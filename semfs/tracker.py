@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import trio
 
-from semfs.catalog import Catalog, join_path
+from semfs.catalog import Catalog
 from semfs.config import Settings
-from semfs.hashing import content_hash
+from semfs.fs.backing import BackingStore
 from semfs.reconcile import reconcile
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ class Renamed:
 class Exchanged:
     first: bytes
     second: bytes
-    is_dir: bool
 
 
 Change = Written | Removed | Renamed | Exchanged
@@ -62,7 +61,7 @@ class ChangeTracker:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self._settings = settings
         self._catalog = catalog
-        self._root = os.fsencode(settings.store)
+        self._store = BackingStore(os.fsencode(settings.store))
         # Unbounded: reporting a change must never block a filesystem handler.
         self._send, self._receive = trio.open_memory_channel[Change](math.inf)
         self._stopping = threading.Event()
@@ -80,8 +79,8 @@ class ChangeTracker:
     def renamed(self, old: bytes, new: bytes, is_dir: bool) -> None:
         self._send.send_nowait(Renamed(old, new, is_dir))
 
-    def exchanged(self, first: bytes, second: bytes, is_dir: bool) -> None:
-        self._send.send_nowait(Exchanged(first, second, is_dir))
+    def exchanged(self, first: bytes, second: bytes) -> None:
+        self._send.send_nowait(Exchanged(first, second))
 
     # --- the background task --------------------------------------------------------
 
@@ -91,9 +90,12 @@ class ChangeTracker:
             await trio.to_thread.run_sync(self._reconcile)
         finally:
             self.reconciled.set()
-        async with self._receive:
-            async for change in self._receive:
-                await trio.to_thread.run_sync(self._apply_logged, change)
+        try:
+            async with self._receive:
+                async for change in self._receive:
+                    await trio.to_thread.run_sync(self._apply_logged, change)
+        finally:
+            self._store.close()
 
     def close(self) -> None:
         """Stop accepting changes; `run` returns once those already reported are applied."""
@@ -102,7 +104,9 @@ class ChangeTracker:
 
     def _reconcile(self) -> None:
         started = time.time()
-        report = reconcile(self._settings, self._catalog, should_stop=self._stopping.is_set)
+        report = reconcile(
+            self._settings, self._catalog, self._store, should_stop=self._stopping.is_set
+        )
         if report.interrupted:
             log.info("reconcile interrupted by unmount: %s", report.summary())
             return
@@ -137,12 +141,13 @@ class ChangeTracker:
                     catalog.remove(new)
                 elif not catalog.move(old, new, info.st_size, info.st_mtime_ns):
                     self._record_file(new)  # e.g. "x.tmp" renamed to "x.jpg"
-            case Exchanged(first, second, is_dir=True):
+            case Exchanged(first, second):
+                # Either side may be a directory or a file: swap whatever lies below
+                # each, then look at the two paths themselves afresh.
                 swap = _SWAP_PREFIX + first
                 catalog.move_tree(first, swap)
                 catalog.move_tree(second, first)
                 catalog.move_tree(swap, second)
-            case Exchanged(first, second, is_dir=False):
                 self._record_file(first)
                 self._record_file(second)
 
@@ -151,7 +156,7 @@ class ChangeTracker:
         if not self._settings.is_image_name(path):
             return None
         try:
-            info = os.lstat(join_path(self._root, path))
+            info = self._store.lstat(path)
         except FileNotFoundError:
             return None
         return info if stat.S_ISREG(info.st_mode) else None
@@ -162,7 +167,7 @@ class ChangeTracker:
             self._catalog.remove(path)
             return
         try:
-            digest = content_hash(join_path(self._root, path))
+            digest = self._store.content_hash(path)
         except FileNotFoundError:
             self._catalog.remove(path)
             return

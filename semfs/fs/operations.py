@@ -287,11 +287,14 @@ class SemfsOperations(pyfuse3.Operations):
             name, info = entries[index]
             if name in hidden:
                 continue
-            number = self._fs.remember_listed(listing.inode, name, info)
-            if not pyfuse3.readdir_reply(token, name, self.attributes(number, info), index + 1):
-                self._fs.inodes.forget(number, 0)  # drops it unless someone else holds it
+            entry = self._fs.listed_entry(listing.inode, name, info)
+            attributes = self.attributes(entry.number, info)
+            if not pyfuse3.readdir_reply(token, name, attributes, index + 1):
+                if entry.counts_lookup:
+                    self._fs.inodes.forget(entry.number, 0)  # drops it unless held elsewhere
                 return
-            self._fs.inodes.increment(number)
+            if entry.counts_lookup:
+                self._fs.inodes.increment(entry.number)
         if listing.inode == ROOT_INODE:
             await self._readdir_root_views(len(entries), start_id, token)
 

@@ -1,10 +1,11 @@
 """Real files: the store seen through the mount, read and write.
 
-Typed helpers over the backing directory that the FUSE adapter (`operations.py`) calls.
+Typed helpers that the FUSE adapter (`operations.py`) calls: they keep the inode table,
+the open handles and the change reports, and leave the system calls to `BackingStore`.
 They raise `OSError` with the right errno; the adapter turns that into `FUSEError`.
-File data moves in worker threads (`trio.to_thread`), so a slow disk never stalls the
-trio thread that serves every other request; metadata calls are single syscalls served
-from the kernel's caches and stay on the trio thread.
+File data and directory listings move in worker threads (`trio.to_thread`), so a slow
+disk never stalls the trio thread that serves every other request; metadata calls are
+single syscalls served from the kernel's caches and stay on the trio thread.
 
 Every change that could alter the catalog is reported to the `ChangeTracker`.
 """
@@ -21,14 +22,16 @@ from typing import Protocol
 import trio
 
 from semfs.config import STATE_DIR_NAME, Settings
+from semfs.fs.backing import BackingStore, list_directory
 from semfs.fs.inodes import ROOT_INODE, InodeTable
-from semfs.fs.syscalls import RENAME_EXCHANGE, renameat2
+from semfs.fs.syscalls import RENAME_EXCHANGE
 from semfs.tracker import ChangeTracker
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 # O_DIRECT needs aligned buffers the kernel does not promise us; FUSE's own page cache
 # settings decide caching. Creation flags are handled by `create`, truncation by setattr.
 _STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
+_SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
 
 class Caller(Protocol):
@@ -63,14 +66,21 @@ class OpenFile:
 
 @dataclass
 class DirListing:
+    fd: int  # keeps the directory readable even after it is removed
     inode: int
     entries: list[tuple[bytes, os.stat_result]] | None = None  # snapshot; offsets index it
 
 
+@dataclass(frozen=True)
+class ListedEntry:
+    number: int
+    counts_lookup: bool  # "." and ".." do not take a kernel lookup
+
+
 class Passthrough:
     def __init__(self, settings: Settings, tracker: ChangeTracker) -> None:
-        self._root = os.fsencode(settings.store)
-        info = os.lstat(self._root)
+        self.store = BackingStore(os.fsencode(settings.store))
+        info = self.store.lstat(b"")
         self.inodes = InodeTable((info.st_dev, info.st_ino))
         self._tracker = tracker
         self._io_limiter = trio.CapacityLimiter(settings.io_threads)
@@ -80,16 +90,10 @@ class Passthrough:
 
     # --- names ----------------------------------------------------------------------
 
-    def backing_path(self, relative: bytes) -> bytes:
-        return self._root + b"/" + relative if relative else self._root
-
     def _child(self, parent: int, name: bytes) -> bytes:
-        """The backing path for a new or existing name, refusing the hidden state dir."""
+        """The store-relative path of a name, refusing the hidden state directory."""
         if parent == ROOT_INODE and name == _HIDDEN_ROOT_NAME:
             raise OSError(errno.EPERM, "reserved for semfs")
-        return self.backing_path(self.inodes.child_path(parent, name))
-
-    def _relative(self, parent: int, name: bytes) -> bytes:
         return self.inodes.child_path(parent, name)
 
     def _entry(self, parent: int, name: bytes, info: os.stat_result) -> tuple[int, os.stat_result]:
@@ -98,177 +102,196 @@ class Passthrough:
         inode.lookups += 1
         return inode.number, info
 
+    def _parent_of(self, number: int) -> int:
+        links = self.inodes.get(number).links
+        return next(reversed(links))[0] if links else ROOT_INODE
+
+    def _open_descriptor(self, number: int) -> int | None:
+        """A descriptor open on the inode, if any: it still reaches an unlinked file."""
+        for handle in self._files.values():
+            if handle.inode == number:
+                return handle.fd
+        for listing in self._dirs.values():
+            if listing.inode == number:
+                return listing.fd
+        return None
+
+    def _path_or_descriptor(self, number: int) -> bytes | int:
+        try:
+            return self.inodes.path(number)
+        except FileNotFoundError:
+            fd = self._open_descriptor(number)
+            if fd is None:
+                raise
+            return fd
+
     # --- lookup and attributes ------------------------------------------------------
 
     def lookup(self, parent: int, name: bytes) -> tuple[int, os.stat_result]:
         if parent == ROOT_INODE and name == _HIDDEN_ROOT_NAME:
             raise OSError(errno.ENOENT, "hidden")
-        if name == b".":
-            self.inodes.increment(parent)
-            return parent, self.getattr(parent)
-        if name == b"..":
-            grandparent = self._parent_of(parent)
-            self.inodes.increment(grandparent)
-            return grandparent, self.getattr(grandparent)
-        info = os.lstat(self._child(parent, name))
-        return self._entry(parent, name, info)
-
-    def _parent_of(self, number: int) -> int:
-        links = self.inodes.get(number).links
-        return next(reversed(links))[0] if links else ROOT_INODE
+        if name in (b".", b".."):
+            number = parent if name == b"." else self._parent_of(parent)
+            info = self.getattr(number)
+            self.inodes.increment(number)
+            return number, info
+        return self._entry(parent, name, self.store.lstat(self._child(parent, name)))
 
     def getattr(self, number: int) -> os.stat_result:
-        try:
-            return os.lstat(self.backing_path(self.inodes.path(number)))
-        except FileNotFoundError:
-            # Unlinked while open: the open descriptor still reaches it.
-            for handle in self._files.values():
-                if handle.inode == number:
-                    return os.fstat(handle.fd)
-            raise
+        target = self._path_or_descriptor(number)
+        return os.fstat(target) if isinstance(target, int) else self.store.lstat(target)
 
     def setattr(self, number: int, changes: AttributeChanges, fh: int | None) -> os.stat_result:
         handle = self._files.get(fh) if fh is not None else None
-        path = self.backing_path(self.inodes.path(number)) if handle is None else None
+        target = handle.fd if handle is not None else self._path_or_descriptor(number)
         if changes.size is not None:
+            self._truncate(target, changes.size)
             if handle is not None:
-                os.ftruncate(handle.fd, changes.size)
                 handle.modified = True
-            else:
-                assert path is not None
-                os.truncate(path, changes.size)
-                self._tracker.written(self.inodes.path(number))
-        if changes.mode is not None:
-            if handle is not None:
-                os.fchmod(handle.fd, stat.S_IMODE(changes.mode))
-            else:
-                assert path is not None
-                _chmod_no_follow(path, stat.S_IMODE(changes.mode))
         if changes.uid is not None or changes.gid is not None:
             uid = -1 if changes.uid is None else changes.uid
             gid = -1 if changes.gid is None else changes.gid
-            if handle is not None:
-                os.fchown(handle.fd, uid, gid)
+            if isinstance(target, int):
+                os.fchown(target, uid, gid)
             else:
-                assert path is not None
-                os.chown(path, uid, gid, follow_symlinks=False)
+                self.store.chown(target, uid, gid)
+        if changes.mode is not None:  # after chown, which may clear set-ID bits
+            mode = stat.S_IMODE(changes.mode)
+            if isinstance(target, int):
+                os.fchmod(target, mode)
+            else:
+                self.store.chmod(target, mode)
         if changes.atime_ns is not None or changes.mtime_ns is not None:
             current = self.getattr(number)
             times = (
                 current.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
                 current.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
             )
-            if handle is not None:
-                os.utime(handle.fd, ns=times)
+            if isinstance(target, int):
+                os.utime(target, ns=times)
             else:
-                assert path is not None
-                os.utime(path, ns=times, follow_symlinks=False)
+                self.store.utime(target, times)
         return self.getattr(number)
 
+    def _truncate(self, target: bytes | int, size: int) -> None:
+        if isinstance(target, int):
+            os.ftruncate(target, size)
+        else:
+            self.store.truncate(target, size)
+            self._tracker.written(target)
+
     def readlink(self, number: int) -> bytes:
-        return os.readlink(self.backing_path(self.inodes.path(number)))
+        return self.store.readlink(self.inodes.path(number))
 
     # --- creating and removing names ------------------------------------------------
 
-    def _give_to_caller(self, path: bytes, parent: int, caller: Caller) -> os.stat_result:
+    def _give_to_caller(
+        self, relative: bytes, parent: int, caller: Caller, mode: int
+    ) -> os.stat_result:
         """New entries belong to whoever made them (the daemon runs as root)."""
-        parent_info = os.lstat(self.backing_path(self.inodes.path(parent)))
+        parent_info = self.getattr(parent)
         # In a set-group-ID directory, new entries take the directory's group.
         gid = parent_info.st_gid if parent_info.st_mode & stat.S_ISGID else caller.gid
-        os.chown(path, caller.uid, gid, follow_symlinks=False)
-        return os.lstat(path)
+        self.store.chown(relative, caller.uid, gid)
+        info = self.store.lstat(relative)
+        # chown clears set-user/group-ID bits on files; the caller asked for them.
+        if mode & _SET_ID_BITS and not stat.S_ISDIR(info.st_mode):
+            self.store.chmod(relative, mode)
+            info = self.store.lstat(relative)
+        return info
 
     def mkdir(
         self, parent: int, name: bytes, mode: int, caller: Caller
     ) -> tuple[int, os.stat_result]:
-        path = self._child(parent, name)
-        os.mkdir(path, stat.S_IMODE(mode) & ~caller.umask)
-        return self._entry(parent, name, self._give_to_caller(path, parent, caller))
+        relative = self._child(parent, name)
+        mode = stat.S_IMODE(mode) & ~caller.umask
+        self.store.mkdir(relative, mode)
+        return self._entry(parent, name, self._give_to_caller(relative, parent, caller, mode))
 
     def mknod(
         self, parent: int, name: bytes, mode: int, rdev: int, caller: Caller
     ) -> tuple[int, os.stat_result]:
-        path = self._child(parent, name)
-        os.mknod(path, stat.S_IFMT(mode) | (stat.S_IMODE(mode) & ~caller.umask), rdev)
-        return self._entry(parent, name, self._give_to_caller(path, parent, caller))
+        relative = self._child(parent, name)
+        permissions = stat.S_IMODE(mode) & ~caller.umask
+        self.store.mknod(relative, stat.S_IFMT(mode) | permissions, rdev)
+        info = self._give_to_caller(relative, parent, caller, permissions)
+        return self._entry(parent, name, info)
 
     def symlink(
         self, parent: int, name: bytes, target: bytes, caller: Caller
     ) -> tuple[int, os.stat_result]:
-        path = self._child(parent, name)
-        os.symlink(target, path)
-        return self._entry(parent, name, self._give_to_caller(path, parent, caller))
+        relative = self._child(parent, name)
+        self.store.symlink(target, relative)
+        return self._entry(parent, name, self._give_to_caller(relative, parent, caller, 0))
 
     def link(self, number: int, new_parent: int, new_name: bytes) -> tuple[int, os.stat_result]:
-        source = self.backing_path(self.inodes.path(number))
-        target = self._child(new_parent, new_name)
-        os.link(source, target, follow_symlinks=False)
-        self._tracker.written(self._relative(new_parent, new_name))
-        return self._entry(new_parent, new_name, os.lstat(target))
+        relative = self._child(new_parent, new_name)
+        self.store.link(self.inodes.path(number), relative)
+        self._tracker.written(relative)
+        return self._entry(new_parent, new_name, self.store.lstat(relative))
 
     def unlink(self, parent: int, name: bytes) -> None:
-        path = self._child(parent, name)
-        info = os.lstat(path)
-        os.unlink(path)
-        self._tracker.removed(self._relative(parent, name), is_dir=False)
+        relative = self._child(parent, name)
+        info = self.store.lstat(relative)
+        self.store.unlink(relative)
+        self._tracker.removed(relative, is_dir=False)
         self.inodes.unlinked(parent, name, was_last_link=info.st_nlink <= 1)
 
     def rmdir(self, parent: int, name: bytes) -> None:
-        path = self._child(parent, name)
-        os.rmdir(path)
-        self._tracker.removed(self._relative(parent, name), is_dir=True)
+        relative = self._child(parent, name)
+        self.store.rmdir(relative)
+        self._tracker.removed(relative, is_dir=True)
         self.inodes.unlinked(parent, name, was_last_link=True)
 
     def rename(
         self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes, flags: int
     ) -> None:
-        old_path = self._child(old_parent, old_name)
-        new_path = self._child(new_parent, new_name)
-        old_rel = self._relative(old_parent, old_name)
-        new_rel = self._relative(new_parent, new_name)
-        moved = os.lstat(old_path)
+        old = self._child(old_parent, old_name)
+        new = self._child(new_parent, new_name)
+        moved = self.store.lstat(old)
         try:
-            replaced: os.stat_result | None = os.lstat(new_path)
+            replaced: os.stat_result | None = self.store.lstat(new)
         except FileNotFoundError:
             replaced = None
-        renameat2(old_path, new_path, flags)
-        is_dir = stat.S_ISDIR(moved.st_mode)
+        self.store.rename(old, new, flags)
         if flags & RENAME_EXCHANGE:
             self.inodes.exchanged((old_parent, old_name), (new_parent, new_name))
-            self._tracker.exchanged(old_rel, new_rel, is_dir)
+            self._tracker.exchanged(old, new)
             return
-        replaced_last = replaced is not None and (
-            stat.S_ISDIR(replaced.st_mode) or replaced.st_nlink <= 1
-        )
         if replaced is not None and (replaced.st_dev, replaced.st_ino) == (
             moved.st_dev,
             moved.st_ino,
         ):
             return  # renaming a name onto a hard link of itself does nothing
+        replaced_last = replaced is not None and (
+            stat.S_ISDIR(replaced.st_mode) or replaced.st_nlink <= 1
+        )
         self.inodes.renamed((old_parent, old_name), (new_parent, new_name), replaced_last)
-        self._tracker.renamed(old_rel, new_rel, is_dir)
+        self._tracker.renamed(old, new, stat.S_ISDIR(moved.st_mode))
 
     # --- file data -------------------------------------------------------------------
 
     def open(self, number: int, flags: int) -> int:
-        path = self.backing_path(self.inodes.path(number))
-        fd = os.open(path, flags & ~_STRIPPED_OPEN_FLAGS)
+        target = self._path_or_descriptor(number)
+        flags &= ~_STRIPPED_OPEN_FLAGS
+        if isinstance(target, int):  # unlinked but open elsewhere: reopen that file
+            fd = os.open(f"/proc/self/fd/{target}", flags)
+        else:
+            fd = self.store.open(target, flags)
         return self._register_handle(fd, number)
 
     def create(
         self, parent: int, name: bytes, mode: int, flags: int, caller: Caller
     ) -> tuple[int, int, os.stat_result]:
-        path = self._child(parent, name)
-        fd = os.open(
-            path,
-            (flags & ~_STRIPPED_OPEN_FLAGS) | os.O_CREAT | os.O_EXCL,
-            stat.S_IMODE(mode) & ~caller.umask,
-        )
+        relative = self._child(parent, name)
+        mode = stat.S_IMODE(mode) & ~caller.umask
+        flags = (flags & ~_STRIPPED_OPEN_FLAGS) | os.O_CREAT | os.O_EXCL
+        fd = self.store.open(relative, flags, mode)
         try:
-            info = self._give_to_caller(path, parent, caller)
+            info = self._give_to_caller(relative, parent, caller, mode)
         except OSError:
             os.close(fd)
-            os.unlink(path)
+            self.store.unlink(relative)
             raise
         number, info = self._entry(parent, name, info)
         fh = self._register_handle(fd, number)
@@ -322,64 +345,89 @@ class Passthrough:
     # --- directories ------------------------------------------------------------------
 
     def opendir(self, number: int) -> int:
-        self.inodes.get(number)
+        target = self._path_or_descriptor(number)
+        if isinstance(target, int):
+            fd = os.open(f"/proc/self/fd/{target}", os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            fd = self.store.open_directory(target)
         fh = next(self._dir_handles)
-        self._dirs[fh] = DirListing(number)
+        self._dirs[fh] = DirListing(fd, number)
+        self.inodes.opened(number)
         return fh
 
     async def list_directory(self, fh: int, restart: bool) -> DirListing:
-        """The handle's snapshot of its directory, taken anew when reading from the start."""
+        """The handle's snapshot of its directory, taken anew when reading from the start.
+
+        It begins with "." and "..", as `ls -a` expects.
+        """
         listing = self._dirs.get(fh)
         if listing is None:
             raise OSError(errno.EBADF, "unknown directory handle")
         if listing.entries is None or restart:
-            path = self.backing_path(self.inodes.path(listing.inode))
-            hide_state = listing.inode == ROOT_INODE
-            listing.entries = await trio.to_thread.run_sync(
-                _list_directory, path, hide_state, limiter=self._io_limiter
+            hidden = _HIDDEN_ROOT_NAME if listing.inode == ROOT_INODE else None
+            entries = await trio.to_thread.run_sync(
+                list_directory, listing.fd, hidden, limiter=self._io_limiter
             )
+            dots = [
+                (b".", os.fstat(listing.fd)),
+                (b"..", self.getattr(self._parent_of(listing.inode))),
+            ]
+            listing.entries = dots + entries
         return listing
 
-    def remember_listed(self, parent: int, name: bytes, info: os.stat_result) -> int:
-        """Inode number for an entry about to be returned by readdir (no lookup counted)."""
-        return self.inodes.remember(parent, name, info).number
+    def listed_entry(self, parent: int, name: bytes, info: os.stat_result) -> ListedEntry:
+        """The inode for an entry that readdir is about to return."""
+        if name == b".":
+            return ListedEntry(parent, counts_lookup=False)
+        if name == b"..":
+            return ListedEntry(self._parent_of(parent), counts_lookup=False)
+        return ListedEntry(self.inodes.remember(parent, name, info).number, counts_lookup=True)
 
     def releasedir(self, fh: int) -> None:
-        self._dirs.pop(fh, None)
+        listing = self._dirs.pop(fh, None)
+        if listing is not None:
+            os.close(listing.fd)
+            self.inodes.closed(listing.inode)
 
     def statfs(self) -> os.statvfs_result:
-        return os.statvfs(self._root)
+        return self.store.statvfs()
 
     # --- extended attributes ------------------------------------------------------------
 
+    # An unlinked file that is still open keeps its attributes: reach it by descriptor.
+
     def getxattr(self, number: int, name: bytes) -> bytes:
-        return os.getxattr(self._path_of(number), name, follow_symlinks=False)
+        target = self._path_or_descriptor(number)
+        if isinstance(target, int):
+            return os.getxattr(target, name)
+        return self.store.getxattr(target, name)
 
     def setxattr(self, number: int, name: bytes, value: bytes) -> None:
-        os.setxattr(self._path_of(number), name, value, follow_symlinks=False)
+        target = self._path_or_descriptor(number)
+        if isinstance(target, int):
+            os.setxattr(target, name, value)
+        else:
+            self.store.setxattr(target, name, value)
 
     def listxattr(self, number: int) -> list[bytes]:
-        names = os.listxattr(self._path_of(number), follow_symlinks=False)
+        target = self._path_or_descriptor(number)
+        names = os.listxattr(target) if isinstance(target, int) else self.store.listxattr(target)
         return [os.fsencode(name) for name in names]
 
     def removexattr(self, number: int, name: bytes) -> None:
-        os.removexattr(self._path_of(number), name, follow_symlinks=False)
-
-    def _path_of(self, number: int) -> bytes:
-        return self.backing_path(self.inodes.path(number))
+        target = self._path_or_descriptor(number)
+        if isinstance(target, int):
+            os.removexattr(target, name)
+        else:
+            self.store.removexattr(target, name)
 
     def close_all(self) -> None:
         """Close every backing descriptor (at unmount)."""
         for fh in list(self._files):
             self.release(fh)
-        self._dirs.clear()
-
-
-def _chmod_no_follow(path: bytes, mode: int) -> None:
-    """chmod without following a symlink; Linux cannot change a symlink's own mode."""
-    if stat.S_ISLNK(os.lstat(path).st_mode):
-        raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink", path)
-    os.chmod(path, mode)
+        for fh in list(self._dirs):
+            self.releasedir(fh)
+        self.store.close()
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> int:
@@ -389,16 +437,3 @@ def _write_all(fd: int, data: bytes, offset: int) -> int:
     while written < len(view):
         written += os.pwrite(fd, view[written:], offset + written)
     return written
-
-
-def _list_directory(path: bytes, hide_state: bool) -> list[tuple[bytes, os.stat_result]]:
-    entries = []
-    with os.scandir(path) as scan:
-        for entry in scan:
-            if hide_state and entry.name == _HIDDEN_ROOT_NAME:
-                continue
-            try:
-                entries.append((entry.name, entry.stat(follow_symlinks=False)))
-            except FileNotFoundError:
-                continue  # removed while we listed
-    return entries

@@ -6,7 +6,6 @@ import os
 
 RENAME_NOREPLACE = 1  # <linux/fs.h>; pyfuse3 passes the kernel's flags through as they are
 RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
@@ -14,11 +13,11 @@ _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.
 _libc.renameat2.restype = ctypes.c_int
 
 
-def renameat2(old: bytes, new: bytes, flags: int) -> None:
-    """rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE; plain os.rename when flags is 0."""
+def renameat2(old_dir: int, old: bytes, new_dir: int, new: bytes, flags: int) -> None:
+    """renameat(2) with RENAME_NOREPLACE / RENAME_EXCHANGE; plain os.rename when flags is 0."""
     if not flags:
-        os.rename(old, new)
+        os.rename(old, new, src_dir_fd=old_dir, dst_dir_fd=new_dir)
         return
-    if _libc.renameat2(_AT_FDCWD, old, _AT_FDCWD, new, flags) != 0:
+    if _libc.renameat2(old_dir, old, new_dir, new, flags) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error), old, None, new)

@@ -250,7 +250,9 @@ def test_crash_mid_write_loses_nothing_written_and_recovers(
         wait_for(lambda: (store / "big.jpg").stat().st_size > 8 << 20, what="write under way")
         os.kill(pid, signal.SIGKILL)
         output, _ = writer.communicate(timeout=30)
-        assert writer.returncode == 3 and f"errno {errno.ENOTCONN}" in output  # a clear error
+        # A clear error: ECONNABORTED for the write in flight, ENOTCONN for later ones.
+        assert writer.returncode == 3
+        assert output.strip() in (f"errno {errno.ENOTCONN}", f"errno {errno.ECONNABORTED}")
         partial = (store / "big.jpg").stat().st_size
         assert partial > 8 << 20  # what reached the store before the crash is still there
 

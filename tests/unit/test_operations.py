@@ -204,9 +204,13 @@ async def test_readdir_resumes_at_offsets_and_counts_lookups(
     (setup.store / "late.txt").write_text("x")  # not in this handle's snapshot
     await setup.ops.readdir(fh, first[-1][2], None)  # type: ignore[arg-type]
     names = [name for name, _, _ in collect_readdir]
-    assert sorted(names) == [b"animals", b"coffee.png", b"notes.txt", b"rocket.jpg"]
-    for _, inode, _ in collect_readdir:
-        assert setup.fs.inodes.get(inode).lookups == 1
+    assert names[:2] == [b".", b".."]
+    assert sorted(names[2:]) == [b"animals", b"coffee.png", b"notes.txt", b"rocket.jpg"]
+    for name, inode, _ in collect_readdir[2:]:
+        assert setup.fs.inodes.get(inode).lookups == 1, name
+    # "." and ".." are the root here; listing them takes no lookup on it.
+    assert {inode for _, inode, _ in collect_readdir[:2]} == {ROOT_INODE}
+    assert setup.fs.inodes.get(ROOT_INODE).lookups == 1
     await setup.ops.releasedir(fh)
 
 

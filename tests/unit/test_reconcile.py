@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from semfs.catalog import Catalog, FileState
 from semfs.config import Settings
-from semfs.reconcile import reconcile
+from semfs.fs.backing import BackingStore
+from semfs.reconcile import ReconcileReport
+from semfs.reconcile import reconcile as reconcile_with
 
 
 @pytest.fixture
@@ -21,6 +24,16 @@ def settings(store: Path) -> Settings:
 @pytest.fixture
 def catalog(settings: Settings) -> Catalog:
     return Catalog.open(settings.catalog_path)
+
+
+def reconcile(
+    settings: Settings, catalog: Catalog, should_stop: Callable[[], bool] = lambda: False
+) -> ReconcileReport:
+    store = BackingStore(os.fsencode(settings.store))
+    try:
+        return reconcile_with(settings, catalog, store, should_stop)
+    finally:
+        store.close()
 
 
 def paths(catalog: Catalog) -> set[bytes]:
@@ -79,14 +92,14 @@ def test_unreadable_directory_keeps_its_records(
     settings: Settings, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reconcile(settings, catalog)
-    real_scandir = os.scandir
+    real_open = BackingStore.open_directory
 
-    def failing_scandir(path: bytes) -> object:
-        if path.endswith(b"/animals"):
-            raise PermissionError(13, "Permission denied", path)
-        return real_scandir(path)
+    def failing_open(self: BackingStore, relative: bytes) -> int:
+        if relative == b"animals":
+            raise PermissionError(13, "Permission denied", relative)
+        return real_open(self, relative)
 
-    monkeypatch.setattr(os, "scandir", failing_scandir)
+    monkeypatch.setattr(BackingStore, "open_directory", failing_open)
     report = reconcile(settings, catalog)
     assert report.removed == 0 and len(report.errors) == 1
     assert b"animals/cat.png" in paths(catalog)

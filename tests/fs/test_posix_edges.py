@@ -1,0 +1,135 @@
+"""POSIX corners found by pjdfstest and stress-ng runs against the mount (kept as tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from semfs.fs.syscalls import RENAME_EXCHANGE, renameat2
+from tests.fs.conftest import Mount, is_mounted, semfs, wait_for
+from tests.fs.test_catalog_mount import assert_catalog_matches_store
+
+
+def test_paths_near_path_max_work_through_the_mount(mounted: Mount) -> None:
+    """A path that fits in PATH_MAX inside the mount must not overflow on the store side."""
+    component = b"d" * 254
+    deep = b"/".join([component] * 16)  # 4,079 bytes below the mount's root
+    mount_fd = os.open(mounted.mountpoint, os.O_PATH)
+    store_fd = os.open(mounted.store, os.O_PATH)
+    try:
+        for depth in range(1, 17):
+            os.mkdir(b"/".join([component] * depth), dir_fd=mount_fd)
+        leaf = deep + b"/leaf.jpg"
+        fd = os.open(leaf, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=mount_fd)
+        os.write(fd, b"deep")
+        os.setxattr(fd, "user.k", b"v")
+        os.close(fd)
+        os.chmod(leaf, 0o600, dir_fd=mount_fd)
+        os.utime(leaf, ns=(1, 2), dir_fd=mount_fd)
+        assert os.stat(leaf, dir_fd=store_fd).st_size == 4
+        assert stat.S_IMODE(os.stat(leaf, dir_fd=store_fd).st_mode) == 0o600
+        assert os.stat(leaf, dir_fd=store_fd).st_mtime_ns == 2
+        os.rename(leaf, deep + b"/moved.jpg", src_dir_fd=mount_fd, dst_dir_fd=mount_fd)
+        os.unlink(deep + b"/moved.jpg", dir_fd=mount_fd)
+        for depth in range(16, 0, -1):
+            os.rmdir(b"/".join([component] * depth), dir_fd=mount_fd)
+        assert not (mounted.store / os.fsdecode(component)).exists()
+    finally:
+        os.close(mount_fd)
+        os.close(store_fd)
+
+
+def test_set_id_bits_survive_creation(mounted: Mount) -> None:
+    old = os.umask(0)
+    try:
+        fd = os.open(mounted.mountpoint / "suid", os.O_CREAT | os.O_WRONLY, 0o4755)
+        os.close(fd)
+        os.mkfifo(mounted.mountpoint / "fifo", 0o2644)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(mounted.store / "suid").st_mode) == 0o4755
+    assert stat.S_IMODE(os.stat(mounted.store / "fifo").st_mode) == 0o2644
+
+
+def test_attributes_of_an_unlinked_open_file_can_change(mounted: Mount) -> None:
+    with open(mounted.mountpoint / "gone.txt", "w") as file:
+        os.unlink(mounted.mountpoint / "gone.txt")
+        os.fchmod(file.fileno(), 0o600)
+        os.fchown(file.fileno(), 1234, 4321)
+        os.utime(file.fileno(), ns=(7, 8))
+        info = os.fstat(file.fileno())
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_mtime_ns) == (0o600, 1234, 8)
+
+
+def test_removed_directory_still_open(mounted: Mount) -> None:
+    os.mkdir(mounted.mountpoint / "d")
+    fd = os.open(mounted.mountpoint / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.rmdir(mounted.mountpoint / "d")
+        assert os.fstat(fd).st_nlink == 0
+        assert os.listdir(fd) == []
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def test_listings_show_dot_entries(mounted: Mount) -> None:
+    listing = subprocess.run(
+        ["ls", "-a", str(mounted.mountpoint / "animals")], capture_output=True, text=True
+    )
+    assert listing.stdout.split() == [".", "..", "cat.png"]
+    root = os.stat(mounted.mountpoint)
+    dotdot = os.stat(mounted.mountpoint / "animals" / "..")
+    assert root.st_ino == dotdot.st_ino
+
+
+def test_exchanging_a_file_and_a_directory_keeps_the_catalog_right(mounted: Mount) -> None:
+    mnt = mounted.mountpoint
+    fd = os.open(mnt, os.O_PATH)
+    try:
+        renameat2(fd, b"coffee.png", fd, b"animals", RENAME_EXCHANGE)
+    finally:
+        os.close(fd)
+    assert (mnt / "coffee.png" / "cat.png").is_file()
+    assert (mnt / "animals").is_file()
+    wait_for(lambda: _catalogued(mounted.store, "coffee.png/cat.png"), what="exchange applied")
+    assert_catalog_matches_store(mounted.store)
+
+
+def _catalogued(store: Path, path: str) -> bool:
+    from tests.fs.test_catalog_mount import catalog_of
+
+    return path in catalog_of(store)
+
+
+@pytest.fixture
+def open_to_all() -> Iterator[Path]:
+    """A directory every user can reach (pytest's own tmp dirs are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="semfs-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_allow_other_reaches_the_daemon(open_to_all: Path, store: Path) -> None:
+    shared_store = open_to_all / "store"
+    shutil.copytree(store, shared_store)
+    mnt = open_to_all / "mnt"
+    mnt.mkdir()
+    semfs("mount", "--allow-other", shared_store, mnt)
+    try:
+        as_nobody = subprocess.run(
+            ["ls", str(mnt)], user=65534, group=65534, capture_output=True, text=True
+        )
+        assert as_nobody.returncode == 0, as_nobody.stderr
+        assert "rocket.jpg" in as_nobody.stdout
+    finally:
+        semfs("unmount", mnt)
+    assert not is_mounted(mnt)
