@@ -233,22 +233,32 @@ class Catalog:
             )
             return True
 
-    def move(self, old: bytes, new: bytes, size: int, mtime_ns: int) -> bool:
-        """Give the record at `old` the path `new`, keeping its id and derived data.
+    def move(
+        self, old: bytes, new: bytes, size: int | None = None, mtime_ns: int | None = None
+    ) -> bool:
+        """Give the record at `old` the path `new`, keeping its id and derived data (and
+        its size and mtime unless given: a rename changes neither).
 
         A record already at `new` (replaced by the move) is removed. False if `old` is
         not in the catalog.
         """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT id FROM files WHERE dir = ? AND name = ?", split_path(old)
+                "SELECT id, size, mtime_ns FROM files WHERE dir = ? AND name = ?",
+                split_path(old),
             ).fetchone()
             if row is None:
                 return False
+            file_id, old_size, old_mtime_ns = row
             db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(new))
             db.execute(
                 "UPDATE files SET dir = ?, name = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                (*split_path(new), size, mtime_ns, row[0]),
+                (
+                    *split_path(new),
+                    old_size if size is None else size,
+                    old_mtime_ns if mtime_ns is None else mtime_ns,
+                    file_id,
+                ),
             )
             return True
 

@@ -8,6 +8,7 @@ that is lost in a crash is found again by the next reconcile.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -15,6 +16,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Written:
-    path: bytes
+    path: bytes  # where the file was when reported
+    inode: int | None = None  # lets the tracker find where it is when applied
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Renamed:
     old: bytes
     new: bytes
     is_dir: bool
+    inode: int | None = None
+    now_at: bytes | None = None  # where the moved file is when the change is applied
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ Change = Written | Removed | Renamed | Exchanged
 # A path no real file can have (NUL), used to swap two subtrees in the catalog.
 _SWAP_PREFIX = b"\0swap"
 
+PathOfInode = Callable[[int], bytes | None]
+
 
 class ChangeTracker:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
@@ -66,18 +73,22 @@ class ChangeTracker:
         self._send, self._receive = trio.open_memory_channel[Change](math.inf)
         self._stopping = threading.Event()
         self.reconciled = trio.Event()
+        # Set by the filesystem: an inode's path now. Changes are applied after later
+        # ones may have moved the file (or its directory) on; the catalog follows the
+        # events in order and never trusts a stale path to still exist.
+        self.path_of_inode: PathOfInode = lambda inode: None
 
     # --- called by the filesystem handlers (trio thread, never blocks) -------------
 
-    def written(self, path: bytes) -> None:
+    def written(self, path: bytes, inode: int | None = None) -> None:
         if self._settings.is_image_name(path):
-            self._send.send_nowait(Written(path))
+            self._send.send_nowait(Written(path, inode))
 
     def removed(self, path: bytes, is_dir: bool) -> None:
         self._send.send_nowait(Removed(path, is_dir))
 
-    def renamed(self, old: bytes, new: bytes, is_dir: bool) -> None:
-        self._send.send_nowait(Renamed(old, new, is_dir))
+    def renamed(self, old: bytes, new: bytes, is_dir: bool, inode: int | None = None) -> None:
+        self._send.send_nowait(Renamed(old, new, is_dir, inode))
 
     def exchanged(self, first: bytes, second: bytes) -> None:
         self._send.send_nowait(Exchanged(first, second))
@@ -93,7 +104,8 @@ class ChangeTracker:
         try:
             async with self._receive:
                 async for change in self._receive:
-                    await trio.to_thread.run_sync(self._apply_logged, change)
+                    located = self._locate(change)
+                    await trio.to_thread.run_sync(self._apply_logged, located)
         finally:
             self._store.close()
 
@@ -116,6 +128,15 @@ class ChangeTracker:
             json.dumps({"finished": time.time(), "summary": report.summary()}),
         )
 
+    def _locate(self, change: Change) -> Change:
+        """Fill in where the file is now (on the trio thread, which owns the inodes)."""
+        match change:
+            case Written(path, inode) if inode is not None:
+                return Written(self.path_of_inode(inode) or path)
+            case Renamed(is_dir=False, inode=inode) if inode is not None:
+                return dataclasses.replace(change, now_at=self.path_of_inode(inode))
+        return change
+
     def _apply_logged(self, change: Change) -> None:
         try:
             self._apply(change)
@@ -134,13 +155,11 @@ class ChangeTracker:
                 catalog.remove(path)
             case Renamed(old, new, is_dir=True):
                 catalog.move_tree(old, new)
-            case Renamed(old, new, is_dir=False):
-                info = self._stat_image(new)
-                if info is None:
+            case Renamed(old, new, is_dir=False, now_at=now_at):
+                if not self._settings.is_image_name(new):
                     catalog.remove(old)
-                    catalog.remove(new)
-                elif not catalog.move(old, new, info.st_size, info.st_mtime_ns):
-                    self._record_file(new)  # e.g. "x.tmp" renamed to "x.jpg"
+                elif not catalog.move(old, new):
+                    self._record_file(now_at or new)  # e.g. "x.tmp" renamed to "x.jpg"
             case Exchanged(first, second):
                 # Either side may be a directory or a file: swap whatever lies below
                 # each, then look at the two paths themselves afresh.

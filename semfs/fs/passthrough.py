@@ -87,6 +87,7 @@ class Passthrough:
         self._files: dict[int, OpenFile] = {}  # by fh (= the backing fd)
         self._dirs: dict[int, DirListing] = {}
         self._dir_handles = itertools.count(1)
+        tracker.path_of_inode = self.current_path
 
     # --- names ----------------------------------------------------------------------
 
@@ -105,6 +106,13 @@ class Passthrough:
     def _parent_of(self, number: int) -> int:
         links = self.inodes.get(number).links
         return next(reversed(links))[0] if links else ROOT_INODE
+
+    def current_path(self, number: int) -> bytes | None:
+        """Where the inode is now, if it is still known and has a name."""
+        try:
+            return self.inodes.path(number)
+        except OSError:
+            return None
 
     def _open_descriptor(self, number: int) -> int | None:
         """A descriptor open on the inode, if any: it still reaches an unlinked file."""
@@ -145,7 +153,7 @@ class Passthrough:
         handle = self._files.get(fh) if fh is not None else None
         target = handle.fd if handle is not None else self._path_or_descriptor(number)
         if changes.size is not None:
-            self._truncate(target, changes.size)
+            self._truncate(target, changes.size, number)
             if handle is not None:
                 handle.modified = True
         if changes.uid is not None or changes.gid is not None:
@@ -173,12 +181,12 @@ class Passthrough:
                 self.store.utime(target, times)
         return self.getattr(number)
 
-    def _truncate(self, target: bytes | int, size: int) -> None:
+    def _truncate(self, target: bytes | int, size: int, number: int) -> None:
         if isinstance(target, int):
             os.ftruncate(target, size)
         else:
             self.store.truncate(target, size)
-            self._tracker.written(target)
+            self._tracker.written(target, number)
 
     def readlink(self, number: int) -> bytes:
         return self.store.readlink(self.inodes.path(number))
@@ -227,8 +235,9 @@ class Passthrough:
     def link(self, number: int, new_parent: int, new_name: bytes) -> tuple[int, os.stat_result]:
         relative = self._child(new_parent, new_name)
         self.store.link(self.inodes.path(number), relative)
-        self._tracker.written(relative)
-        return self._entry(new_parent, new_name, self.store.lstat(relative))
+        linked = self._entry(new_parent, new_name, self.store.lstat(relative))
+        self._tracker.written(relative)  # the new name only: the inode has others
+        return linked
 
     def unlink(self, parent: int, name: bytes) -> None:
         relative = self._child(parent, name)
@@ -266,8 +275,9 @@ class Passthrough:
         replaced_last = replaced is not None and (
             stat.S_ISDIR(replaced.st_mode) or replaced.st_nlink <= 1
         )
+        inode = self.inodes.lookup_link(old_parent, old_name)
         self.inodes.renamed((old_parent, old_name), (new_parent, new_name), replaced_last)
-        self._tracker.renamed(old, new, stat.S_ISDIR(moved.st_mode))
+        self._tracker.renamed(old, new, stat.S_ISDIR(moved.st_mode), inode)
 
     # --- file data -------------------------------------------------------------------
 
@@ -336,11 +346,9 @@ class Passthrough:
             self.inodes.closed(handle.inode)
 
     def _report_written(self, number: int) -> None:
-        try:
-            path = self.inodes.path(number)
-        except OSError:
-            return  # unlinked while open: nothing left to catalog
-        self._tracker.written(path)
+        path = self.current_path(number)
+        if path is not None:  # else unlinked while open: nothing left to catalog
+            self._tracker.written(path, number)
 
     # --- directories ------------------------------------------------------------------
 
