@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 class Written:
     path: bytes  # where the file was when reported
     inode: int | None = None  # lets the tracker find where it is when applied
+    now_at: tuple[bytes, ...] = ()  # its image names when applied (hard links: several)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ Change = Written | Removed | Renamed | Exchanged
 _SWAP_PREFIX = b"\0swap"
 
 PathOfInode = Callable[[int], bytes | None]
+PathsOfInode = Callable[[int], list[bytes]]
 
 
 class ChangeTracker:
@@ -77,12 +79,14 @@ class ChangeTracker:
         # ones may have moved the file (or its directory) on; the catalog follows the
         # events in order and never trusts a stale path to still exist.
         self.path_of_inode: PathOfInode = lambda inode: None
+        self.paths_of_inode: PathsOfInode = lambda inode: []
 
     # --- called by the filesystem handlers (trio thread, never blocks) -------------
 
     def written(self, path: bytes, inode: int | None = None) -> None:
-        if self._settings.is_image_name(path):
-            self._send.send_nowait(Written(path, inode))
+        # Not filtered by name here: through a hard link, a write to "notes" can change
+        # "photo.jpg". `_locate` keeps the image names.
+        self._send.send_nowait(Written(path, inode))
 
     def removed(self, path: bytes, is_dir: bool) -> None:
         self._send.send_nowait(Removed(path, is_dir))
@@ -105,7 +109,8 @@ class ChangeTracker:
             async with self._receive:
                 async for change in self._receive:
                     located = self._locate(change)
-                    await trio.to_thread.run_sync(self._apply_logged, located)
+                    if located is not None:
+                        await trio.to_thread.run_sync(self._apply_logged, located)
         finally:
             self._store.close()
 
@@ -128,11 +133,14 @@ class ChangeTracker:
             json.dumps({"finished": time.time(), "summary": report.summary()}),
         )
 
-    def _locate(self, change: Change) -> Change:
-        """Fill in where the file is now (on the trio thread, which owns the inodes)."""
+    def _locate(self, change: Change) -> Change | None:
+        """Fill in where the file is now (on the trio thread, which owns the inodes);
+        None when a write touched no image at all."""
         match change:
-            case Written(path, inode) if inode is not None:
-                return Written(self.path_of_inode(inode) or path)
+            case Written(path, inode):
+                paths = (self.paths_of_inode(inode) if inode is not None else []) or [path]
+                images = tuple(p for p in paths if self._settings.is_image_name(p))
+                return dataclasses.replace(change, now_at=images) if images else None
             case Renamed(is_dir=False, inode=inode) if inode is not None:
                 return dataclasses.replace(change, now_at=self.path_of_inode(inode))
         return change
@@ -147,8 +155,9 @@ class ChangeTracker:
     def _apply(self, change: Change) -> None:
         catalog = self._catalog
         match change:
-            case Written(path):
-                self._record_file(path)
+            case Written(now_at=paths):
+                for path in paths:
+                    self._record_file(path)
             case Removed(path, is_dir=True):
                 catalog.remove_tree(path)
             case Removed(path, is_dir=False):

@@ -67,6 +67,10 @@ class InodeTable:
             parts.append(name)
         return b"/".join(reversed(parts))
 
+    def paths(self, number: int) -> list[bytes]:
+        """Every known path of an inode (hard links have several), newest last."""
+        return [self.child_path(parent, name) for parent, name in self.get(number).links]
+
     def child_path(self, parent: int, name: bytes) -> bytes:
         parent_path = self.path(parent)
         return parent_path + b"/" + name if parent_path else name

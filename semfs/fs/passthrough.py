@@ -88,6 +88,7 @@ class Passthrough:
         self._dirs: dict[int, DirListing] = {}
         self._dir_handles = itertools.count(1)
         tracker.path_of_inode = self.current_path
+        tracker.paths_of_inode = self.current_paths
 
     # --- names ----------------------------------------------------------------------
 
@@ -113,6 +114,13 @@ class Passthrough:
             return self.inodes.path(number)
         except OSError:
             return None
+
+    def current_paths(self, number: int) -> list[bytes]:
+        """Every name the inode has now (a write through one changes them all)."""
+        try:
+            return self.inodes.paths(number)
+        except OSError:
+            return []
 
     def _open_descriptor(self, number: int) -> int | None:
         """A descriptor open on the inode, if any: it still reaches an unlinked file."""
@@ -288,7 +296,11 @@ class Passthrough:
             fd = os.open(f"/proc/self/fd/{target}", flags)
         else:
             fd = self.store.open(target, flags)
-        return self._register_handle(fd, number)
+        fh = self._register_handle(fd, number)
+        # libfuse asks for atomic O_TRUNC: the truncation happens here, not in setattr,
+        # and is a change even if nothing is written afterwards.
+        self._files[fh].modified = bool(flags & os.O_TRUNC)
+        return fh
 
     def create(
         self, parent: int, name: bytes, mode: int, flags: int, caller: Caller

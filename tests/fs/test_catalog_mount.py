@@ -72,6 +72,13 @@ def test_writes_through_the_mount_enqueue_images(mounted: Mount, photos: dict[st
     assert catalog_of(mounted.store)["astronaut.png"][0] == before[0]  # same record
 
 
+def test_truncating_open_with_nothing_written_is_recorded(mounted: Mount) -> None:
+    with open(mounted.mountpoint / "rocket.jpg", "wb"):
+        pass  # O_TRUNC, no write
+    wait_for(lambda: catalog_of(mounted.store)["rocket.jpg"][1] == 0, what="truncation")
+    assert_catalog_matches_store(mounted.store)
+
+
 def test_renames_keep_records_and_removals_drop_them(mounted: Mount) -> None:
     mnt, store = mounted.mountpoint, mounted.store
     ids = {path: record[0] for path, record in catalog_of(store).items()}

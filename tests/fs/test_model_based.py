@@ -8,6 +8,7 @@ errno) and, after each step, the whole trees.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import stat
@@ -19,9 +20,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.fs.conftest import Mount
+from tests.fs.conftest import Mount, wait_for
+from tests.fs.test_catalog_mount import assert_catalog_matches_store
 
-PATHS = st.sampled_from(["a", "b", "c.jpg", "a/b", "a/c.jpg", "b/a", "b/d.png", "a/b/e"])
+PATHS = st.sampled_from(
+    ["a", "b", "c.jpg", "a/b", "a/c.jpg", "b/a", "b/d.png", "a/b/e", "a/b/f.PNG", "g.tmp"]
+)
 DATA = st.binary(max_size=3000)
 
 
@@ -125,6 +129,14 @@ def make_machine(mounted_root: Path, plain_root: Path) -> type[RuleBasedStateMac
     return SameAsPlainDirectory
 
 
+def catalog_matches_store(store: Path) -> bool:
+    try:
+        assert_catalog_matches_store(store)
+    except AssertionError:
+        return False
+    return True
+
+
 def test_random_operations_agree_with_a_plain_directory(mounted: Mount, tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -139,3 +151,8 @@ def test_random_operations_agree_with_a_plain_directory(mounted: Mount, tmp_path
             database=None,
         ),
     )
+    # Every sequence (renames of directories holding images, images renamed to other
+    # names and back, links, overwrites) must leave the catalog describing the store.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: catalog_matches_store(mounted.store), what="catalog to converge")
+    assert_catalog_matches_store(mounted.store)  # shows the difference if it did not

@@ -141,6 +141,9 @@ async def test_create_write_read_release_reports_the_image(setup: Setup) -> None
     assert stat.S_IMODE(on_disk.st_mode) == 0o644  # mode minus the caller's umask
     assert (on_disk.st_uid, on_disk.st_gid) == (1000, 1000)  # owned by the caller
     assert setup.changes() == [Written(b"new.jpg", attr.st_ino)]
+    assert setup.tracker._locate(Written(b"new.jpg", attr.st_ino)) == Written(
+        b"new.jpg", attr.st_ino, now_at=(b"new.jpg",)
+    )
 
 
 async def test_names_changes_are_reported(setup: Setup) -> None:

@@ -16,14 +16,17 @@ from semfs.tracker import ChangeTracker
 
 
 async def run_tracker(
-    store: Path, report: Callable[[ChangeTracker], None], locate: dict[int, bytes] | None = None
+    store: Path,
+    report: Callable[[ChangeTracker], None],
+    locate: dict[int, list[bytes]] | None = None,
 ) -> Catalog:
     """Reconcile `store`, let `report` queue events, apply them all, return the catalog."""
     settings = Settings.load(store)
     catalog = Catalog.open(settings.catalog_path)
     tracker = ChangeTracker(settings, catalog)
     if locate is not None:
-        tracker.path_of_inode = locate.get
+        tracker.path_of_inode = lambda inode: locate[inode][-1] if inode in locate else None
+        tracker.paths_of_inode = lambda inode: list(locate.get(inode, []))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(tracker.run)
         await tracker.reconciled.wait()
@@ -66,7 +69,7 @@ async def test_write_then_directory_rename_lands_at_the_new_path(
         tracker.written(b"animals/moon.png", inode=42)
         tracker.renamed(b"animals", b"zoo", is_dir=True)
 
-    catalog = await run_tracker(store, report, locate={42: b"zoo/moon.png"})
+    catalog = await run_tracker(store, report, locate={42: [b"zoo/moon.png"]})
     assert b"zoo/moon.png" in paths(catalog)
     assert b"animals/moon.png" not in paths(catalog)
 
@@ -84,7 +87,7 @@ async def test_temporary_name_renamed_into_a_moved_directory(
         tracker.renamed(b"x.tmp", b"animals/x.jpg", is_dir=False, inode=7)
         tracker.renamed(b"animals", b"zoo", is_dir=True)
 
-    catalog = await run_tracker(store, report, locate={7: b"zoo/x.jpg"})
+    catalog = await run_tracker(store, report, locate={7: [b"zoo/x.jpg"]})
     assert set(paths(catalog)) == {b"zoo/x.jpg", b"zoo/cat.png", b"rocket.jpg", b"coffee.png"}
 
 
@@ -95,3 +98,19 @@ async def test_renaming_an_image_to_another_kind_drops_it(store: Path) -> None:
 
     catalog = await run_tracker(store, report)
     assert b"rocket.jpg" not in paths(catalog) and len(paths(catalog)) == 2
+
+
+async def test_write_through_a_hard_link_updates_the_image_name(store: Path) -> None:
+    """notes.txt and rocket.jpg are one file: writing "notes.txt" changes the image."""
+
+    def report(tracker: ChangeTracker) -> None:
+        os.unlink(store / "notes.txt")
+        os.link(store / "rocket.jpg", store / "notes.txt")
+        with open(store / "notes.txt", "wb") as file:
+            file.write(b"new")
+        tracker.written(b"notes.txt", inode=9)
+
+    catalog = await run_tracker(store, report, locate={9: [b"rocket.jpg", b"notes.txt"]})
+    record = catalog.get(b"rocket.jpg")
+    assert record is not None and record.size == 3
+    assert catalog.get(b"notes.txt") is None
