@@ -111,6 +111,52 @@ def _record(row: tuple[int, bytes, bytes, int, int, str | None, str, str | None]
     )
 
 
+def _move(
+    db: sqlite3.Connection,
+    old: bytes,
+    new: bytes,
+    size: int | None = None,
+    mtime_ns: int | None = None,
+) -> bool:
+    row = db.execute(
+        "SELECT id, size, mtime_ns FROM files WHERE dir = ? AND name = ?", split_path(old)
+    ).fetchone()
+    if row is None:
+        return False
+    file_id, old_size, old_mtime_ns = row
+    db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(new))
+    db.execute(
+        "UPDATE files SET dir = ?, name = ?, size = ?, mtime_ns = ? WHERE id = ?",
+        (
+            *split_path(new),
+            old_size if size is None else size,
+            old_mtime_ns if mtime_ns is None else mtime_ns,
+            file_id,
+        ),
+    )
+    return True
+
+
+def _move_tree(db: sqlite3.Connection, old_dir: bytes, new_dir: bytes) -> int:
+    low, high = _subtree_bounds(old_dir)
+    rows = db.execute(
+        "SELECT id, dir FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)", (old_dir, low, high)
+    ).fetchall()
+    db.executemany(
+        "UPDATE files SET dir = ? WHERE id = ?",
+        [(new_dir + directory[len(old_dir) :], file_id) for file_id, directory in rows],
+    )
+    return len(rows)
+
+
+def _remove_tree(db: sqlite3.Connection, directory: bytes) -> int:
+    low, high = _subtree_bounds(directory)
+    cursor = db.execute(
+        "DELETE FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)", (directory, low, high)
+    )
+    return cursor.rowcount
+
+
 class Catalog:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db  # GUARDED_BY(_lock)
@@ -243,38 +289,28 @@ class Catalog:
         not in the catalog.
         """
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id, size, mtime_ns FROM files WHERE dir = ? AND name = ?",
-                split_path(old),
-            ).fetchone()
-            if row is None:
-                return False
-            file_id, old_size, old_mtime_ns = row
-            db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(new))
-            db.execute(
-                "UPDATE files SET dir = ?, name = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                (
-                    *split_path(new),
-                    old_size if size is None else size,
-                    old_mtime_ns if mtime_ns is None else mtime_ns,
-                    file_id,
-                ),
-            )
-            return True
+            return _move(db, old, new, size, mtime_ns)
 
     def move_tree(self, old_dir: bytes, new_dir: bytes) -> int:
         """Rewrite the paths of every record below directory `old_dir`. Returns the count."""
-        low, high = _subtree_bounds(old_dir)
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, dir FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)",
-                (old_dir, low, high),
-            ).fetchall()
-            db.executemany(
-                "UPDATE files SET dir = ? WHERE id = ?",
-                [(new_dir + directory[len(old_dir) :], file_id) for file_id, directory in rows],
-            )
-            return len(rows)
+            return _move_tree(db, old_dir, new_dir)
+
+    def rename_tree(self, old_dir: bytes, new_dir: bytes) -> int:
+        """A directory was renamed over `new_dir` (absent or empty): records still under
+        `new_dir` are stale and go; those below `old_dir` move. Returns the count moved."""
+        with self._transaction() as db:
+            _remove_tree(db, new_dir)
+            return _move_tree(db, old_dir, new_dir)
+
+    def swap(self, first: bytes, second: bytes) -> None:
+        """`first` and `second` exchanged places (RENAME_EXCHANGE): swap the records at
+        both paths and below them, in one transaction."""
+        parking = b"\0swap/" + first  # no real path holds a NUL byte
+        with self._transaction() as db:
+            for old, new in ((first, parking), (second, first), (parking, second)):
+                _move(db, old, new)
+                _move_tree(db, old, new)
 
     def remove(self, path: bytes) -> bool:
         with self._transaction() as db:
@@ -286,12 +322,8 @@ class Catalog:
             db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
 
     def remove_tree(self, directory: bytes) -> int:
-        low, high = _subtree_bounds(directory)
         with self._transaction() as db:
-            cursor = db.execute(
-                "DELETE FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)", (directory, low, high)
-            )
-            return cursor.rowcount
+            return _remove_tree(db, directory)
 
     def all_files(self) -> list[FileRecord]:
         with self._lock:

@@ -2,13 +2,20 @@
 
 The filesystem handlers report changes with non-blocking calls (`written`, `removed`,
 `renamed`, `exchanged`); one background task applies them in order, in a worker thread,
-after the mount-time reconcile scan. Nothing here is needed for durability: a change
-that is lost in a crash is found again by the next reconcile.
+after the mount-time reconcile scan.
+
+The catalog *replays* the changes: each is applied with the paths it had when it
+happened, and the changes after it move it on, just as they moved the files. Nothing is
+looked up by path at apply time, when later changes may have moved or removed it: a
+file's content is read through a read-only descriptor opened when the change was
+reported (`Content`), which follows the file whatever happens to its names.
+
+Nothing here is needed for durability: a change lost in a crash is found again by the
+next reconcile, and so is a write through a hard link the mount has never seen.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -16,7 +23,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -24,16 +31,22 @@ import trio
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.fs.backing import BackingStore
+from semfs.hashing import descriptor_hash
 from semfs.reconcile import reconcile
 
 log = logging.getLogger(__name__)
 
+# Descriptors held by changes waiting to be applied; past this, changes carry none and
+# their content is read by path when applied (a later reconcile corrects any miss).
+MAX_HELD_DESCRIPTORS = 1024
+
+Opener = Callable[[], int]  # opens a read-only descriptor of a file's content
+
 
 @dataclass(frozen=True)
 class Written:
-    path: bytes  # where the file was when reported
-    inode: int | None = None  # lets the tracker find where it is when applied
-    now_at: tuple[bytes, ...] = ()  # its image names when applied (hard links: several)
+    paths: tuple[bytes, ...]  # the file's image names when written (hard links: several)
+    fd: int | None  # its content; owned by the change
 
 
 @dataclass(frozen=True)
@@ -47,23 +60,18 @@ class Renamed:
     old: bytes
     new: bytes
     is_dir: bool
-    inode: int | None = None
-    now_at: bytes | None = None  # where the moved file is when the change is applied
+    fd: int | None = None  # content, when a file got an image name
 
 
 @dataclass(frozen=True)
 class Exchanged:
     first: bytes
     second: bytes
+    first_fd: int | None = None  # content now at `first`, if a file with an image name
+    second_fd: int | None = None
 
 
 Change = Written | Removed | Renamed | Exchanged
-
-# A path no real file can have (NUL), used to swap two subtrees in the catalog.
-_SWAP_PREFIX = b"\0swap"
-
-PathOfInode = Callable[[int], bytes | None]
-PathsOfInode = Callable[[int], list[bytes]]
 
 
 class ChangeTracker:
@@ -74,28 +82,58 @@ class ChangeTracker:
         # Unbounded: reporting a change must never block a filesystem handler.
         self._send, self._receive = trio.open_memory_channel[Change](math.inf)
         self._stopping = threading.Event()
+        self._held = 0  # GUARDED_BY(_held_lock): descriptors in queued changes
+        self._held_lock = threading.Lock()
         self.reconciled = trio.Event()
-        # Set by the filesystem: an inode's path now. Changes are applied after later
-        # ones may have moved the file (or its directory) on; the catalog follows the
-        # events in order and never trusts a stale path to still exist.
-        self.path_of_inode: PathOfInode = lambda inode: None
-        self.paths_of_inode: PathsOfInode = lambda inode: []
 
     # --- called by the filesystem handlers (trio thread, never blocks) -------------
 
-    def written(self, path: bytes, inode: int | None = None) -> None:
-        # Not filtered by name here: through a hard link, a write to "notes" can change
-        # "photo.jpg". `_locate` keeps the image names.
-        self._send.send_nowait(Written(path, inode))
+    def written(self, paths: Sequence[bytes], content: Opener) -> None:
+        """A file's content changed; `paths` are all its names now."""
+        images = tuple(path for path in paths if self._settings.is_image_name(path))
+        if images:
+            self._send.send_nowait(Written(images, self._hold(content)))
 
     def removed(self, path: bytes, is_dir: bool) -> None:
         self._send.send_nowait(Removed(path, is_dir))
 
-    def renamed(self, old: bytes, new: bytes, is_dir: bool, inode: int | None = None) -> None:
-        self._send.send_nowait(Renamed(old, new, is_dir, inode))
+    def renamed(self, old: bytes, new: bytes, is_dir: bool, content: Opener | None) -> None:
+        """`content` opens the moved file (None for a directory or a non-regular file)."""
+        wanted = content is not None and self._settings.is_image_name(new)
+        fd = self._hold(content) if wanted and content is not None else None
+        self._send.send_nowait(Renamed(old, new, is_dir, fd))
 
-    def exchanged(self, first: bytes, second: bytes) -> None:
-        self._send.send_nowait(Exchanged(first, second))
+    def exchanged(
+        self,
+        first: bytes,
+        second: bytes,
+        first_content: Opener | None,
+        second_content: Opener | None,
+    ) -> None:
+        """`first` and `second` swapped; the openers open what is at each now."""
+        fds = [
+            self._hold(opener)
+            if opener is not None and self._settings.is_image_name(path)
+            else None
+            for path, opener in ((first, first_content), (second, second_content))
+        ]
+        self._send.send_nowait(Exchanged(first, second, fds[0], fds[1]))
+
+    def _hold(self, content: Opener) -> int | None:
+        with self._held_lock:
+            if self._held >= MAX_HELD_DESCRIPTORS:
+                return None
+            self._held += 1
+        try:
+            return content()
+        except OSError as error:
+            log.debug("cannot open content for the catalog: %s", error)
+            self._release_count()
+            return None
+
+    def _release_count(self) -> None:
+        with self._held_lock:
+            self._held -= 1
 
     # --- the background task --------------------------------------------------------
 
@@ -108,9 +146,7 @@ class ChangeTracker:
         try:
             async with self._receive:
                 async for change in self._receive:
-                    located = self._locate(change)
-                    if located is not None:
-                        await trio.to_thread.run_sync(self._apply_logged, located)
+                    await trio.to_thread.run_sync(self._apply_logged, change)
         finally:
             self._store.close()
 
@@ -133,17 +169,7 @@ class ChangeTracker:
             json.dumps({"finished": time.time(), "summary": report.summary()}),
         )
 
-    def _locate(self, change: Change) -> Change | None:
-        """Fill in where the file is now (on the trio thread, which owns the inodes);
-        None when a write touched no image at all."""
-        match change:
-            case Written(path, inode):
-                paths = (self.paths_of_inode(inode) if inode is not None else []) or [path]
-                images = tuple(p for p in paths if self._settings.is_image_name(p))
-                return dataclasses.replace(change, now_at=images) if images else None
-            case Renamed(is_dir=False, inode=inode) if inode is not None:
-                return dataclasses.replace(change, now_at=self.path_of_inode(inode))
-        return change
+    # --- applying (worker thread) -------------------------------------------------------
 
     def _apply_logged(self, change: Change) -> None:
         try:
@@ -151,53 +177,62 @@ class ChangeTracker:
         except Exception:
             # The next reconcile repairs whatever this missed; the mount must go on.
             log.exception("could not record %s in the catalog", change)
+        finally:
+            for fd in _descriptors(change):
+                os.close(fd)
+                self._release_count()
 
     def _apply(self, change: Change) -> None:
         catalog = self._catalog
         match change:
-            case Written(now_at=paths):
+            case Written(paths, fd):
+                content = self._content(fd, paths[0])
                 for path in paths:
-                    self._record_file(path)
+                    self._record(path, content)
             case Removed(path, is_dir=True):
                 catalog.remove_tree(path)
             case Removed(path, is_dir=False):
                 catalog.remove(path)
             case Renamed(old, new, is_dir=True):
-                catalog.move_tree(old, new)
-            case Renamed(old, new, is_dir=False, now_at=now_at):
+                catalog.rename_tree(old, new)
+            case Renamed(old, new, is_dir=False, fd=fd):
                 if not self._settings.is_image_name(new):
                     catalog.remove(old)
                 elif not catalog.move(old, new):
-                    self._record_file(now_at or new)  # e.g. "x.tmp" renamed to "x.jpg"
-            case Exchanged(first, second):
-                # Either side may be a directory or a file: swap whatever lies below
-                # each, then look at the two paths themselves afresh.
-                swap = _SWAP_PREFIX + first
-                catalog.move_tree(first, swap)
-                catalog.move_tree(second, first)
-                catalog.move_tree(swap, second)
-                self._record_file(first)
-                self._record_file(second)
+                    self._record(new, self._content(fd, new))  # "x.tmp" renamed to "x.jpg"
+            case Exchanged(first, second, first_fd, second_fd):
+                catalog.swap(first, second)
+                for path, fd in ((first, first_fd), (second, second_fd)):
+                    if self._settings.is_image_name(path) and fd is not None:
+                        self._record(path, self._content(fd, path))
+                    else:
+                        catalog.remove(path)
 
-    def _stat_image(self, path: bytes) -> os.stat_result | None:
-        """The file's stat if `path` is now a regular file with an image name."""
-        if not self._settings.is_image_name(path):
-            return None
+    def _content(self, fd: int | None, path: bytes) -> tuple[os.stat_result, str] | None:
+        """(stat, hash) of a regular file behind `fd`, or lacking one, found at `path`."""
         try:
+            if fd is not None:
+                info = os.fstat(fd)
+                return (info, descriptor_hash(fd)) if stat.S_ISREG(info.st_mode) else None
             info = self._store.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            return info, self._store.content_hash(path)
         except FileNotFoundError:
-            return None
-        return info if stat.S_ISREG(info.st_mode) else None
+            return None  # gone already: the change that removed it follows
 
-    def _record_file(self, path: bytes) -> None:
-        info = self._stat_image(path)
-        if info is None:
-            self._catalog.remove(path)
+    def _record(self, path: bytes, content: tuple[os.stat_result, str] | None) -> None:
+        if content is None:
             return
-        try:
-            digest = self._store.content_hash(path)
-        except FileNotFoundError:
-            self._catalog.remove(path)
-            return
+        info, digest = content
         if self._catalog.upsert(path, info.st_size, info.st_mtime_ns, digest):
             log.debug("enqueued %r", path)
+
+
+def _descriptors(change: Change) -> list[int]:
+    match change:
+        case Written(fd=fd) | Renamed(fd=fd):
+            return [fd] if fd is not None else []
+        case Exchanged(first_fd=first, second_fd=second):
+            return [fd for fd in (first, second) if fd is not None]
+    return []

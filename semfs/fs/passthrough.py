@@ -25,7 +25,7 @@ from semfs.config import STATE_DIR_NAME, Settings
 from semfs.fs.backing import BackingStore, list_directory
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import RENAME_EXCHANGE
-from semfs.tracker import ChangeTracker
+from semfs.tracker import ChangeTracker, Opener
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 # O_DIRECT needs aligned buffers the kernel does not promise us; FUSE's own page cache
@@ -87,8 +87,6 @@ class Passthrough:
         self._files: dict[int, OpenFile] = {}  # by fh (= the backing fd)
         self._dirs: dict[int, DirListing] = {}
         self._dir_handles = itertools.count(1)
-        tracker.path_of_inode = self.current_path
-        tracker.paths_of_inode = self.current_paths
 
     # --- names ----------------------------------------------------------------------
 
@@ -108,19 +106,23 @@ class Passthrough:
         links = self.inodes.get(number).links
         return next(reversed(links))[0] if links else ROOT_INODE
 
-    def current_path(self, number: int) -> bytes | None:
-        """Where the inode is now, if it is still known and has a name."""
-        try:
-            return self.inodes.path(number)
-        except OSError:
-            return None
-
-    def current_paths(self, number: int) -> list[bytes]:
+    def _names(self, number: int) -> list[bytes]:
         """Every name the inode has now (a write through one changes them all)."""
         try:
             return self.inodes.paths(number)
         except OSError:
             return []
+
+    def _reader(self, relative: bytes) -> Opener:
+        """Opens the file's content read-only for the catalog (never blocks on a FIFO)."""
+        return lambda: self.store.open(relative, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+
+    def _reader_if_file(self, relative: bytes) -> Opener | None:
+        try:
+            is_file = stat.S_ISREG(self.store.lstat(relative).st_mode)
+        except FileNotFoundError:
+            return None
+        return self._reader(relative) if is_file else None
 
     def _open_descriptor(self, number: int) -> int | None:
         """A descriptor open on the inode, if any: it still reaches an unlinked file."""
@@ -194,7 +196,7 @@ class Passthrough:
             os.ftruncate(target, size)
         else:
             self.store.truncate(target, size)
-            self._tracker.written(target, number)
+            self._tracker.written(self._names(number), self._reader(target))
 
     def readlink(self, number: int) -> bytes:
         return self.store.readlink(self.inodes.path(number))
@@ -243,9 +245,10 @@ class Passthrough:
     def link(self, number: int, new_parent: int, new_name: bytes) -> tuple[int, os.stat_result]:
         relative = self._child(new_parent, new_name)
         self.store.link(self.inodes.path(number), relative)
-        linked = self._entry(new_parent, new_name, self.store.lstat(relative))
-        self._tracker.written(relative)  # the new name only: the inode has others
-        return linked
+        number, info = self._entry(new_parent, new_name, self.store.lstat(relative))
+        if stat.S_ISREG(info.st_mode):  # content unchanged: only the new name is news
+            self._tracker.written([relative], self._reader(relative))
+        return number, info
 
     def unlink(self, parent: int, name: bytes) -> None:
         relative = self._child(parent, name)
@@ -273,7 +276,7 @@ class Passthrough:
         self.store.rename(old, new, flags)
         if flags & RENAME_EXCHANGE:
             self.inodes.exchanged((old_parent, old_name), (new_parent, new_name))
-            self._tracker.exchanged(old, new)
+            self._tracker.exchanged(old, new, self._reader_if_file(old), self._reader_if_file(new))
             return
         if replaced is not None and (replaced.st_dev, replaced.st_ino) == (
             moved.st_dev,
@@ -283,9 +286,9 @@ class Passthrough:
         replaced_last = replaced is not None and (
             stat.S_ISDIR(replaced.st_mode) or replaced.st_nlink <= 1
         )
-        inode = self.inodes.lookup_link(old_parent, old_name)
         self.inodes.renamed((old_parent, old_name), (new_parent, new_name), replaced_last)
-        self._tracker.renamed(old, new, stat.S_ISDIR(moved.st_mode), inode)
+        reader = self._reader(new) if stat.S_ISREG(moved.st_mode) else None
+        self._tracker.renamed(old, new, stat.S_ISDIR(moved.st_mode), reader)
 
     # --- file data -------------------------------------------------------------------
 
@@ -351,16 +354,14 @@ class Passthrough:
         if handle is None:
             return
         try:
-            os.close(handle.fd)
+            if handle.modified and stat.S_ISREG(os.fstat(handle.fd).st_mode):
+                # Before closing: the catalog reads the content through a reopened
+                # descriptor, wherever the file's names have gone by then.
+                reader = _reader_of_descriptor(handle.fd)
+                self._tracker.written(self._names(handle.inode), reader)
         finally:
-            if handle.modified:
-                self._report_written(handle.inode)
+            os.close(handle.fd)
             self.inodes.closed(handle.inode)
-
-    def _report_written(self, number: int) -> None:
-        path = self.current_path(number)
-        if path is not None:  # else unlinked while open: nothing left to catalog
-            self._tracker.written(path, number)
 
     # --- directories ------------------------------------------------------------------
 
@@ -448,6 +449,10 @@ class Passthrough:
         for fh in list(self._dirs):
             self.releasedir(fh)
         self.store.close()
+
+
+def _reader_of_descriptor(fd: int) -> Opener:
+    return lambda: os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> int:

@@ -109,3 +109,17 @@ def test_meta_values(catalog: Catalog) -> None:
     catalog.set_meta("k", "v1")
     catalog.set_meta("k", "v2")
     assert catalog.get_meta("k") == "v2"
+
+
+def test_swap_exchanges_records_at_and_below_both_paths(catalog: Catalog) -> None:
+    catalog.upsert(b"coffee.png", 1, 1, "file")
+    catalog.upsert(b"animals/cat.png", 2, 2, "inside")
+    catalog.swap(b"coffee.png", b"animals")
+    assert {r.path for r in catalog.all_files()} == {b"animals", b"coffee.png/cat.png"}
+
+
+def test_rename_tree_drops_stale_records_at_the_target(catalog: Catalog) -> None:
+    catalog.upsert(b"a/1.jpg", 1, 1, "one")
+    catalog.upsert(b"b/stale.jpg", 1, 1, "stale")
+    assert catalog.rename_tree(b"a", b"b") == 1
+    assert {r.path for r in catalog.all_files()} == {b"b/1.jpg"}

@@ -1,5 +1,6 @@
-"""The change tracker applies filesystem events to the catalog in order, even when the
-store has moved on by the time an event is applied."""
+"""The change tracker replays filesystem changes on the catalog in order, even when the
+store has moved on by the time a change is applied (the filesystem reports each change
+synchronously, the tracker applies it later)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,21 @@ import trio
 
 from semfs.catalog import Catalog
 from semfs.config import Settings
-from semfs.tracker import ChangeTracker
+from semfs.tracker import ChangeTracker, Opener
 
 
-async def run_tracker(
-    store: Path,
-    report: Callable[[ChangeTracker], None],
-    locate: dict[int, list[bytes]] | None = None,
-) -> Catalog:
-    """Reconcile `store`, let `report` queue events, apply them all, return the catalog."""
+def reader(path: Path) -> Opener:
+    """What the filesystem hands the tracker: opens the file's content read-only."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    return lambda: fd
+
+
+async def run_tracker(store: Path, report: Callable[[ChangeTracker], None]) -> Catalog:
+    """Reconcile `store`, let `report` make and report changes, apply them, return the
+    catalog. Every change is reported before the tracker applies any of them."""
     settings = Settings.load(store)
     catalog = Catalog.open(settings.catalog_path)
     tracker = ChangeTracker(settings, catalog)
-    if locate is not None:
-        tracker.path_of_inode = lambda inode: locate[inode][-1] if inode in locate else None
-        tracker.paths_of_inode = lambda inode: list(locate.get(inode, []))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(tracker.run)
         await tracker.reconciled.wait()
@@ -39,18 +40,19 @@ def paths(catalog: Catalog) -> dict[bytes, int]:
     return {record.path: record.id for record in catalog.all_files()}
 
 
-async def test_rename_then_directory_rename_applied_late(store: Path) -> None:
-    """mv rocket.jpg animals/launch.jpg; mv animals zoo -- both done before either is
-    applied: the record must follow, not be dropped because animals/ is gone."""
+async def test_rename_then_directory_rename(store: Path) -> None:
+    """mv rocket.jpg animals/launch.jpg; mv animals zoo: the record follows both."""
     first = await run_tracker(store, lambda tracker: None)
     ids = paths(first)
     first.close()
 
     def report(tracker: ChangeTracker) -> None:
         os.rename(store / "rocket.jpg", store / "animals" / "launch.jpg")
+        tracker.renamed(
+            b"rocket.jpg", b"animals/launch.jpg", False, reader(store / "animals/launch.jpg")
+        )
         os.rename(store / "animals", store / "zoo")
-        tracker.renamed(b"rocket.jpg", b"animals/launch.jpg", is_dir=False)
-        tracker.renamed(b"animals", b"zoo", is_dir=True)
+        tracker.renamed(b"animals", b"zoo", True, None)
 
     catalog = await run_tracker(store, report)
     assert paths(catalog) == {
@@ -60,17 +62,16 @@ async def test_rename_then_directory_rename_applied_late(store: Path) -> None:
     }
 
 
-async def test_write_then_directory_rename_lands_at_the_new_path(
-    store: Path, photos: dict[str, Path]
-) -> None:
+async def test_write_then_directory_rename(store: Path, photos: dict[str, Path]) -> None:
     def report(tracker: ChangeTracker) -> None:
         shutil.copy(photos["moon.png"], store / "animals" / "moon.png")
+        tracker.written([b"animals/moon.png"], reader(store / "animals" / "moon.png"))
         os.rename(store / "animals", store / "zoo")
-        tracker.written(b"animals/moon.png", inode=42)
-        tracker.renamed(b"animals", b"zoo", is_dir=True)
+        tracker.renamed(b"animals", b"zoo", True, None)
 
-    catalog = await run_tracker(store, report, locate={42: [b"zoo/moon.png"]})
-    assert b"zoo/moon.png" in paths(catalog)
+    catalog = await run_tracker(store, report)
+    record = catalog.get(b"zoo/moon.png")
+    assert record is not None and record.size == photos["moon.png"].stat().st_size
     assert b"animals/moon.png" not in paths(catalog)
 
 
@@ -81,20 +82,46 @@ async def test_temporary_name_renamed_into_a_moved_directory(
 
     def report(tracker: ChangeTracker) -> None:
         shutil.copy(photos["moon.png"], store / "x.tmp")
+        tracker.written([b"x.tmp"], reader(store / "x.tmp"))  # not an image name
         os.rename(store / "x.tmp", store / "animals" / "x.jpg")
+        tracker.renamed(b"x.tmp", b"animals/x.jpg", False, reader(store / "animals" / "x.jpg"))
         os.rename(store / "animals", store / "zoo")
-        tracker.written(b"x.tmp", inode=7)  # not an image name: ignored
-        tracker.renamed(b"x.tmp", b"animals/x.jpg", is_dir=False, inode=7)
-        tracker.renamed(b"animals", b"zoo", is_dir=True)
+        tracker.renamed(b"animals", b"zoo", True, None)
 
-    catalog = await run_tracker(store, report, locate={7: [b"zoo/x.jpg"]})
+    catalog = await run_tracker(store, report)
     assert set(paths(catalog)) == {b"zoo/x.jpg", b"zoo/cat.png", b"rocket.jpg", b"coffee.png"}
+
+
+async def test_rewrite_then_rename_keeps_the_new_content(
+    store: Path, photos: dict[str, Path]
+) -> None:
+    def report(tracker: ChangeTracker) -> None:
+        shutil.copy(photos["moon.png"], store / "rocket.jpg")
+        tracker.written([b"rocket.jpg"], reader(store / "rocket.jpg"))
+        os.rename(store / "rocket.jpg", store / "moon.jpg")
+        tracker.renamed(b"rocket.jpg", b"moon.jpg", False, reader(store / "moon.jpg"))
+
+    catalog = await run_tracker(store, report)
+    record = catalog.get(b"moon.jpg")
+    assert record is not None and record.size == photos["moon.png"].stat().st_size
+    assert catalog.get(b"rocket.jpg") is None
+
+
+async def test_written_then_removed_before_applied(store: Path, photos: dict[str, Path]) -> None:
+    def report(tracker: ChangeTracker) -> None:
+        shutil.copy(photos["moon.png"], store / "moon.png")
+        tracker.written([b"moon.png"], reader(store / "moon.png"))
+        os.unlink(store / "moon.png")
+        tracker.removed(b"moon.png", is_dir=False)
+
+    catalog = await run_tracker(store, report)
+    assert b"moon.png" not in paths(catalog)
 
 
 async def test_renaming_an_image_to_another_kind_drops_it(store: Path) -> None:
     def report(tracker: ChangeTracker) -> None:
         os.rename(store / "rocket.jpg", store / "rocket.txt")
-        tracker.renamed(b"rocket.jpg", b"rocket.txt", is_dir=False)
+        tracker.renamed(b"rocket.jpg", b"rocket.txt", False, reader(store / "rocket.txt"))
 
     catalog = await run_tracker(store, report)
     assert b"rocket.jpg" not in paths(catalog) and len(paths(catalog)) == 2
@@ -106,11 +133,24 @@ async def test_write_through_a_hard_link_updates_the_image_name(store: Path) -> 
     def report(tracker: ChangeTracker) -> None:
         os.unlink(store / "notes.txt")
         os.link(store / "rocket.jpg", store / "notes.txt")
-        with open(store / "notes.txt", "wb") as file:
-            file.write(b"new")
-        tracker.written(b"notes.txt", inode=9)
+        (store / "notes.txt").write_bytes(b"new")
+        tracker.written([b"rocket.jpg", b"notes.txt"], reader(store / "notes.txt"))
 
-    catalog = await run_tracker(store, report, locate={9: [b"rocket.jpg", b"notes.txt"]})
+    catalog = await run_tracker(store, report)
     record = catalog.get(b"rocket.jpg")
     assert record is not None and record.size == 3
     assert catalog.get(b"notes.txt") is None
+
+
+async def test_directory_renamed_over_stale_records(store: Path) -> None:
+    """Records under the target of a directory rename are stale (it was empty)."""
+    first = await run_tracker(store, lambda tracker: None)
+    first.upsert(b"zoo/ghost.png", 1, 1, "stale")  # e.g. left by a change made outside
+    first.close()
+
+    def report(tracker: ChangeTracker) -> None:
+        os.rename(store / "animals", store / "zoo")
+        tracker.renamed(b"animals", b"zoo", True, None)
+
+    catalog = await run_tracker(store, report)
+    assert set(paths(catalog)) == {b"zoo/cat.png", b"rocket.jpg", b"coffee.png"}
