@@ -3,8 +3,14 @@
 An inode is identified in the store by (st_dev, st_ino), so hard links share one FUSE
 inode, and it is known by its links: (parent inode, name) pairs. A path is rebuilt by
 walking the links up to the root, so renaming a directory moves its whole subtree at
-once. Numbers are never reused during a mount, so the kernel never confuses an old
-inode with a new one (generation stays 0).
+once.
+
+A file on the store's own device gets its backing st_ino as its number: `ls -i` through
+the mount shows what the store shows, and numbers stay the same when the kernel forgets
+an inode and looks it up again, and across remounts (backup tools and `find -inum` rely
+on that). Other numbers (a file on another device, a backing st_ino recycled while the
+old inode is still open, virtual entries) come from a counter far above any real inode
+number. No number is given to two live inodes.
 
 An inode lives while the kernel holds a lookup count on it or a handle is open, and is
 dropped in `forget`, as FUSE requires. Only the trio thread touches this table.
@@ -18,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 ROOT_INODE = 1
+ALLOCATED_BASE = 1 << 56  # allocated numbers start here, above real inode numbers
 
 Link = tuple[int, bytes]  # (parent inode, name)
 BackingKey = tuple[int, int]  # (st_dev, st_ino)
@@ -34,7 +41,8 @@ class Inode:
 
 class InodeTable:
     def __init__(self, root_key: BackingKey) -> None:
-        self._numbers = itertools.count(ROOT_INODE + 1)
+        self._root_device = root_key[0]
+        self._numbers = itertools.count(ALLOCATED_BASE)
         root = Inode(ROOT_INODE, root_key, lookups=1)  # the kernel never forgets the root
         self._inodes: dict[int, Inode] = {ROOT_INODE: root}
         self._by_key: dict[BackingKey, int] = {root_key: ROOT_INODE}
@@ -84,7 +92,7 @@ class InodeTable:
         if previous is not None and previous != number:
             self._drop_link(link)  # the name now refers to something else
         if number is None:
-            number = self.allocate()
+            number = self._number_for(key)
             self._inodes[number] = Inode(number, key)
             self._by_key[key] = number
         inode = self._inodes[number]
@@ -92,6 +100,16 @@ class InodeTable:
         inode.links[link] = None
         self._by_link[link] = number
         return inode
+
+    def _number_for(self, key: BackingKey) -> int:
+        device, backing_inode = key
+        if (
+            device == self._root_device
+            and ROOT_INODE < backing_inode < ALLOCATED_BASE
+            and backing_inode not in self._inodes
+        ):
+            return backing_inode
+        return self.allocate()
 
     def lookup_link(self, parent: int, name: bytes) -> int | None:
         return self._by_link.get((parent, name))

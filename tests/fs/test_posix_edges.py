@@ -133,3 +133,14 @@ def test_allow_other_reaches_the_daemon(open_to_all: Path, store: Path) -> None:
     finally:
         semfs("unmount", mnt)
     assert not is_mounted(mnt)
+
+
+def test_inode_numbers_are_the_stores_and_survive_forgetting(mounted: Mount) -> None:
+    names = ["rocket.jpg", "animals", "animals/cat.png"]
+    before = {name: os.stat(mounted.mountpoint / name).st_ino for name in names}
+    assert before == {name: os.stat(mounted.store / name).st_ino for name in names}
+    Path("/proc/sys/vm/drop_caches").write_text("2")  # the kernel forgets the inodes
+    after = {name: os.stat(mounted.mountpoint / name).st_ino for name in names}
+    assert after == before
+    os.rename(mounted.mountpoint / "rocket.jpg", mounted.mountpoint / "animals" / "r.jpg")
+    assert os.stat(mounted.mountpoint / "animals" / "r.jpg").st_ino == before["rocket.jpg"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.fs.inodes import ROOT_INODE, InodeTable
+from semfs.fs.inodes import ALLOCATED_BASE, ROOT_INODE, InodeTable
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_inode_lives_until_forgotten(tree: Path) -> None:
         table.get(d.number)
     assert caught.value.errno == errno.ESTALE
     again = table.remember(ROOT_INODE, b"d", os.lstat(tree / "d"))
-    assert again.number != d.number  # numbers are never reused
+    assert again.number == d.number == os.lstat(tree / "d").st_ino  # stable: the store's
 
 
 def test_unlinked_open_file_keeps_inode_but_loses_its_name(tree: Path) -> None:
@@ -86,3 +86,22 @@ def test_name_pointing_elsewhere_is_relinked(tree: Path) -> None:
     assert first.number != second.number
     assert table.lookup_link(ROOT_INODE, b"n") == second.number
     assert not first.links
+
+
+def fake_stat(device: int, inode: int) -> os.stat_result:
+    return os.stat_result((0o100644, inode, device, 1, 0, 0, 0, 0, 0, 0))
+
+
+def test_numbers_are_backing_inodes_unless_taken_or_foreign() -> None:
+    table = InodeTable((5, 2))
+    a = table.remember(ROOT_INODE, b"a", fake_stat(5, 100))
+    assert a.number == 100
+    table.increment(a.number)  # the kernel still holds it after the unlink below
+    table.unlinked(ROOT_INODE, b"a", was_last_link=True)
+    # The store hands number 100 to a new file while the old inode is alive.
+    b = table.remember(ROOT_INODE, b"b", fake_stat(5, 100))
+    assert b.number != 100 and b.number >= ALLOCATED_BASE
+    other_device = table.remember(ROOT_INODE, b"c", fake_stat(6, 101))
+    assert other_device.number >= ALLOCATED_BASE
+    one = table.remember(ROOT_INODE, b"one", fake_stat(5, 1))  # 1 is FUSE's root
+    assert one.number >= ALLOCATED_BASE
