@@ -1,9 +1,11 @@
 """System calls on the store, by store-relative path.
 
 Every call is made relative to a descriptor of the store's root (`*at()` calls), never
-with the store's absolute path in front: a path that fits in PATH_MAX inside the mount
-then fits on the backing side too, and the store directory itself may be renamed while
-mounted. Paths are bytes; b"" is the root. Errors are `OSError`s.
+with the store's absolute path in front, so the store directory itself may be renamed
+while mounted. A path too long for one call (a program deep below the mount's root
+may use relative paths of up to PATH_MAX from there) is resolved a part at a time: its
+directory is opened in pieces shorter than PATH_MAX, then the call is made on the last
+name relative to that. Paths are bytes; b"" is the root. Errors are `OSError`s.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from semfs.fs.syscalls import renameat2
 from semfs.hashing import content_hash
 
 T = TypeVar("T")
+
+
+# The longest path handed to one call; PATH_MAX (4096) counts the terminating NUL.
+_LONGEST = os.pathconf("/", "PC_PATH_MAX") - 1
 
 
 def _at(relative: bytes) -> bytes:
@@ -32,37 +39,76 @@ class BackingStore:
     def close(self) -> None:
         os.close(self._fd)
 
+    @contextmanager
+    def _place(self, relative: bytes) -> Iterator[tuple[int, bytes]]:
+        """(directory descriptor, path relative to it) for `relative`, which fit one call."""
+        if len(relative) <= _LONGEST:
+            yield self._fd, _at(relative)
+            return
+        head, _, name = relative.rpartition(b"/")
+        directory = self._open_directory_in_parts(head)
+        try:
+            yield directory, name
+        finally:
+            os.close(directory)
+
+    def _open_directory_in_parts(self, relative: bytes) -> int:
+        fd = os.dup(self._fd)
+        rest = relative
+        while rest:
+            cut = len(rest) if len(rest) <= _LONGEST else rest.rfind(b"/", 0, _LONGEST + 1)
+            if cut <= 0:
+                os.close(fd)
+                raise OSError(errno.ENAMETOOLONG, "path component too long")
+            part, rest = rest[:cut], rest[cut + 1 :]
+            try:
+                inner = os.open(part, os.O_PATH | os.O_DIRECTORY, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = inner
+        return fd
+
     # --- names ------------------------------------------------------------------------
 
     def lstat(self, relative: bytes) -> os.stat_result:
-        return os.stat(_at(relative), dir_fd=self._fd, follow_symlinks=False)
+        with self._place(relative) as (fd, path):
+            return os.stat(path, dir_fd=fd, follow_symlinks=False)
 
     def open(self, relative: bytes, flags: int, mode: int = 0o777) -> int:
-        return os.open(_at(relative), flags, mode, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            return os.open(path, flags, mode, dir_fd=fd)
 
     def mkdir(self, relative: bytes, mode: int) -> None:
-        os.mkdir(relative, mode, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.mkdir(path, mode, dir_fd=fd)
 
     def mknod(self, relative: bytes, mode: int, device: int) -> None:
-        os.mknod(relative, mode, device, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.mknod(path, mode, device, dir_fd=fd)
 
     def symlink(self, target: bytes, relative: bytes) -> None:
-        os.symlink(target, relative, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.symlink(target, path, dir_fd=fd)
 
     def readlink(self, relative: bytes) -> bytes:
-        return os.readlink(relative, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            return os.readlink(path, dir_fd=fd)
 
     def link(self, existing: bytes, new: bytes) -> None:
-        os.link(existing, new, src_dir_fd=self._fd, dst_dir_fd=self._fd, follow_symlinks=False)
+        with self._place(existing) as (old_fd, old), self._place(new) as (new_fd, path):
+            os.link(old, path, src_dir_fd=old_fd, dst_dir_fd=new_fd, follow_symlinks=False)
 
     def unlink(self, relative: bytes) -> None:
-        os.unlink(relative, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.unlink(path, dir_fd=fd)
 
     def rmdir(self, relative: bytes) -> None:
-        os.rmdir(relative, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.rmdir(path, dir_fd=fd)
 
     def rename(self, old: bytes, new: bytes, flags: int) -> None:
-        renameat2(self._fd, old, self._fd, new, flags)
+        with self._place(old) as (old_fd, old_path), self._place(new) as (new_fd, new_path):
+            renameat2(old_fd, old_path, new_fd, new_path, flags)
 
     # --- attributes -------------------------------------------------------------------
 
@@ -70,13 +116,16 @@ class BackingStore:
         """chmod without following a symlink; Linux cannot change a symlink's own mode."""
         if stat.S_ISLNK(self.lstat(relative).st_mode):
             raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink")
-        os.chmod(_at(relative), mode, dir_fd=self._fd)
+        with self._place(relative) as (fd, path):
+            os.chmod(path, mode, dir_fd=fd)
 
     def chown(self, relative: bytes, uid: int, gid: int) -> None:
-        os.chown(_at(relative), uid, gid, dir_fd=self._fd, follow_symlinks=False)
+        with self._place(relative) as (fd, path):
+            os.chown(path, uid, gid, dir_fd=fd, follow_symlinks=False)
 
     def utime(self, relative: bytes, times_ns: tuple[int, int]) -> None:
-        os.utime(_at(relative), ns=times_ns, dir_fd=self._fd, follow_symlinks=False)
+        with self._place(relative) as (fd, path):
+            os.utime(path, ns=times_ns, dir_fd=fd, follow_symlinks=False)
 
     def truncate(self, relative: bytes, size: int) -> None:
         fd = self.open(relative, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -96,7 +145,7 @@ class BackingStore:
         if not relative:
             return call(b"/proc/self/fd/%d" % self._fd)
         head, _, name = relative.rpartition(b"/")
-        parent = os.open(_at(head), os.O_PATH | os.O_DIRECTORY, dir_fd=self._fd)
+        parent = self._open_directory_in_parts(head)
         try:
             return call(b"/proc/self/fd/%d/%s" % (parent, name))
         finally:
