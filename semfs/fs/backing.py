@@ -142,8 +142,8 @@ class BackingStore:
     # which stays short however deep the entry is, and does not follow a final symlink.
 
     def _via_parent(self, relative: bytes, call: Callable[[bytes], T]) -> T:
-        if not relative:
-            return call(b"/proc/self/fd/%d" % self._fd)
+        if not relative:  # "/.": the l*xattr calls would act on the magic link itself
+            return call(b"/proc/self/fd/%d/." % self._fd)
         head, _, name = relative.rpartition(b"/")
         parent = self._open_directory_in_parts(head)
         try:

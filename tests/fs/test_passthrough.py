@@ -207,6 +207,9 @@ def test_extended_attributes_user_namespace(mounted: Mount) -> None:
     expect_errno(errno.ENODATA, os.removexattr, mnt / "rocket.jpg", "user.place")
     os.setxattr(mnt / "animals", "user.kind", b"dir")
     assert os.getxattr(store / "animals", "user.kind") == b"dir"
+    os.setxattr(mnt, "user.root", b"top")  # the mount's root is the store's root
+    assert os.getxattr(store, "user.root") == b"top"
+    assert "user.root" in os.listxattr(mnt)
 
 
 def test_odd_file_names(mounted: Mount) -> None:
