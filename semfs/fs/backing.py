@@ -1,11 +1,15 @@
 """System calls on the store, by store-relative path.
 
-Every call is made relative to a descriptor of the store's root (`*at()` calls), never
-with the store's absolute path in front, so the store directory itself may be renamed
-while mounted. A path too long for one call (a program deep below the mount's root
-may use relative paths of up to PATH_MAX from there) is resolved a part at a time: its
-directory is opened in pieces shorter than PATH_MAX, then the call is made on the last
-name relative to that. Paths are bytes; b"" is the root. Errors are `OSError`s.
+Every call is made on a single name relative to a descriptor of its directory (`*at()`
+calls), never with the store's absolute path in front, so the store directory itself
+may be renamed while mounted. The directory is opened with openat2(RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS), and the final name is never followed if it is a symlink: the
+daemon runs as root, and someone who can change the store directly must not be able to
+lead it outside by swapping a directory the kernel knows for a symlink. A directory
+path too long for one call (a program deep below the mount's root may use paths of up
+to PATH_MAX from there) is opened a piece at a time.
+
+Paths are bytes; b"" is the root. Errors are `OSError`s.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from semfs.fs.syscalls import renameat2
+from semfs.fs.syscalls import (
+    RESOLVE_BENEATH,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    openat2,
+    renameat2,
+)
 from semfs.hashing import content_hash
 
 T = TypeVar("T")
@@ -25,6 +35,7 @@ T = TypeVar("T")
 
 # The longest path handed to one call; PATH_MAX (4096) counts the terminating NUL.
 _LONGEST = os.pathconf("/", "PC_PATH_MAX") - 1
+_BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
 
 def _at(relative: bytes) -> bytes:
@@ -41,18 +52,20 @@ class BackingStore:
 
     @contextmanager
     def _place(self, relative: bytes) -> Iterator[tuple[int, bytes]]:
-        """(directory descriptor, path relative to it) for `relative`, which fit one call."""
-        if len(relative) <= _LONGEST:
-            yield self._fd, _at(relative)
-            return
+        """(descriptor of the directory, single name in it) for `relative`."""
         head, _, name = relative.rpartition(b"/")
-        directory = self._open_directory_in_parts(head)
+        if not head:  # in the root: no directory to resolve
+            yield self._fd, _at(name)
+            return
+        directory = self._open_directory(head)
         try:
             yield directory, name
         finally:
             os.close(directory)
 
-    def _open_directory_in_parts(self, relative: bytes) -> int:
+    def _open_directory(self, relative: bytes) -> int:
+        """An O_PATH descriptor of a directory strictly inside the store, reached through
+        no symlink; opened a piece at a time if its path is longer than one call takes."""
         fd = os.dup(self._fd)
         rest = relative
         while rest:
@@ -62,7 +75,7 @@ class BackingStore:
                 raise OSError(errno.ENAMETOOLONG, "path component too long")
             part, rest = rest[:cut], rest[cut + 1 :]
             try:
-                inner = os.open(part, os.O_PATH | os.O_DIRECTORY, dir_fd=fd)
+                inner = openat2(fd, part, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, _BENEATH)
             finally:
                 os.close(fd)
             fd = inner
@@ -75,8 +88,9 @@ class BackingStore:
             return os.stat(path, dir_fd=fd, follow_symlinks=False)
 
     def open(self, relative: bytes, flags: int, mode: int = 0o777) -> int:
+        """Never through a symlink: the kernel resolves symlinks in the mount itself."""
         with self._place(relative) as (fd, path):
-            return os.open(path, flags, mode, dir_fd=fd)
+            return os.open(path, flags | os.O_NOFOLLOW, mode, dir_fd=fd)
 
     def mkdir(self, relative: bytes, mode: int) -> None:
         with self._place(relative) as (fd, path):
@@ -114,10 +128,16 @@ class BackingStore:
 
     def chmod(self, relative: bytes, mode: int) -> None:
         """chmod without following a symlink; Linux cannot change a symlink's own mode."""
-        if stat.S_ISLNK(self.lstat(relative).st_mode):
-            raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink")
-        with self._place(relative) as (fd, path):
-            os.chmod(path, mode, dir_fd=fd)
+        # The entry itself (O_PATH | O_NOFOLLOW), then chmod through its /proc link: no
+        # window in which a symlink could be swapped in (os.chmod cannot combine dir_fd
+        # with follow_symlinks=False).
+        entry = self.open(relative, os.O_PATH)
+        try:
+            if stat.S_ISLNK(os.fstat(entry).st_mode):
+                raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink")
+            os.chmod(f"/proc/self/fd/{entry}", mode)
+        finally:
+            os.close(entry)
 
     def chown(self, relative: bytes, uid: int, gid: int) -> None:
         with self._place(relative) as (fd, path):
@@ -144,12 +164,8 @@ class BackingStore:
     def _via_parent(self, relative: bytes, call: Callable[[bytes], T]) -> T:
         if not relative:  # "/.": the l*xattr calls would act on the magic link itself
             return call(b"/proc/self/fd/%d/." % self._fd)
-        head, _, name = relative.rpartition(b"/")
-        parent = self._open_directory_in_parts(head)
-        try:
+        with self._place(relative) as (parent, name):
             return call(b"/proc/self/fd/%d/%s" % (parent, name))
-        finally:
-            os.close(parent)
 
     def getxattr(self, relative: bytes, name: bytes) -> bytes:
         return self._via_parent(relative, lambda p: os.getxattr(p, name, follow_symlinks=False))

@@ -147,3 +147,25 @@ def test_inode_numbers_are_the_stores_and_survive_forgetting(mounted: Mount) -> 
     assert after == before
     os.rename(mounted.mountpoint / "rocket.jpg", mounted.mountpoint / "animals" / "r.jpg")
     assert os.stat(mounted.mountpoint / "animals" / "r.jpg").st_ino == before["rocket.jpg"]
+
+
+def test_directory_swapped_for_a_symlink_in_the_store_cannot_lead_outside(
+    mounted: Mount, tmp_path: Path
+) -> None:
+    """The daemon runs as root: if someone with access to the store replaces a directory
+    the kernel knows with a symlink to elsewhere, requests through the mount must not
+    follow it out of the store."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"not yours")
+    assert os.listdir(mounted.mountpoint / "animals") == ["cat.png"]  # the kernel caches it
+    shutil.rmtree(mounted.store / "animals")
+    os.symlink(outside, mounted.store / "animals")
+    for attempt in (
+        lambda: (mounted.mountpoint / "animals" / "planted.jpg").write_bytes(b"x"),
+        lambda: (mounted.mountpoint / "animals" / "secret.jpg").read_bytes(),
+        lambda: os.mkdir(mounted.mountpoint / "animals" / "sub"),
+    ):
+        with pytest.raises(OSError):
+            attempt()
+    assert sorted(os.listdir(outside)) == ["secret.jpg"]
