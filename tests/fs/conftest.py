@@ -137,3 +137,27 @@ def mounted(store: Path, tmp_path: Path) -> Iterator[Mount]:
     finally:
         stop(mount)
     assert_clean_log(mount)
+
+
+@dataclass
+class Daemon:
+    store: Path
+    mountpoint: Path
+
+    @property
+    def pid(self) -> int:
+        return int((self.store / ".semfs" / "mount.lock").read_text().split()[0])
+
+
+@pytest.fixture
+def daemon_mount(store: Path, tmp_path: Path) -> Iterator[Daemon]:
+    """`semfs mount` as a user runs it (daemonised); unmounted, dead or alive, after."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    semfs("mount", store, mountpoint)
+    try:
+        yield Daemon(store, mountpoint)
+    finally:
+        semfs("unmount", mountpoint, check=False)
+        if is_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)

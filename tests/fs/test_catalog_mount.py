@@ -15,6 +15,7 @@ import pytest
 from semfs.catalog import Catalog, FileState
 from semfs.hashing import content_hash
 from tests.fs.conftest import (
+    Daemon,
     Mount,
     assert_clean_log,
     is_mounted,
@@ -177,29 +178,22 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
 
 
 def test_stale_mount_after_kill_9_is_explained_and_recovered(
-    store: Path, tmp_path: Path, photos: dict[str, Path]
+    daemon_mount: Daemon, photos: dict[str, Path]
 ) -> None:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    semfs("mount", store, mnt)
-    try:
-        pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
-        shutil.copy(photos["moon.png"], mnt / "moon.png")  # written just before the crash
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="daemon gone")
-        with pytest.raises(OSError) as caught:
-            os.listdir(mnt)
-        assert caught.value.errno == errno.ENOTCONN
+    store, mnt = daemon_mount.store, daemon_mount.mountpoint
+    pid = daemon_mount.pid
+    shutil.copy(photos["moon.png"], mnt / "moon.png")  # written just before the crash
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="daemon gone")
+    with pytest.raises(OSError) as caught:
+        os.listdir(mnt)
+    assert caught.value.errno == errno.ENOTCONN
 
-        result = semfs("mount", store, mnt)
-        assert "dead semfs mount" in result.stderr and "Traceback" not in result.stderr
-        assert (mnt / "moon.png").read_bytes() == photos["moon.png"].read_bytes()
-        wait_for(lambda: "moon.png" in catalog_of(store), what="moon.png after restart")
-        assert_catalog_matches_store(store)
-    finally:
-        semfs("unmount", mnt, check=False)
-        if is_mounted(mnt):
-            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    result = semfs("mount", store, mnt)
+    assert "dead semfs mount" in result.stderr and "Traceback" not in result.stderr
+    assert (mnt / "moon.png").read_bytes() == photos["moon.png"].read_bytes()
+    wait_for(lambda: "moon.png" in catalog_of(store), what="moon.png after restart")
+    assert_catalog_matches_store(store)
 
 
 @pytest.mark.parametrize(
@@ -241,38 +235,30 @@ except OSError as error:
 
 
 def test_crash_mid_write_loses_nothing_written_and_recovers(
-    store: Path, tmp_path: Path, photos: dict[str, Path]
+    daemon_mount: Daemon, photos: dict[str, Path]
 ) -> None:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    semfs("mount", store, mnt)
-    try:
-        pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(mnt / "big.jpg")],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert writer.stdout is not None and writer.stdout.readline() == "started\n"
-        wait_for(lambda: (store / "big.jpg").stat().st_size > 8 << 20, what="write under way")
-        os.kill(pid, signal.SIGKILL)
-        output, _ = writer.communicate(timeout=30)
-        # A clear error: ECONNABORTED for the write in flight, ENOTCONN for later ones.
-        assert writer.returncode == 3
-        assert output.strip() in (f"errno {errno.ENOTCONN}", f"errno {errno.ECONNABORTED}")
-        partial = (store / "big.jpg").stat().st_size
-        assert partial > 8 << 20  # what reached the store before the crash is still there
+    store, mnt = daemon_mount.store, daemon_mount.mountpoint
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(mnt / "big.jpg")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None and writer.stdout.readline() == "started\n"
+    wait_for(lambda: (store / "big.jpg").stat().st_size > 8 << 20, what="write under way")
+    os.kill(daemon_mount.pid, signal.SIGKILL)
+    output, _ = writer.communicate(timeout=30)
+    # A clear error: ECONNABORTED for the write in flight, ENOTCONN for later ones.
+    assert writer.returncode == 3
+    assert output.strip() in (f"errno {errno.ENOTCONN}", f"errno {errno.ECONNABORTED}")
+    partial = (store / "big.jpg").stat().st_size
+    assert partial > 8 << 20  # what reached the store before the crash is still there
 
-        semfs("mount", store, mnt)  # cleans up the dead mount, reconciles
-        wait_for(lambda: "big.jpg" in catalog_of(store), what="partial file catalogued")
-        assert catalog_of(store)["big.jpg"][1] == partial
-        shutil.copy(photos["coffee.png"], mnt / "big.jpg")  # the user copies it again
-        wait_for(
-            lambda: catalog_of(store)["big.jpg"][1] == photos["coffee.png"].stat().st_size,
-            what="rewrite catalogued",
-        )
-        assert_catalog_matches_store(store)
-    finally:
-        semfs("unmount", mnt, check=False)
-        if is_mounted(mnt):
-            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    semfs("mount", store, mnt)  # cleans up the dead mount, reconciles
+    wait_for(lambda: "big.jpg" in catalog_of(store), what="partial file catalogued")
+    assert catalog_of(store)["big.jpg"][1] == partial
+    shutil.copy(photos["coffee.png"], mnt / "big.jpg")  # the user copies it again
+    wait_for(
+        lambda: catalog_of(store)["big.jpg"][1] == photos["coffee.png"].stat().st_size,
+        what="rewrite catalogued",
+    )
+    assert_catalog_matches_store(store)
