@@ -99,9 +99,7 @@ class ChangeTracker:
 
     def renamed(self, old: bytes, new: bytes, is_dir: bool, content: Opener | None) -> None:
         """`content` opens the moved file (None for a directory or a non-regular file)."""
-        wanted = content is not None and self._settings.is_image_name(new)
-        fd = self._hold(content) if wanted and content is not None else None
-        self._send.send_nowait(Renamed(old, new, is_dir, fd))
+        self._send.send_nowait(Renamed(old, new, is_dir, self._hold_image(new, content)))
 
     def exchanged(
         self,
@@ -111,13 +109,15 @@ class ChangeTracker:
         second_content: Opener | None,
     ) -> None:
         """`first` and `second` swapped; the openers open what is at each now."""
-        fds = [
-            self._hold(opener)
-            if opener is not None and self._settings.is_image_name(path)
-            else None
-            for path, opener in ((first, first_content), (second, second_content))
-        ]
-        self._send.send_nowait(Exchanged(first, second, fds[0], fds[1]))
+        first_fd = self._hold_image(first, first_content)
+        second_fd = self._hold_image(second, second_content)
+        self._send.send_nowait(Exchanged(first, second, first_fd, second_fd))
+
+    def _hold_image(self, path: bytes, content: Opener | None) -> int | None:
+        """The content's descriptor, if there is content and `path` is an image name."""
+        if content is None or not self._settings.is_image_name(path):
+            return None
+        return self._hold(content)
 
     def _hold(self, content: Opener) -> int | None:
         with self._held_lock:

@@ -28,7 +28,7 @@ from semfs.fs.syscalls import (
     openat2,
     renameat2,
 )
-from semfs.hashing import content_hash
+from semfs.hashing import descriptor_hash
 
 T = TypeVar("T")
 
@@ -44,7 +44,6 @@ def _at(relative: bytes) -> bytes:
 
 class BackingStore:
     def __init__(self, root: bytes) -> None:
-        self.root = root
         self._fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
 
     def close(self) -> None:
@@ -148,7 +147,7 @@ class BackingStore:
             os.utime(path, ns=times_ns, dir_fd=fd, follow_symlinks=False)
 
     def truncate(self, relative: bytes, size: int) -> None:
-        fd = self.open(relative, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = self.open(relative, os.O_WRONLY | os.O_NONBLOCK)
         try:
             os.ftruncate(fd, size)
         finally:
@@ -162,8 +161,8 @@ class BackingStore:
     # which stays short however deep the entry is, and does not follow a final symlink.
 
     def _via_parent(self, relative: bytes, call: Callable[[bytes], T]) -> T:
-        if not relative:  # "/.": the l*xattr calls would act on the magic link itself
-            return call(b"/proc/self/fd/%d/." % self._fd)
+        # For the root this is /proc/self/fd/<root>/.: without the "/." the l*xattr
+        # calls would act on the magic link itself.
         with self._place(relative) as (parent, name):
             return call(b"/proc/self/fd/%d/%s" % (parent, name))
 
@@ -179,15 +178,19 @@ class BackingStore:
     def removexattr(self, relative: bytes, name: bytes) -> None:
         self._via_parent(relative, lambda p: os.removexattr(p, name, follow_symlinks=False))
 
-    # --- directories ----------------------------------------------------------------------
+    # --- content and directories --------------------------------------------------------
 
     def content_hash(self, relative: bytes) -> str:
         """The file's content hash (blocking: call from a worker thread)."""
-        return content_hash(self.open(relative, os.O_RDONLY | os.O_NOFOLLOW))
+        fd = self.open(relative, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            return descriptor_hash(fd)
+        finally:
+            os.close(fd)
 
     def open_directory(self, relative: bytes) -> int:
         """A descriptor that keeps the directory readable even after it is removed."""
-        return self.open(relative, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        return self.open(relative, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def list_directory(fd: int, hidden: bytes | None) -> list[tuple[bytes, os.stat_result]]:

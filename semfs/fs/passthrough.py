@@ -115,7 +115,7 @@ class Passthrough:
 
     def _reader(self, relative: bytes) -> Opener:
         """Opens the file's content read-only for the catalog (never blocks on a FIFO)."""
-        return lambda: self.store.open(relative, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        return lambda: self.store.open(relative, os.O_RDONLY | os.O_NONBLOCK)
 
     def _reader_if_file(self, relative: bytes) -> Opener | None:
         try:
