@@ -101,8 +101,6 @@ class SemfsOperations(pyfuse3.Operations):
         view = self._views.owner(parent_inode)
         if view is None and parent_inode == ROOT_INODE:
             view = self._views.at_root(name)
-            if view is not None:
-                return await view.lookup(parent_inode, name)
         if view is not None:
             return await view.lookup(parent_inode, name)
         try:
@@ -111,8 +109,8 @@ class SemfsOperations(pyfuse3.Operations):
             return self._negative_entry()
 
     def _negative_entry(self) -> pyfuse3.EntryAttributes:
-        """ "No such name", cached by the kernel for entry_timeout (a raised ENOENT is not
-        cached, so `cp` and file managers would ask again for every probe)."""
+        """A negative entry: the kernel caches the absence for entry_timeout (a raised
+        ENOENT is not cached, so `cp` and file managers would ask again for every probe)."""
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = 0
         attr.entry_timeout = self._settings.entry_timeout
