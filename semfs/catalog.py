@@ -11,10 +11,11 @@ every statement runs under `_lock`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,6 +47,29 @@ class CatalogStats:
     indexed: int
     queued: int
     failed: int
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    record: FileRecord
+    enqueued_ns: int  # identifies this version of the file in the queue
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Description:
+    caption: str
+    source: str  # user | exif | xmp | model
+    captioner: str  # the model's name, or the source for user-given text
+    keywords: list[str]
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    file_id: int
+    path: bytes
+    seq: int  # of the file's current vector
+    caption: str
 
 
 def split_path(path: bytes) -> tuple[bytes, bytes]:
@@ -97,8 +121,34 @@ def _migrate_to_1(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE descriptions (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            caption TEXT NOT NULL,
+            source TEXT NOT NULL,            -- user | exif | xmp | model
+            captioner TEXT NOT NULL,         -- the model that wrote it, or the source
+            keywords TEXT NOT NULL           -- JSON list, best first
+        );
+        CREATE TABLE vectors (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- grows with every vector written
+            file_id INTEGER NOT NULL UNIQUE REFERENCES files (id) ON DELETE CASCADE,
+            embedder TEXT NOT NULL,
+            vector BLOB NOT NULL             -- float32, unit length
+        );
+        CREATE INDEX vectors_by_embedder ON vectors (embedder, seq);
+        CREATE TABLE saved_queries (
+            query BLOB PRIMARY KEY,          -- the directory name under search/
+            created_ns INTEGER NOT NULL
+        );
+        """,
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _FILE_COLUMNS = "id, dir, name, size, mtime_ns, content_hash, state, error"
@@ -109,6 +159,11 @@ def _record(row: tuple[int, bytes, bytes, int, int, str | None, str, str | None]
     return FileRecord(
         file_id, join_path(directory, name), size, mtime_ns, content_hash, FileState(state), error
     )
+
+
+def _forget_derived(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("DELETE FROM descriptions WHERE file_id = ?", (file_id,))
+    db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
 
 
 def _move(
@@ -158,8 +213,9 @@ def _remove_tree(db: sqlite3.Connection, directory: bytes) -> int:
 
 
 class Catalog:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db  # GUARDED_BY(_lock)
+        self._path = path
         self._lock = threading.RLock()
 
     @classmethod
@@ -169,7 +225,7 @@ class Catalog:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes
         db.execute("PRAGMA foreign_keys = ON")
-        catalog = cls(db)
+        catalog = cls(db, path)
         catalog._migrate(path)
         return catalog
 
@@ -273,6 +329,7 @@ class Catalog:
                     "error = NULL WHERE id = ?",
                     (size, mtime_ns, content_hash, FileState.QUEUED.value, file_id),
                 )
+                _forget_derived(db, file_id)  # they describe the old content
             db.execute(
                 "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
                 (file_id, time.time_ns()),
@@ -358,3 +415,214 @@ class Catalog:
             ).fetchone()
             queued = self._db.execute("SELECT count(*) FROM ingest_queue").fetchone()[0]
         return CatalogStats(files=files, indexed=indexed, queued=queued, failed=failed)
+
+    # --- derived data: descriptions and vectors (written by ingest) -------------------
+
+    def queue_items(self, limit: int, skip: Collection[int] = ()) -> list[QueueItem]:
+        """The next `limit` queued files not in `skip`; files that failed before go last."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FILE_COLUMNS}, enqueued_ns, attempts FROM ingest_queue "
+                "JOIN files ON id = file_id ORDER BY attempts, enqueued_ns, id LIMIT ?",
+                (limit + len(skip),),
+            ).fetchall()
+        items = [QueueItem(_record(row[:8]), row[8], row[9]) for row in rows]
+        return [item for item in items if item.record.id not in skip][:limit]
+
+    def store_result(
+        self, item: QueueItem, description: Description, embedder: str, vector: bytes
+    ) -> int | None:
+        """Save what ingest made of a queued file and take it off the queue, in one
+        transaction. Returns the vector's sequence number, or None (and saves nothing)
+        if the file changed or went away meanwhile: its newer version is queued anew."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO descriptions (file_id, caption, source, captioner, "
+                "keywords) VALUES (?, ?, ?, ?, ?)",
+                (
+                    item.record.id,
+                    description.caption,
+                    description.source,
+                    description.captioner,
+                    json.dumps(description.keywords),
+                ),
+            )
+            seq = _write_vector(db, item.record.id, embedder, vector)
+            _dequeue(db, item.record.id, FileState.INDEXED, None)
+            return seq
+
+    def fail(self, item: QueueItem, reason: str) -> bool:
+        """Record that a queued file cannot be ingested (a bad image) and why."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return False
+            _dequeue(db, item.record.id, FileState.FAILED, reason)
+            return True
+
+    def retry_later(self, item: QueueItem, error: str, max_attempts: int) -> None:
+        """An unexpected error: try again after the rest, up to `max_attempts` in all."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return
+            if item.attempts + 1 >= max_attempts:
+                _dequeue(db, item.record.id, FileState.FAILED, error)
+            else:
+                db.execute(
+                    "UPDATE ingest_queue SET attempts = attempts + 1 WHERE file_id = ?",
+                    (item.record.id,),
+                )
+
+    def reusable(self, content_hash: str, embedder: str) -> tuple[Description, bytes] | None:
+        """Description and vector of another file with the same content (a copy), made
+        by `embedder`, so a copy need not pass through the models again."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT d.caption, d.source, d.captioner, d.keywords, v.vector FROM files f "
+                "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
+                "WHERE f.content_hash = ? AND v.embedder = ? AND d.source = 'model' LIMIT 1",
+                (content_hash, embedder),
+            ).fetchone()
+        if row is None:
+            return None
+        caption, source, captioner, keywords, vector = row
+        return Description(caption, source, captioner, json.loads(keywords)), bytes(vector)
+
+    def description(self, file_id: int) -> Description | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT caption, source, captioner, keywords FROM descriptions WHERE file_id = ?",
+                (file_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Description(row[0], row[1], row[2], json.loads(row[3]))
+
+    def requeue(self, path: bytes) -> bool:
+        """Ingest the file at `path` again (e.g. its user caption changed)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM files WHERE dir = ? AND name = ?", split_path(path)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (row[0],))
+            db.execute(
+                "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+                (row[0], time.time_ns()),
+            )
+            return True
+
+    def hits(self, file_ids: Collection[int], embedder: str) -> dict[int, StoredHit]:
+        """For search results: where each file is now, its caption and the sequence
+        number of its current vector by `embedder` (files without one are left out)."""
+        found: dict[int, StoredHit] = {}
+        ids = list(file_ids)
+        with self._lock:
+            for start in range(0, len(ids), 500):  # SQLite's parameter limit
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT f.id, f.dir, f.name, v.seq, coalesce(d.caption, '') FROM files f "
+                    "JOIN vectors v ON v.file_id = f.id "
+                    "LEFT JOIN descriptions d ON d.file_id = f.id "
+                    f"WHERE f.id IN ({marks}) AND v.embedder = ?",
+                    (*chunk, embedder),
+                ).fetchall()
+                for file_id, directory, name, seq, caption in rows:
+                    found[file_id] = StoredHit(file_id, join_path(directory, name), seq, caption)
+        return found
+
+    def vectors_since(self, embedder: str, after_seq: int) -> Iterator[tuple[int, int, bytes]]:
+        """(file id, seq, vector) of `embedder`'s vectors written after `after_seq`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT file_id, seq, vector FROM vectors WHERE embedder = ? AND seq > ? "
+                "ORDER BY seq",
+                (embedder, after_seq),
+            ).fetchall()
+        for file_id, seq, vector in rows:
+            yield file_id, seq, bytes(vector)
+
+    def vector_counts(self, embedder: str, up_to_seq: int) -> tuple[int, int]:
+        """How many of `embedder`'s vectors are at most / past `up_to_seq`."""
+        with self._lock:
+            old, new = self._db.execute(
+                "SELECT count(*) FILTER (WHERE seq <= ?), count(*) FILTER (WHERE seq > ?) "
+                "FROM vectors WHERE embedder = ?",
+                (up_to_seq, up_to_seq, embedder),
+            ).fetchone()
+        return int(old), int(new)
+
+    def captions_to_embed(self, embedder: str, limit: int) -> list[tuple[int, str]]:
+        """Captions without a vector by `embedder` (after the embedder was switched)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.file_id, d.caption FROM descriptions d "
+                "LEFT JOIN vectors v ON v.file_id = d.file_id "
+                "WHERE v.embedder IS NULL OR v.embedder != ? ORDER BY d.file_id LIMIT ?",
+                (embedder, limit),
+            ).fetchall()
+        return [(int(file_id), str(caption)) for file_id, caption in rows]
+
+    def store_vectors(self, embedder: str, vectors: list[tuple[int, bytes]]) -> None:
+        with self._transaction() as db:
+            for file_id, vector in vectors:
+                _write_vector(db, file_id, embedder, vector)
+
+    def failures(self, limit: int = 100) -> list[tuple[bytes, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT dir, name, coalesce(error, '') FROM files WHERE state = 'failed' "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(join_path(directory, name), error) for directory, name, error in rows]
+
+    # --- saved queries -----------------------------------------------------------------
+
+    def save_query(self, query: bytes) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO saved_queries (query, created_ns) VALUES (?, ?)",
+                (query, time.time_ns()),
+            )
+
+    def remove_query(self, query: bytes) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM saved_queries WHERE query = ?", (query,)).rowcount > 0
+
+    def saved_queries(self) -> list[bytes]:
+        with self._lock:
+            rows = self._db.execute("SELECT query FROM saved_queries ORDER BY created_ns")
+            return [bytes(row[0]) for row in rows]
+
+    def open_reader(self) -> sqlite3.Connection:
+        """A separate read-only connection, for long scans (an index rebuild) that must
+        not hold the shared connection's lock."""
+        return sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+
+
+def _still_queued(db: sqlite3.Connection, item: QueueItem) -> bool:
+    row = db.execute(
+        "SELECT enqueued_ns FROM ingest_queue WHERE file_id = ?", (item.record.id,)
+    ).fetchone()
+    return row is not None and row[0] == item.enqueued_ns
+
+
+def _dequeue(db: sqlite3.Connection, file_id: int, state: FileState, error: str | None) -> None:
+    db.execute("UPDATE files SET state = ?, error = ? WHERE id = ?", (state.value, error, file_id))
+    db.execute("DELETE FROM ingest_queue WHERE file_id = ?", (file_id,))
+
+
+def _write_vector(db: sqlite3.Connection, file_id: int, embedder: str, vector: bytes) -> int:
+    # Delete, then insert: the vector gets a new, higher seq, which tells the index
+    # that any copy it holds of an older vector for this file is stale.
+    db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
+    cursor = db.execute(
+        "INSERT INTO vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
+        (file_id, embedder, vector),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid

@@ -35,6 +35,30 @@ class Settings:
     image_extensions: frozenset[str] = field(default=DEFAULT_IMAGE_EXTENSIONS)
     allow_other: bool = False
 
+    # --- search -----------------------------------------------------------------------
+    # Models: "classifier[:efficientnet-lite0|1|2]" (offline, the default) or
+    # "transformers:<hub id or directory>"; "sentence-transformers:<name or directory>"
+    # or "onnx:paraphrase-MiniLM-L3-v2" (low memory).
+    captioner: str = "classifier:efficientnet-lite0"
+    embedder: str = "sentence-transformers:all-MiniLM-L6-v2"
+    search_dir_name: str = "search"
+    top_k: int = 50
+    # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
+    # None: the value calibrated for the captioner/embedder pair (see semfs/ml/calibration.py).
+    max_distance: float | None = None
+    # Ingest: threads that read and decode images (the models run one batch at a time).
+    ingest_workers: int = 2
+    ingest_batch: int = 8
+    torch_threads: int = 0  # 0: let torch decide
+    max_image_pixels: int = 100_000_000  # larger images are refused as decompression bombs
+    # Index: Annoy trees and search_k (nodes inspected per query; see docs/architecture.md).
+    index_trees: int = 25
+    index_search_k: int = 10_000
+    # New vectors are searched exactly until this many wait; then the base index is rebuilt.
+    rebuild_threshold: int = 2_000
+    # How long a search waits for the models to load before giving up (EAGAIN).
+    model_wait: float = 120.0
+
     @property
     def state_dir(self) -> Path:
         return self.store / STATE_DIR_NAME
@@ -50,6 +74,10 @@ class Settings:
     @property
     def log_path(self) -> Path:
         return self.state_dir / "mount.log"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.state_dir / "index"
 
     @property
     def config_path(self) -> Path:

@@ -15,7 +15,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -25,9 +27,14 @@ import trio
 
 from semfs.catalog import Catalog
 from semfs.config import Settings
+from semfs.engine import Engine
 from semfs.errors import QuietError
+from semfs.fs.backing import BackingStore
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
+from semfs.fs.search_view import SearchView
+from semfs.fs.views import ViewRegistry
+from semfs.ingest import IngestWorker
 from semfs.mounttable import FSTYPE, find_mount, fuse_unmount, is_stale
 from semfs.tracker import ChangeTracker
 
@@ -151,9 +158,20 @@ def serve(request: MountRequest) -> None:
     lock = _take_lock(settings, request.mountpoint)
     catalog = Catalog.open(settings.catalog_path)
     os.umask(0)  # modes asked for by callers are applied exactly (FUSE passes their umask)
-    tracker = ChangeTracker(settings, catalog)
+    engine = Engine(settings, catalog)
+    notifier = TrioNotifier()
+    ingest_store = BackingStore(os.fsencode(settings.store))
+    ingest = IngestWorker(engine, ingest_store, on_indexed=notifier.notify)
+
+    def catalog_changed() -> None:
+        ingest.wake()
+        engine.changed()
+        notifier.notify()
+
+    tracker = ChangeTracker(settings, catalog, on_applied=catalog_changed)
     passthrough = Passthrough(settings, tracker)
-    operations = SemfsOperations(settings, passthrough)
+    search = SearchView(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
+    operations = SemfsOperations(settings, passthrough, ViewRegistry([search]))
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
     except RuntimeError as error:
@@ -161,26 +179,66 @@ def serve(request: MountRequest) -> None:
         lock.close()
         raise QuietError(f"cannot mount at {request.mountpoint}: {error}") from error
     log.info("mounted %s at %s (pid %d)", settings.store, request.mountpoint, os.getpid())
+    engine.start_loading()
+    ingest_thread = threading.Thread(target=ingest.run, name="semfs-ingest", daemon=True)
     try:
-        trio.run(_main_loop, tracker)
+        trio.run(_main_loop, tracker, search, notifier, ingest_thread)
     finally:
         passthrough.close_all()
         pyfuse3.close(unmount=True)
+        ingest.stop()
+        ingest_thread.join(timeout=STOP_TIMEOUT)  # finishes its batch: nothing half-written
+        ingest_store.close()
         catalog.close()
         lock.close()
         log.info("unmounted %s", request.mountpoint)
 
 
-async def _main_loop(tracker: ChangeTracker) -> None:
+class TrioNotifier:
+    """Tells the search view, on the trio thread, that results may have changed; callable
+    from any thread."""
+
+    def __init__(self) -> None:
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._view: SearchView | None = None
+
+    def attach(self, view: SearchView) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._view = view
+
+    def notify(self) -> None:
+        token, view = self._token, self._view
+        if token is None or view is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(view.index_changed)
+
+
+async def _main_loop(
+    tracker: ChangeTracker,
+    search: SearchView,
+    notifier: TrioNotifier,
+    ingest_thread: threading.Thread,
+) -> None:
     async with trio.open_nursery() as nursery:
+        notifier.attach(search)
+        ingest_thread.start()
         nursery.start_soon(tracker.run)
+        watcher = trio.CancelScope()
+        nursery.start_soon(_run_in_scope, watcher, search.watch)
         signals = trio.CancelScope()
         nursery.start_soon(_terminate_on_signal, signals)
         try:
             await pyfuse3.main()
         finally:
             signals.cancel()
+            watcher.cancel()
             tracker.close()  # the tracker applies what is pending, then ends
+
+
+async def _run_in_scope(scope: trio.CancelScope, task: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await task()
 
 
 async def _terminate_on_signal(scope: trio.CancelScope) -> None:

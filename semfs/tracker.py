@@ -71,13 +71,23 @@ class Exchanged:
     second_fd: int | None = None
 
 
-Change = Written | Removed | Renamed | Exchanged
+@dataclass(frozen=True)
+class Recaption:
+    path: bytes  # its user caption (xattr) changed: describe it again
+
+
+Change = Written | Removed | Renamed | Exchanged | Recaption
 
 
 class ChangeTracker:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, on_applied: Callable[[], None] = lambda: None
+    ) -> None:
         self._settings = settings
         self._catalog = catalog
+        # Called (in a worker thread) after each change and the reconcile: the ingest
+        # worker may have work, and searches may see other results.
+        self._on_applied = on_applied
         self._store = BackingStore(os.fsencode(settings.store))
         # Unbounded: reporting a change must never block a filesystem handler.
         self._send, self._receive = trio.open_memory_channel[Change](math.inf)
@@ -113,6 +123,11 @@ class ChangeTracker:
         second_fd = self._hold_image(second, second_content)
         self._send.send_nowait(Exchanged(first, second, first_fd, second_fd))
 
+    def caption_changed(self, paths: Sequence[bytes]) -> None:
+        for path in paths:
+            if self._settings.is_image_name(path):
+                self._send.send_nowait(Recaption(path))
+
     def _hold_image(self, path: bytes, content: Opener | None) -> int | None:
         """The content's descriptor, if there is content and `path` is an image name."""
         if content is None or not self._settings.is_image_name(path):
@@ -143,6 +158,7 @@ class ChangeTracker:
             await trio.to_thread.run_sync(self._reconcile)
         finally:
             self.reconciled.set()
+            self._on_applied()
         try:
             async with self._receive:
                 async for change in self._receive:
@@ -174,6 +190,7 @@ class ChangeTracker:
     def _apply_logged(self, change: Change) -> None:
         try:
             self._apply(change)
+            self._on_applied()
         except Exception:
             # The next reconcile repairs whatever this missed; the mount must go on.
             log.exception("could not record %s in the catalog", change)
@@ -200,6 +217,8 @@ class ChangeTracker:
                     catalog.remove(old)
                 elif not catalog.move(old, new):
                     self._record(new, self._content(fd, new))  # "x.tmp" renamed to "x.jpg"
+            case Recaption(path):
+                catalog.requeue(path)
             case Exchanged(first, second, first_fd, second_fd):
                 catalog.swap(first, second)
                 for path, fd in ((first, first_fd), (second, second_fd)):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
+import trio
 
 from semfs.config import Settings
 from semfs.fs.inodes import ROOT_INODE
@@ -66,6 +67,8 @@ class SemfsOperations(pyfuse3.Operations):
         self._fs = passthrough
         self._views = views or ViewRegistry()
         self._view_listings: dict[int, _ViewListing] = {}
+        self._view_files: set[int] = set()  # handles (= descriptors) of files opened in views
+        self._view_io = trio.CapacityLimiter(settings.io_threads)
         self._view_handles = iter(range(1 << 62, 1 << 63))  # apart from real dir handles
 
     def attributes(self, number: int, info: os.stat_result) -> pyfuse3.EntryAttributes:
@@ -102,18 +105,21 @@ class SemfsOperations(pyfuse3.Operations):
         if view is None and parent_inode == ROOT_INODE:
             view = self._views.at_root(name)
         if view is not None:
-            return await view.lookup(parent_inode, name)
+            try:
+                return await view.lookup(parent_inode, name)
+            except FileNotFoundError:  # results come and go: remember absence briefly
+                return self._negative_entry(min(1.0, self._settings.entry_timeout))
         try:
             return self.attributes(*self._fs.lookup(parent_inode, name))
         except FileNotFoundError:
-            return self._negative_entry()
+            return self._negative_entry(self._settings.entry_timeout)
 
-    def _negative_entry(self) -> pyfuse3.EntryAttributes:
-        """A negative entry: the kernel caches the absence for entry_timeout (a raised
-        ENOENT is not cached, so `cp` and file managers would ask again for every probe)."""
+    def _negative_entry(self, timeout: float) -> pyfuse3.EntryAttributes:
+        """A negative entry: the kernel caches the absence for `timeout` (a raised ENOENT
+        is not cached, so `cp` and file managers would ask again for every probe)."""
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = 0
-        attr.entry_timeout = self._settings.entry_timeout
+        attr.entry_timeout = timeout
         return attr
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -170,7 +176,9 @@ class SemfsOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        self._refuse_view(parent_inode)
+        view = self._views.owner(parent_inode)
+        if view is not None:
+            return await view.mkdir(parent_inode, name)
         self._refuse_view_name(parent_inode, name)
         return self.attributes(*self._fs.mkdir(parent_inode, name, mode, ctx))
 
@@ -206,7 +214,10 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        self._refuse_view(parent_inode)
+        view = self._views.owner(parent_inode)
+        if view is not None:
+            await view.rmdir(parent_inode, name)
+            return
         self._refuse_view_name(parent_inode, name)
         self._fs.rmdir(parent_inode, name)
 
@@ -229,7 +240,11 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        self._refuse_view(inode)
+        view = self._views.owner(inode)
+        if view is not None:
+            fd = await view.open(inode, flags)
+            self._view_files.add(fd)
+            return pyfuse3.FileInfo(fh=fd)
         return pyfuse3.FileInfo(fh=self._fs.open(inode, flags))
 
     @fuse_errors
@@ -243,6 +258,8 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
+        if fh in self._view_files:
+            return await trio.to_thread.run_sync(os.pread, fh, size, off, limiter=self._view_io)
         return await self._fs.read(fh, off, size)
 
     @fuse_errors
@@ -259,6 +276,10 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def release(self, fh: int) -> None:
+        if fh in self._view_files:
+            self._view_files.discard(fh)
+            os.close(fh)
+            return
         self._fs.release(fh)
 
     # --- directories ----------------------------------------------------------------------
@@ -312,7 +333,7 @@ class SemfsOperations(pyfuse3.Operations):
         self, listing: _ViewListing, start_id: int, token: pyfuse3.ReaddirToken
     ) -> None:
         if start_id == 0:
-            listing.entries = await listing.view.list(listing.inode)
+            listing.entries = await listing.view.listing(listing.inode)
         for index in range(start_id, len(listing.entries)):
             name, attr = listing.entries[index]
             if not pyfuse3.readdir_reply(token, name, attr, index + 1):
@@ -341,8 +362,9 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        if self._views.owner(inode):
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        view = self._views.owner(inode)
+        if view is not None:
+            return view.getxattr(inode, name)
         return self._fs.getxattr(inode, name)
 
     @fuse_errors
@@ -354,8 +376,9 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        if self._views.owner(inode):
-            return []
+        view = self._views.owner(inode)
+        if view is not None:
+            return view.listxattr(inode)
         return self._fs.listxattr(inode)
 
     @fuse_errors

@@ -28,6 +28,8 @@ from semfs.fs.syscalls import RENAME_EXCHANGE
 from semfs.tracker import ChangeTracker, Opener
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
+# Setting or removing it through the mount has the image described again.
+USER_CAPTION_XATTR = b"user.semfs.caption"
 # O_DIRECT needs aligned buffers the kernel does not promise us; FUSE's own page cache
 # settings decide caching. Creation flags are handled by `create`, truncation by setattr.
 _STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
@@ -429,6 +431,8 @@ class Passthrough:
             os.setxattr(target, name, value)
         else:
             self.store.setxattr(target, name, value)
+        if name == USER_CAPTION_XATTR:
+            self._tracker.caption_changed(self._names(number))
 
     def listxattr(self, number: int) -> list[bytes]:
         target = self._path_or_descriptor(number)
@@ -441,6 +445,8 @@ class Passthrough:
             os.removexattr(target, name)
         else:
             self.store.removexattr(target, name)
+        if name == USER_CAPTION_XATTR:
+            self._tracker.caption_changed(self._names(number))
 
     def close_all(self) -> None:
         """Close every backing descriptor (at unmount)."""

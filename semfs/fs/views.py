@@ -1,5 +1,5 @@
-"""Virtual views: read-only directory trees that appear in the mount's root beside the
-store's own files (the next stage adds `search/`).
+"""Virtual views: directory trees that appear in the mount's root beside the store's own
+files (`search/`).
 
 A view owns the inode numbers it hands out (allocated from the shared `InodeTable`, so
 they never collide with real files), answers lookups, attributes and listings for them,
@@ -9,38 +9,57 @@ name in the store's root, which stays reachable in the store itself.
 
 from __future__ import annotations
 
+import errno
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
 
 import pyfuse3
 
 
-class VirtualView(Protocol):
-    @property
-    def name(self) -> bytes:
-        """The view's directory name in the mount's root."""
-        ...
+class VirtualView(ABC):
+    """What the FUSE adapter asks of a view. Views are read-only unless they override
+    `mkdir`/`rmdir` (search/ saves queries that way) or `open` (for reading)."""
 
-    @property
-    def root_inode(self) -> int: ...
+    name: bytes  # the view's directory name in the mount's root
+    root_inode: int
 
+    @abstractmethod
     def owns(self, inode: int) -> bool: ...
 
+    @abstractmethod
     async def lookup(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
-        """Attributes of `name` in view directory `parent`; counts one kernel lookup."""
-        ...
+        """Attributes of `name` in view directory `parent`; counts one kernel lookup.
+        Raises FileNotFoundError for a name that is not there (a cached negative entry)."""
 
+    @abstractmethod
     async def getattr(self, inode: int) -> pyfuse3.EntryAttributes: ...
 
-    async def list(self, inode: int) -> Sequence[tuple[bytes, pyfuse3.EntryAttributes]]:
+    @abstractmethod
+    async def listing(self, inode: int) -> Sequence[tuple[bytes, pyfuse3.EntryAttributes]]:
         """The entries of view directory `inode`, for one readdir pass."""
-        ...
 
+    @abstractmethod
     def counted(self, inode: int) -> None:
         """The kernel took one lookup on an entry returned by `list`."""
-        ...
 
+    @abstractmethod
     def forget(self, inode: int, count: int) -> None: ...
+
+    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent: int, name: bytes) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def open(self, inode: int, flags: int) -> int:
+        """A read-only descriptor of the entry's content."""
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    def getxattr(self, inode: int, name: bytes) -> bytes:
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    def listxattr(self, inode: int) -> list[bytes]:
+        return []
 
 
 class ViewRegistry:

@@ -18,7 +18,7 @@ from semfs.config import Settings
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import AttributeChanges, Passthrough
-from semfs.fs.views import ViewRegistry
+from semfs.fs.views import ViewRegistry, VirtualView
 from semfs.tracker import ChangeTracker, Removed, Renamed, Written
 
 
@@ -50,7 +50,7 @@ class Setup:
                 return found
 
 
-class StaticView:
+class StaticView(VirtualView):
     """A minimal virtual view: one directory with one fixed entry."""
 
     name = b"virtual"
@@ -83,7 +83,7 @@ class StaticView:
     async def getattr(self, inode: int) -> pyfuse3.EntryAttributes:
         return self._attr(inode)
 
-    async def list(self, inode: int) -> Sequence[tuple[bytes, pyfuse3.EntryAttributes]]:
+    async def listing(self, inode: int) -> Sequence[tuple[bytes, pyfuse3.EntryAttributes]]:
         return [(b"entry", self._attr(self.child))]
 
     def counted(self, inode: int) -> None:

@@ -1,0 +1,134 @@
+"""The search engine of one store: models, index and searcher, loaded once, lazily.
+
+A mount answers `ls` at once; the embedder and index load in a background thread, and a
+search that arrives first waits for them (bounded by `model_wait`). The captioner loads
+only when ingest first needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from semfs.catalog import Catalog
+from semfs.config import Settings
+from semfs.index import VectorIndex
+from semfs.ml.calibration import default_cut
+from semfs.ml.captioner import Captioner, make_captioner
+from semfs.ml.embedder import Embedder, QueryCache, make_embedder
+from semfs.search import Searcher
+
+log = logging.getLogger(__name__)
+
+REEMBED_BATCH = 256
+
+
+class NotReady(Exception):
+    """The models did not load within the wait; the message says why."""
+
+
+class Engine:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
+        self._captioner: Captioner | None = None  # GUARDED_BY(_captioner_lock)
+        self._captioner_lock = threading.Lock()
+        # Set by load():
+        self.embedder: Embedder
+        self.index: VectorIndex
+        self.searcher: Searcher
+
+    @property
+    def max_distance(self) -> float:
+        if self.settings.max_distance is not None:
+            return self.settings.max_distance
+        return default_cut(self.settings.captioner, self.settings.embedder)
+
+    def changed(self) -> None:
+        """The catalog changed (a file removed or moved): cached results are stale."""
+        if self._ready.is_set() and self._load_error is None:
+            self.index.changed()
+
+    def start_loading(self) -> None:
+        threading.Thread(target=self._load_logged, name="semfs-models", daemon=True).start()
+
+    def _load_logged(self) -> None:
+        try:
+            self.load()
+        except BaseException as error:  # reported to every search that waits
+            log.exception("loading the embedder or index failed")
+            self._load_error = error
+            self._ready.set()
+
+    def load(self) -> None:
+        started = time.monotonic()
+        _quiet_model_libraries()
+        if self.settings.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.settings.torch_threads)
+        self.embedder = make_embedder(self.settings.embedder)
+        self.index = VectorIndex(
+            self.settings.index_dir,
+            self.embedder.name,
+            self.embedder.dimensions,
+            trees=self.settings.index_trees,
+            search_k=self.settings.index_search_k,
+            rebuild_threshold=self.settings.rebuild_threshold,
+        )
+        self.index.load(self.catalog)
+        self.searcher = Searcher(
+            self.catalog, self.index, QueryCache(self.embedder), self.embedder.name
+        )
+        self.catalog.set_meta("embedder", self.embedder.name)
+        self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
+        log.info("embedder %s and index ready in %.1f s",
+                 self.embedder.name, time.monotonic() - started)  # fmt: skip
+        self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> Searcher:
+        wait = self.settings.model_wait if timeout is None else timeout
+        if not self._ready.wait(wait):
+            raise NotReady(f"the embedder is still loading after {wait:.0f} s")
+        if self._load_error is not None:
+            raise NotReady(f"the embedder failed to load: {self._load_error}")
+        return self.searcher
+
+    def captioner(self) -> Captioner:
+        with self._captioner_lock:
+            if self._captioner is None:
+                started = time.monotonic()
+                self._captioner = make_captioner(self.settings.captioner)
+                self.catalog.set_meta("captioner", self._captioner.name)
+                log.info("captioner %s ready in %.1f s",
+                         self._captioner.name, time.monotonic() - started)  # fmt: skip
+            return self._captioner
+
+    def reembed(self) -> int:
+        """Give every stored caption a vector by the current embedder (after the
+        embedder was switched); captions are kept. Returns how many were embedded."""
+        done = 0
+        while batch := self.catalog.captions_to_embed(self.embedder.name, REEMBED_BATCH):
+            vectors = self.embedder.embed([caption for _, caption in batch])
+            self.catalog.store_vectors(
+                self.embedder.name,
+                [
+                    (file_id, vector.tobytes())
+                    for (file_id, _), vector in zip(batch, vectors, strict=True)
+                ],
+            )
+            done += len(batch)
+        if done:
+            self.index.load(self.catalog)  # the new vectors join the delta
+            log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
+        return done
+
+
+def _quiet_model_libraries() -> None:
+    """No progress bars in the daemon's log from loading weights."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()

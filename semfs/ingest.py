@@ -1,0 +1,199 @@
+"""The ingest worker: turns queued images into captions, keywords and vectors.
+
+One coordinator thread takes batches off the catalog's durable queue; a bounded pool of
+threads reads and decodes them (Pillow); the models then run on the whole batch; each
+result is written to the catalog together with taking the file off the queue (one
+transaction), then added to the index. A kill -9 at any point loses nothing: what was
+not committed is still queued, and what was committed is in the catalog, from which the
+index's delta is rebuilt at the next start. Nothing runs on the trio thread.
+
+A bad image (truncated, not an image, a decompression bomb, 0 bytes) is recorded as
+failed with its reason; an unexpected error is retried later, a few times.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from semfs.catalog import Description, QueueItem
+from semfs.engine import Engine
+from semfs.fs.backing import BackingStore
+from semfs.ml.imaging import BadImage, DecodedImage, decode
+from semfs.ml.keywords import keywords
+
+log = logging.getLogger(__name__)
+
+USER_CAPTION_XATTR = "user.semfs.caption"
+MAX_USER_CAPTION_BYTES = 4096
+MAX_ATTEMPTS = 3
+IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
+
+
+@dataclass
+class Prepared:
+    """A queued file read and decoded, or already described."""
+
+    item: QueueItem
+    description: Description | None = None  # known without the captioner
+    image: DecodedImage | None = None  # needs the captioner
+    vector: bytes | None = None  # reused from an identical file
+
+
+class IngestWorker:
+    def __init__(
+        self, engine: Engine, store: BackingStore, on_indexed: Callable[[], None] = lambda: None
+    ) -> None:
+        self._engine = engine
+        self._catalog = engine.catalog
+        self._settings = engine.settings
+        self._store = store
+        self._on_indexed = on_indexed
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._decoders = ThreadPoolExecutor(
+            max_workers=self._settings.ingest_workers, thread_name_prefix="semfs-decode"
+        )
+        self._rebuilder: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """New work is queued (called from any thread)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Ingest until stopped (the daemon's background thread)."""
+        try:
+            self._engine.wait_ready(timeout=None)
+            if self._engine.reembed():
+                self._on_indexed()
+            while not self._stop.is_set():
+                if self.run_batch() == 0:
+                    self._wake.wait(IDLE_POLL)
+                    self._wake.clear()
+        except Exception:
+            log.exception("ingest stopped")
+        finally:
+            self._decoders.shutdown(wait=False, cancel_futures=True)
+
+    def run_batch(self) -> int:
+        """Ingest one batch; returns how many queued files it took (0: queue empty)."""
+        items = self._catalog.queue_items(self._settings.ingest_batch)
+        if not items:
+            return 0
+        prepared = [p for p in self._decoders.map(self._prepare, items) if p is not None]
+        try:
+            self._describe_and_store(prepared)
+        except Exception as error:  # a model failed: not the images' fault, try again later
+            log.exception("ingest batch failed")
+            for entry in prepared:
+                self._catalog.retry_later(entry.item, f"ingest error: {error}", MAX_ATTEMPTS)
+        self._on_indexed()
+        self._maybe_rebuild()
+        return len(items)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def _prepare(self, item: QueueItem) -> Prepared | None:
+        path = item.record.path
+        try:
+            fd = self._store.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as error:
+            reason = (
+                "file vanished" if error.errno == errno.ENOENT else os.strerror(error.errno or 0)
+            )
+            self._catalog.fail(item, f"cannot open: {reason}")
+            return None
+        with os.fdopen(fd, "rb") as file:
+            user_caption = _user_caption(fd, path)
+            if user_caption is not None:
+                return Prepared(
+                    item, Description(user_caption, "user", "user", keywords(user_caption))
+                )
+            if item.record.content_hash:
+                reused = self._catalog.reusable(
+                    item.record.content_hash, self._engine.embedder.name
+                )
+                if reused is not None:
+                    return Prepared(item, description=reused[0], vector=reused[1])
+            try:
+                image = decode(file, self._settings.max_image_pixels)
+            except BadImage as error:
+                log.warning("skipping %r: %s", os.fsdecode(path), error)
+                self._catalog.fail(item, str(error))
+                return None
+            except OSError as error:
+                self._catalog.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
+                return None
+        if image.embedded_caption is not None:
+            return Prepared(item, _given(image.embedded_caption, image.embedded_source or "exif"))
+        return Prepared(item, image=image)
+
+    # --- the models ----------------------------------------------------------------------
+
+    def _describe_and_store(self, prepared: list[Prepared]) -> None:
+        needing_caption = [p for p in prepared if p.description is None]
+        if needing_caption:
+            captioner = self._engine.captioner()
+            captions = captioner.caption([p.image.image for p in needing_caption if p.image])
+            for entry, caption in zip(needing_caption, captions, strict=True):
+                text = caption or "an image"  # a model may say nothing; keep it findable
+                entry.description = Description(text, "model", captioner.name, keywords(text))
+        to_embed = [p for p in prepared if p.vector is None]
+        if to_embed:
+            vectors = self._engine.embedder.embed(
+                [p.description.caption for p in to_embed if p.description]
+            )
+            for entry, vector in zip(to_embed, vectors, strict=True):
+                entry.vector = vector.tobytes()
+        embedder = self._engine.embedder.name
+        for entry in prepared:
+            assert entry.description is not None and entry.vector is not None
+            seq = self._catalog.store_result(entry.item, entry.description, embedder, entry.vector)
+            if seq is not None:
+                vector = np.frombuffer(entry.vector, dtype=np.float32)
+                self._engine.index.add(entry.item.record.id, seq, vector)
+
+    def _maybe_rebuild(self) -> None:
+        if self._rebuilder is not None and self._rebuilder.is_alive():
+            return
+        if self._engine.index.needs_rebuild(self._catalog):
+            self._rebuilder = threading.Thread(
+                target=self._rebuild, name="semfs-index-rebuild", daemon=True
+            )
+            self._rebuilder.start()
+
+    def _rebuild(self) -> None:
+        try:
+            self._engine.index.rebuild(self._catalog)
+            self._on_indexed()
+        except Exception:
+            log.exception("index rebuild failed; the delta keeps serving new vectors")
+
+
+def _given(text: str, source: str) -> Description:
+    """A description a person wrote (xattr, EXIF, XMP): it wins over the model's."""
+    return Description(text, source, source, keywords(text))
+
+
+def _user_caption(fd: int, path: bytes) -> str | None:
+    """The caption a person set on the file (`setfattr -n user.semfs.caption`)."""
+    try:
+        value = os.getxattr(fd, USER_CAPTION_XATTR)
+    except OSError:
+        return None  # no such attribute, or the filesystem has none
+    text = value[:MAX_USER_CAPTION_BYTES].decode("utf-8", errors="replace")
+    text = " ".join(text.replace("\0", " ").split())
+    if len(value) > MAX_USER_CAPTION_BYTES:
+        log.warning("%r: user caption cut to %d bytes", os.fsdecode(path), MAX_USER_CAPTION_BYTES)
+    return text or None

@@ -1,0 +1,1 @@
+"""The models: image decoding, captioners, embedders, keyword extraction."""

