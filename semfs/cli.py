@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from semfs import __version__
+from semfs.bulk import format_hits, index_store, search_store
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.errors import QuietError
@@ -35,6 +36,25 @@ def _parser() -> argparse.ArgumentParser:
     mount_cmd.add_argument(
         "--allow-other", action="store_true", default=None, help="let other users in"
     )
+    _add_model_options(mount_cmd)
+    mount_cmd.add_argument("--top-k", type=int, help="results listed per query (default 50)")
+    mount_cmd.add_argument("--search-dir", help="name of the search directory (default search)")
+
+    index_cmd = commands.add_parser(
+        "index", help="caption and index every image of STORE now (resumable)"
+    )
+    index_cmd.add_argument("store")
+    _add_model_options(index_cmd)
+    index_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    search_cmd = commands.add_parser(
+        "search", help="print the images of STORE matching QUERY, best first"
+    )
+    search_cmd.add_argument("store")
+    search_cmd.add_argument("query")
+    search_cmd.add_argument("-k", type=int, help="at most this many results (default 50)")
+    search_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_model_options(search_cmd)
 
     unmount_cmd = commands.add_parser("unmount", help="unmount MOUNTPOINT cleanly")
     unmount_cmd.add_argument("mountpoint")
@@ -54,24 +74,73 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_model_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--captioner",
+        help="classifier[:efficientnet-lite0|1|2] (offline, default) or "
+        "transformers:<hub id or directory> (e.g. Salesforce/blip-image-captioning-base)",
+    )
+    command.add_argument(
+        "--embedder",
+        help="sentence-transformers:<name or directory> (default all-MiniLM-L6-v2) or "
+        "onnx:paraphrase-MiniLM-L3-v2 (low memory)",
+    )
+    command.add_argument(
+        "--max-distance",
+        type=float,
+        help="angular distance cut (0..2); default: calibrated for the models",
+    )
+
+
+def _settings(args: argparse.Namespace, **more: object) -> Settings:
+    return Settings.load(
+        args.store,
+        captioner=args.captioner,
+        embedder=args.embedder,
+        max_distance=args.max_distance,
+        **more,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG
+        if debug
+        else logging.INFO
+        if args.command == "mount"
+        else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
         if args.command == "mount":
-            settings = Settings.load(args.store, allow_other=args.allow_other)
-            request = MountRequest(settings, os.path.abspath(args.mountpoint), debug)
+            settings = _settings(
+                args,
+                allow_other=args.allow_other,
+                top_k=args.top_k,
+                search_dir_name=args.search_dir,
+            )
+            forwarded = [
+                f"--{name.replace('_', '-')}={value}"
+                for name in ("captioner", "embedder", "max_distance", "top_k", "search_dir")
+                if (value := getattr(args, name)) is not None
+            ]
+            request = MountRequest(
+                settings, os.path.abspath(args.mountpoint), debug, tuple(forwarded)
+            )
             mount(request, foreground=args.foreground)
         elif args.command == "unmount":
             unmount(os.path.abspath(args.mountpoint), lazy=args.lazy)
         elif args.command == "service":
             settings = Settings.load(args.store)
             print(systemd_unit(settings.store, os.path.abspath(args.mountpoint)), end="")
+        elif args.command == "index":
+            print(index_store(_settings(args), progress=not args.quiet).text())
+        elif args.command == "search":
+            hits = search_store(_settings(args), args.query, args.k)
+            print(format_hits(hits, as_json=args.json))
         elif args.command == "status":
             print(status_report(Settings.load(args.store), as_json=args.json))
     except QuietError as error:
@@ -94,6 +163,12 @@ def status_report(settings: Settings, as_json: bool) -> str:
         try:
             report["schema_version"] = catalog.schema_version
             report.update(asdict(catalog.stats()))
+            report["captioner"] = catalog.get_meta("captioner")
+            report["embedder"] = catalog.get_meta("embedder")
+            report["failures"] = [
+                {"path": os.fsdecode(path), "reason": reason}
+                for path, reason in catalog.failures(20)
+            ]
             last = catalog.get_meta("last_reconcile")
             report["last_reconcile"] = json.loads(last) if last else None
         finally:
@@ -113,7 +188,12 @@ def status_report(settings: Settings, as_json: bool) -> str:
         f"queued:   {report['queued']}",
         f"failed:   {report['failed']}",
         f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
+        f"captioner: {report.get('captioner') or '-'}",
+        f"embedder: {report.get('embedder') or '-'}",
     ]
+    failures = report.get("failures")
+    if isinstance(failures, list):
+        lines += [f"  failed: {f['path']}: {f['reason']}" for f in failures]
     if report["schema_version"] is None:
         lines.append("(no catalog yet: the store has not been mounted)")
     return "\n".join(lines)

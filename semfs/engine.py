@@ -63,7 +63,9 @@ class Engine:
             self._load_error = error
             self._ready.set()
 
-    def load(self) -> None:
+    def load(self, read_only: bool = False) -> None:
+        """Load the embedder and index. `read_only`: another process (a mount) owns the
+        index directory; do not tidy it."""
         started = time.monotonic()
         _quiet_model_libraries()
         if self.settings.torch_threads > 0:
@@ -79,12 +81,13 @@ class Engine:
             search_k=self.settings.index_search_k,
             rebuild_threshold=self.settings.rebuild_threshold,
         )
-        self.index.load(self.catalog)
+        self.index.load(self.catalog, tidy=not read_only)
         self.searcher = Searcher(
             self.catalog, self.index, QueryCache(self.embedder), self.embedder.name
         )
-        self.catalog.set_meta("embedder", self.embedder.name)
-        self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
+        if not read_only:
+            self.catalog.set_meta("embedder", self.embedder.name)
+            self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
         self._ready.set()
@@ -131,4 +134,4 @@ def _quiet_model_libraries() -> None:
     """No progress bars in the daemon's log from loading weights."""
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

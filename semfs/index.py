@@ -128,18 +128,25 @@ class VectorIndex:
 
     # --- loading -----------------------------------------------------------------------
 
-    def load(self, catalog: Catalog) -> None:
+    def load(self, catalog: Catalog, tidy: bool = True) -> None:
         """Open the newest base file for these dimensions and fill the delta from the
-        catalog with every vector written after it."""
+        catalog with every vector written after it. `tidy` removes older bases and
+        half-written builds (only the process that builds may)."""
         self._directory.mkdir(parents=True, exist_ok=True)
         best = self._newest_base()
         if best is not None:
             path, seq, items = best
-            base = AnnoyIndex(self._dimensions, "angular")
-            base.load(str(path), prefault=False)  # memory-mapped: pages come on demand
+            base: AnnoyIndex | None = AnnoyIndex(self._dimensions, "angular")
+            assert base is not None
+            try:
+                base.load(str(path), prefault=False)  # memory-mapped: pages come on demand
+            except OSError:  # replaced by a rebuild meanwhile: the delta has it all
+                log.warning("index: cannot load %s; searching exactly", path)
+                best, base, seq, items = None, None, 0, 0
             with self._lock:
                 self._base, self._base_seq, self._base_items = base, seq, items
-        self._remove_old_files(keep=best[0] if best else None)
+        if tidy:
+            self._remove_old_files(keep=best[0] if best else None)
         delta = Delta(self._dimensions)
         for file_id, seq, blob in catalog.vectors_since(self._embedder, self._base_seq):
             delta.add(file_id, seq, np.frombuffer(blob, dtype=np.float32))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -49,6 +49,7 @@ class MountRequest:
     settings: Settings
     mountpoint: str  # absolute, not resolved: resolving would touch a dead mount
     debug: bool = False
+    options: tuple[str, ...] = ()  # command-line settings, passed on to the daemon
 
 
 def mount(request: MountRequest, foreground: bool) -> None:
@@ -123,6 +124,16 @@ def read_lock_holder(settings: Settings) -> LockHolder | None:
     except FileNotFoundError:
         pass
     return None
+
+
+@contextlib.contextmanager
+def hold_store_lock(settings: Settings, holder: str) -> Iterator[None]:
+    """Hold the store lock (one writer per store: a mount or a bulk index)."""
+    lock = _take_lock(settings, holder)
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 def _take_lock(settings: Settings, mountpoint: str) -> IO[str]:
@@ -260,7 +271,7 @@ def _start_daemon(request: MountRequest) -> None:
         command.append("--debug")
     if settings.allow_other:
         command.append("--allow-other")
-    command += [str(settings.store), request.mountpoint]
+    command += [*request.options, str(settings.store), request.mountpoint]
     with open(settings.log_path, "ab") as log_file:
         log_start = log_file.tell()
         child = subprocess.Popen(

