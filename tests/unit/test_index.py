@@ -1,0 +1,119 @@
+"""The vector index with the catalog: delta, rebuild + swap, tombstones, crash leftovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semfs.catalog import Catalog, Description
+from semfs.index import VectorIndex
+from semfs.search import Searcher
+
+DIMS = 16
+EMBEDDER = "test:random-unit-vectors"  # the index is model-agnostic: vectors are the input
+
+
+class FixedQueries:
+    """Queries given as vectors directly (this tests the index, not a model)."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def vector(self, text: str) -> np.ndarray:
+        return self.vectors[text]
+
+
+def unit(rng: np.random.Generator) -> np.ndarray:
+    vector = rng.normal(size=DIMS).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog.open(tmp_path / "catalog.sqlite3")
+
+
+def ingest(catalog: Catalog, index: VectorIndex, path: bytes, vector: np.ndarray) -> int:
+    catalog.upsert(path, 1, 1, path.hex())
+    (item,) = [i for i in catalog.queue_items(100) if i.record.path == path]
+    description = Description(path.decode(), "model", "test", [])
+    seq = catalog.store_result(item, description, EMBEDDER, vector.tobytes())
+    assert seq is not None
+    index.add(item.record.id, seq, vector)
+    return item.record.id
+
+
+def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(7)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10, rebuild_threshold=50)
+    index.load(catalog)
+    vectors = {f"img{i}.jpg".encode(): unit(rng) for i in range(60)}
+    for path, vector in vectors.items():
+        ingest(catalog, index, path, vector)
+    queries = FixedQueries()
+    searcher = Searcher(catalog, index, queries, EMBEDDER)  # type: ignore[arg-type]
+    queries.vectors["q"] = vectors[b"img3.jpg"]
+    before = searcher.search("q", k=5)
+    assert before[0].path == b"img3.jpg" and before[0].distance < 1e-3
+
+    assert index.needs_rebuild(catalog)
+    assert index.rebuild(catalog)
+    assert len(list((tmp_path / "index").glob("base-*-16d-60n.ann"))) == 1
+    after = searcher.search("q", k=5)
+    assert [h.path for h in after] == [h.path for h in before]
+
+    # Tombstones: a removed file and a changed one leave the results; a re-described
+    # file is found by its new vector (in the delta), not its old one (in the base).
+    catalog.remove(b"img3.jpg")
+    catalog.upsert(b"img4.jpg", 2, 2, "new content")
+    queries.vectors["q4"] = vectors[b"img4.jpg"]
+    assert all(hit.path not in (b"img3.jpg",) for hit in searcher.search("q", k=60))
+    assert all(hit.path != b"img4.jpg" for hit in searcher.search("q4", k=60))
+    new_vector = unit(rng)
+    (item,) = [i for i in catalog.queue_items(10) if i.record.path == b"img4.jpg"]
+    seq = catalog.store_result(
+        item, Description("x", "model", "t", []), EMBEDDER, new_vector.tobytes()
+    )
+    assert seq is not None
+    index.add(item.record.id, seq, new_vector)
+    queries.vectors["new"] = new_vector
+    assert searcher.search("new", k=1)[0].path == b"img4.jpg"
+    found = [hit.path for hit in searcher.search("q4", k=60)]
+    assert found.count(b"img4.jpg") == 1  # once, by the new vector
+
+
+def test_restart_reloads_base_and_delta_and_removes_a_half_built_file(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(1)
+    directory = tmp_path / "index"
+    index = VectorIndex(directory, EMBEDDER, DIMS, trees=5)
+    index.load(catalog)
+    first = [ingest(catalog, index, f"a{i}.jpg".encode(), unit(rng)) for i in range(10)]
+    index.rebuild(catalog)
+    later = unit(rng)
+    ingest(catalog, index, b"later.jpg", later)
+    (directory / "base-99.tmp").write_bytes(b"crashed mid-build")
+
+    reopened = VectorIndex(directory, EMBEDDER, DIMS, trees=5)
+    reopened.load(catalog)
+    assert not (directory / "base-99.tmp").exists()
+    assert reopened.base_seq == max(first)  # seq == id here: one vector per file, in order
+    queries = FixedQueries()
+    queries.vectors["later"] = later
+    searcher = Searcher(catalog, reopened, queries, EMBEDDER)  # type: ignore[arg-type]
+    assert searcher.search("later", k=1)[0].path == b"later.jpg"
+    assert len(searcher.search("later", k=100)) == 11
+
+
+def test_a_result_stored_for_an_outdated_queue_entry_is_dropped(catalog: Catalog) -> None:
+    catalog.upsert(b"a.jpg", 1, 1, "v1")
+    (stale,) = catalog.queue_items(1)
+    catalog.upsert(b"a.jpg", 2, 2, "v2")  # changed while being described
+    description = Description("old", "model", "t", [])
+    assert catalog.store_result(stale, description, EMBEDDER, b"\0" * 4 * DIMS) is None
+    assert catalog.stats().queued == 1
