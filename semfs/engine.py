@@ -28,6 +28,10 @@ class NotReady(Exception):
     """The models did not load within the wait; the message says why."""
 
 
+class LoadFailed(NotReady):
+    """The models cannot load (a bad model name, a missing package)."""
+
+
 class Engine:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
@@ -97,7 +101,7 @@ class Engine:
         if not self._ready.wait(wait):
             raise NotReady(f"the embedder is still loading after {wait:.0f} s")
         if self._load_error is not None:
-            raise NotReady(f"the embedder failed to load: {self._load_error}")
+            raise LoadFailed(f"the embedder failed to load: {self._load_error}")
         return self.searcher
 
     def captioner(self) -> Captioner:

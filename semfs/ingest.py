@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semfs.catalog import Description, QueueItem
-from semfs.engine import Engine
+from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.fs.backing import BackingStore
 from semfs.ml.imaging import BadImage, DecodedImage, decode
 from semfs.ml.keywords import keywords
@@ -74,7 +74,16 @@ class IngestWorker:
     def run(self) -> None:
         """Ingest until stopped (the daemon's background thread)."""
         try:
-            self._engine.wait_ready(timeout=None)
+            while not self._stop.is_set():
+                try:
+                    self._engine.wait_ready(timeout=0.5)
+                    break
+                except LoadFailed:
+                    raise
+                except NotReady:
+                    continue
+            if self._stop.is_set():
+                return
             if self._engine.reembed():
                 self._on_indexed()
             while not self._stop.is_set():

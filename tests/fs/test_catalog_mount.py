@@ -163,7 +163,8 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
     assert "mounted" in result.stdout
     try:
         assert is_mounted(mnt)
-        assert sorted(os.listdir(mnt)) == ["animals", "coffee.png", "notes.txt", "rocket.jpg"]
+        listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search"]
+        assert sorted(os.listdir(mnt)) == listed
         status = semfs("status", store).stdout
         assert f"at {mnt}" in status and "files:" in status
         again = semfs("mount", store, mnt, check=False)
