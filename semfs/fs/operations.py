@@ -106,7 +106,7 @@ class SemfsOperations(pyfuse3.Operations):
             view = self._views.at_root(name)
         if view is not None:
             try:
-                return await view.lookup(parent_inode, name)
+                return await view.lookup(parent_inode, name, ctx.pid)
             except FileNotFoundError:  # results come and go: remember absence briefly
                 return self._negative_entry(min(1.0, self._settings.entry_timeout))
         try:

@@ -31,11 +31,13 @@ from semfs.catalog import Catalog
 from semfs.engine import Engine, NotReady
 from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
+from semfs.fs.syscalls import caller_is_making_a_directory
 from semfs.fs.views import VirtualView
 from semfs.search import Hit
 
 log = logging.getLogger(__name__)
 
+NAME_MAX = 255
 RESULT_TIMEOUT = 1.0  # kernel cache lifetime of result entries: results change often
 # Names file managers and shells look up in any directory; never queries.
 PROBE_NAMES = frozenset({
@@ -77,6 +79,8 @@ class _Query:
 def query_text(name: bytes) -> str:
     """The query a directory name asks for; FileNotFoundError if it is a probe, OSError
     EINVAL if it cannot be a query."""
+    if len(name) > NAME_MAX:  # FUSE passes names up to 1024 bytes; a query is a file name
+        raise OSError(errno.ENAMETOOLONG, f"a query name holds at most {NAME_MAX} bytes")
     if name.startswith(b".") or name.lower() in PROBE_NAMES:
         raise FileNotFoundError(errno.ENOENT, "not a query")
     try:
@@ -152,12 +156,16 @@ class SearchView(VirtualView):
             self._query_by_inode[query.inode] = query
         return query
 
-    async def lookup(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         if parent == ROOT_INODE:
             self._root_lookups += 1
             return self._directory_attributes(self.root_inode, time.time_ns())
         if parent == self.root_inode:
-            query = self._query(name, query_text(name))
+            text = query_text(name)
+            known = self._queries.get(name)
+            if not (known and known.saved) and caller_is_making_a_directory(pid):
+                return _absent()  # so that the kernel goes on to mkdir, which saves it
+            query = self._query(name, text)
             query.lookups += 1
             return self._query_attributes(query)
         parent_query = self._query_by_inode.get(parent)
@@ -234,7 +242,10 @@ class SearchView(VirtualView):
     async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
         if parent != self.root_inode:
             raise OSError(errno.EROFS, "only search/ holds saved queries")
-        text = query_text(name)
+        try:
+            text = query_text(name)
+        except FileNotFoundError:  # a dot-name or a probe cannot be a saved query
+            raise OSError(errno.EINVAL, "not a query name") from None
         existing = self._queries.get(name)
         if existing is not None and existing.saved:
             raise FileExistsError(errno.EEXIST, "query already saved")
@@ -393,6 +404,14 @@ class SearchView(VirtualView):
                 if query.lookups > 0:
                     query.changed_ns = time.time_ns()
                     await trio.to_thread.run_sync(_invalidate_inode, query.inode)
+
+
+def _absent() -> pyfuse3.EntryAttributes:
+    """A negative entry the kernel does not keep (the name exists for every other caller)."""
+    attr = pyfuse3.EntryAttributes()
+    attr.st_ino = 0
+    attr.entry_timeout = 0
+    return attr
 
 
 def _invalidate_inode(inode: int) -> None:

@@ -47,3 +47,31 @@ def openat2(directory: int, path: bytes, flags: int, resolve: int) -> int:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error), path)
     return int(fd)
+
+
+# mkdir(2)/mkdirat(2) numbers, to tell `mkdir search/<q>` from `ls search/<q>` (see
+# caller_is_making_a_directory). x86_64 keeps the legacy mkdir; the others have mkdirat.
+_MKDIR_SYSCALLS = {
+    "x86_64": frozenset({83, 258}),
+    "aarch64": frozenset({34}),
+    "riscv64": frozenset({34}),
+    "i686": frozenset({39, 296}),
+    "armv7l": frozenset({39, 323}),
+}.get(os.uname().machine, frozenset())
+
+
+def caller_is_making_a_directory(pid: int) -> bool:
+    """Whether the thread that sent a FUSE request is inside mkdir(2) now.
+
+    The kernel looks a name up before mkdir and fails with EEXIST if it exists; FUSE does
+    not say why it looks up. The caller is blocked in its system call while we answer,
+    so /proc/<tid>/syscall names it. False when unknown (another architecture, a thread
+    that has gone)."""
+    if pid <= 0 or not _MKDIR_SYSCALLS:
+        return False
+    try:
+        with open(f"/proc/{pid}/syscall", "rb") as file:
+            first = file.read(32).split(maxsplit=1)[:1]
+    except OSError:
+        return False
+    return bool(first) and first[0].isdigit() and int(first[0]) in _MKDIR_SYSCALLS

@@ -27,9 +27,10 @@ class VirtualView(ABC):
     def owns(self, inode: int) -> bool: ...
 
     @abstractmethod
-    async def lookup(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
-        """Attributes of `name` in view directory `parent`; counts one kernel lookup.
-        Raises FileNotFoundError for a name that is not there (a cached negative entry)."""
+    async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
+        """Attributes of `name` in view directory `parent` (asked by thread `pid`); counts
+        one kernel lookup. Raises FileNotFoundError for a name that is not there (a
+        cached negative entry), or returns a negative entry (st_ino 0) of its own."""
 
     @abstractmethod
     async def getattr(self, inode: int) -> pyfuse3.EntryAttributes: ...

@@ -71,7 +71,7 @@ class StaticView(VirtualView):
         )
         return attr
 
-    async def lookup(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         if parent == ROOT_INODE and name == self.name:
             self.counted(self.root_inode)
             return self._attr(self.root_inode)

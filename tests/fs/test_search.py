@@ -1,0 +1,226 @@
+"""Search through a real mount, with the real models, on real photos: copy images in,
+wait for the queue to drain, list search/<query>/."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_DIR
+from tests.fs.conftest import (
+    Mount,
+    assert_clean_log,
+    semfs,
+    start_foreground,
+    stop,
+    wait_for,
+)
+
+INGEST_TIMEOUT = 180.0  # first use loads the models: seconds on a busy 2-core machine
+
+
+def wait_indexed(mount: Mount, files: int) -> dict[str, object]:
+    """Until `files` images are catalogued and none is waiting for ingest."""
+
+    def drained() -> bool:
+        status = mount.status()
+        return status["files"] == files and status["queued"] == 0
+
+    wait_for(drained, timeout=INGEST_TIMEOUT, what=f"{files} files ingested")
+    return mount.status()
+
+
+def results(mount: Mount, query: str | bytes) -> list[str]:
+    """The listing of search/<query>/, in the order the filesystem gives it."""
+    search = os.fsencode(mount.mountpoint / "search")
+    return [os.fsdecode(name) for name in os.listdir(search + b"/" + os.fsencode(query))]
+
+
+def catalog_rows(store: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(f"file:{store / '.semfs' / 'catalog.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute(sql, parameters).fetchall()
+    finally:
+        db.close()
+
+
+def expect_errno(code: int, function: object, *args: object) -> None:
+    with pytest.raises(OSError) as caught:
+        function(*args)  # type: ignore[operator]
+    assert caught.value.errno == code, caught.value
+
+
+def test_copied_photos_are_found_best_first_and_unrelated_ones_cut(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    mnt = mounted.mountpoint
+    subprocess.run(
+        ["cp", str(photos["astronaut.png"]), str(photos["moon.png"]), str(mnt)], check=True
+    )
+    wait_indexed(mounted, files=5)
+
+    assert results(mounted, "a cup of coffee") == ["coffee.png"]  # the others are cut
+    assert results(mounted, "a cat")[0] == "cat.png"
+    assert results(mounted, "a plate of spaghetti") == []  # nothing fits: nothing listed
+
+    hit = mnt / "search" / "a cup of coffee" / "coffee.png"
+    assert hit.read_bytes() == (mounted.store / "coffee.png").read_bytes()
+    assert hit.stat().st_size == (mounted.store / "coffee.png").stat().st_size
+    assert 0.0 < float(os.getxattr(hit, "user.semfs.score")) <= 1.0
+    assert b"espresso" in os.getxattr(hit, "user.semfs.caption")
+    assert os.getxattr(hit, "user.semfs.path") == b"coffee.png"
+
+    # The same ranking from the command line, without going through the mount.
+    printed = json.loads(semfs("search", mounted.store, "a cat", "--json").stdout)
+    assert [Path(entry["path"]).name for entry in printed] == results(mounted, "a cat")
+
+    # Read-only there: the images themselves cannot be changed or removed through it.
+    expect_errno(errno.EROFS, open, hit, "r+b")
+    expect_errno(errno.EROFS, os.unlink, hit)
+    expect_errno(errno.EROFS, os.rename, hit, mnt / "moved.png")
+    expect_errno(errno.EROFS, shutil.copy, photos["moon.png"], hit.parent / "new.png")
+    assert (mounted.store / "coffee.png").is_file()
+
+
+def test_rename_keeps_the_caption_and_delete_drops_the_result(mounted: Mount) -> None:
+    mnt, store = mounted.mountpoint, mounted.store
+    wait_indexed(mounted, files=3)
+    query = "SELECT f.id, v.seq, d.caption FROM files f JOIN vectors v ON v.file_id = f.id "
+    query += "JOIN descriptions d ON d.file_id = f.id WHERE f.name = ?"
+    (before,) = catalog_rows(store, query, b"coffee.png")
+
+    os.rename(mnt / "coffee.png", mnt / "animals" / "espresso.png")
+    wait_for(lambda: results(mounted, "a cup of coffee") == ["espresso.png"], what="renamed hit")
+    (after,) = catalog_rows(store, query, b"espresso.png")
+    assert after == before  # same record, vector and caption: not described again
+    assert mounted.status()["queued"] == 0
+    hit = mnt / "search" / "a cup of coffee" / "espresso.png"
+    assert os.getxattr(hit, "user.semfs.path") == b"animals/espresso.png"
+
+    os.unlink(mnt / "animals" / "espresso.png")
+    wait_for(lambda: results(mounted, "a cup of coffee") == [], what="deleted hit gone")
+
+
+def test_saved_queries_fill_as_images_arrive_and_survive_remounts(
+    mounted: Mount, tmp_path: Path
+) -> None:
+    mnt = mounted.mountpoint
+    search = mnt / "search"
+    assert os.listdir(search / "a motorbike") == []  # looked up (not saved) first
+    os.mkdir(search / "a motorbike")
+    assert os.listdir(search) == ["a motorbike"]
+    expect_errno(errno.EEXIST, os.mkdir, search / "a motorbike")
+    subprocess.run(["mkdir", "-p", str(search / "a motorbike")], check=True)
+    wait_indexed(mounted, files=3)
+    assert results(mounted, "a motorbike") == []
+
+    shutil.copy(SAMPLE_DIR / "motorcycle_left.png", mnt / "ride.png")
+    wait_for(
+        lambda: results(mounted, "a motorbike") == ["ride.png"],
+        timeout=INGEST_TIMEOUT,
+        what="the saved query to fill",
+    )
+
+    mounted.unmount()
+    again = start_foreground(mounted.store, mnt, tmp_path / "again.log")
+    try:
+        assert os.listdir(mnt / "search") == ["a motorbike"]
+        wait_for(lambda: results(again, "a motorbike") == ["ride.png"], timeout=INGEST_TIMEOUT)
+        os.rmdir(mnt / "search" / "a motorbike")
+        assert os.listdir(mnt / "search") == []
+        again.unmount()
+    finally:
+        stop(again)
+    assert_clean_log(again)
+    assert catalog_rows(mounted.store, "SELECT count(*) FROM saved_queries") == [(0,)]
+
+
+def test_query_names_that_cannot_be_queries_get_clear_errors(mounted: Mount) -> None:
+    search = mounted.mountpoint / "search"
+    expect_errno(errno.ENAMETOOLONG, os.listdir, search / ("snow " * 60))
+    expect_errno(errno.ENAMETOOLONG, os.mkdir, search / ("snow " * 60))
+    expect_errno(errno.EINVAL, os.listdir, os.fsencode(search) + b"/caf\xe9")  # not UTF-8
+    expect_errno(errno.EINVAL, os.listdir, search / "?!...")
+    expect_errno(errno.EINVAL, os.mkdir, search / "---")
+    for probe in (".hidden", ".directory", "desktop.ini", "folder.jpg", ".xdg-volume-info"):
+        assert not (search / probe).exists()
+    expect_errno(errno.EROFS, (search / "a cat" / "new.txt").write_text, "x")
+    expect_errno(errno.EEXIST, os.mkdir, mounted.mountpoint / "search")
+
+
+def test_bad_images_are_recorded_with_reasons_and_skipped(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    mnt = mounted.mountpoint
+    (mnt / "truncated.jpg").write_bytes(photos["rocket.jpg"].read_bytes()[:2000])
+    (mnt / "fake.jpg").write_text("this is a shopping list, not a photo\n")
+    (mnt / "empty.png").write_bytes(b"")
+    subprocess.run(["cp", str(photos["moon.png"]), str(mnt / "good.png")], check=True)
+    status = wait_indexed(mounted, files=7)
+    assert status["failed"] == 3 and status["indexed"] == 4
+    reasons = {entry["path"]: entry["reason"] for entry in status["failures"]}  # type: ignore[union-attr]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert "not an image" in reasons["fake.jpg"]
+    assert "empty" in reasons["empty.png"]
+    assert all(name not in results(mounted, "a photo") for name in reasons)
+
+
+def test_a_caption_set_by_the_user_wins(mounted: Mount) -> None:
+    mnt = mounted.mountpoint
+    wait_indexed(mounted, files=3)
+    os.setxattr(mnt / "rocket.jpg", "user.semfs.caption", b"a red bicycle leaning on a wall")
+    wait_for(
+        lambda: results(mounted, "a bicycle")[:1] == ["rocket.jpg"],
+        timeout=INGEST_TIMEOUT,
+        what="the user caption to be indexed",
+    )
+    hit = mnt / "search" / "a bicycle" / "rocket.jpg"
+    assert os.getxattr(hit, "user.semfs.caption") == b"a red bicycle leaning on a wall"
+
+
+def test_kill_9_mid_ingest_then_remount_loses_nothing(
+    store: Path, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    from PIL import Image
+
+    source = Image.open(photos["astronaut.png"]).convert("RGB")
+    for i in range(120):  # distinct images: crops at different places
+        source.crop((i, i, i + 200, i + 200)).save(store / f"crop{i:03d}.jpg", quality=85)
+    total = 123
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    semfs("mount", store, mountpoint)
+    pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
+
+    def mid_ingest() -> bool:
+        try:
+            ((indexed, queued),) = catalog_rows(
+                store,
+                "SELECT (SELECT count(*) FROM files WHERE state = 'indexed'), "
+                "(SELECT count(*) FROM ingest_queue)",
+            )
+        except sqlite3.OperationalError:
+            return False
+        return int(indexed) > 0 and int(queued) > 0  # type: ignore[call-overload]
+
+    wait_for(mid_ingest, timeout=INGEST_TIMEOUT, what="ingest under way")
+    os.kill(pid, signal.SIGKILL)
+    semfs("mount", store, mountpoint)  # cleans up the dead mount, resumes the queue
+    try:
+        again = Mount(store, mountpoint, None, store / ".semfs" / "mount.log")
+        status = wait_indexed(again, files=total)
+        assert status["indexed"] == total and status["failed"] == 0
+        vectors = catalog_rows(store, "SELECT file_id FROM vectors")
+        assert len(vectors) == total == len(set(vectors))  # each image indexed exactly once
+        listed = results(again, "a photo of a bobsleigh")
+        assert len(listed) == len(set(listed))
+    finally:
+        semfs("unmount", mountpoint, check=False)
