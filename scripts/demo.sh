@@ -27,11 +27,27 @@ mkdir -p demo/mnt
 step "ls -R demo/mnt"
 ls -R demo/mnt
 
+step "waiting for the daemon to caption and index the photos (semfs index follows it)"
+.venv/bin/semfs index demo/store
+
+for query in "a cup of coffee" "a cat" "a motorbike" "snow on mountains"; do
+    step "ls demo/mnt/search/\"$query\"/"
+    ls -1 "demo/mnt/search/$query/"
+done
+
+step "getfattr -d demo/mnt/search/\"a cup of coffee\"/*"
+getfattr -d "demo/mnt/search/a cup of coffee/"* 2>/dev/null || true
+
 step "semfs status demo/store"
 .venv/bin/semfs status demo/store
 
 cat <<MSG
 
-The demo store is mounted at $(pwd)/demo/mnt. Files you change there land in demo/store.
+The demo store is mounted at $(pwd)/demo/mnt. Files you change there land in demo/store;
+images copied in are captioned and indexed in the background, and
+  ls "demo/mnt/search/<what you are looking for>/"
+lists the matching images, best first ("snow on mountains" lists nothing: no photo here
+shows that). Save a query with mkdir demo/mnt/search/"<query>"; search from the shell
+with .venv/bin/semfs search demo/store "<query>".
 Unmount with:  .venv/bin/semfs unmount demo/mnt
 MSG
