@@ -129,6 +129,7 @@ class SearchView(VirtualView):
         self._limiter = trio.CapacityLimiter(4)
         self.root_inode = inodes.allocate()
         self._root_lookups = 0
+        self._root_changed_ns = time.time_ns()  # moves when a query is saved or removed
         self._queries: dict[bytes, _Query] = {}
         self._query_by_inode: dict[int, _Query] = {}
         self._result_by_inode: dict[int, tuple[_Query, _Result]] = {}
@@ -159,7 +160,7 @@ class SearchView(VirtualView):
     async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         if parent == ROOT_INODE:
             self._root_lookups += 1
-            return self._directory_attributes(self.root_inode, time.time_ns())
+            return self._directory_attributes(self.root_inode, self._root_changed_ns)
         if parent == self.root_inode:
             text = query_text(name)
             known = self._queries.get(name)
@@ -181,7 +182,7 @@ class SearchView(VirtualView):
 
     async def getattr(self, inode: int) -> pyfuse3.EntryAttributes:
         if inode == self.root_inode:
-            return self._directory_attributes(inode, time.time_ns())
+            return self._directory_attributes(inode, self._root_changed_ns)
         if inode in self._query_by_inode:
             return self._query_attributes(self._query_by_inode[inode])
         _, result = self._result_by_inode[inode]
@@ -253,6 +254,7 @@ class SearchView(VirtualView):
         query = self._query(name, text)
         query.saved = True
         query.lookups += 1
+        self._root_changed_ns = time.time_ns()
         log.info("saved query %r", text)
         return self._query_attributes(query)
 
@@ -265,6 +267,7 @@ class SearchView(VirtualView):
             return
         await trio.to_thread.run_sync(self._catalog.remove_query, name, limiter=self._limiter)
         query.saved = False
+        self._root_changed_ns = time.time_ns()
         log.info("removed saved query %r", query.text)
         self._drop_query_if_unused(query)
 
@@ -394,15 +397,26 @@ class SearchView(VirtualView):
         self._changed.set()
 
     async def watch(self) -> None:
-        """Drop the kernel's cached attributes and pages of live query directories when
-        the index changes, so a file manager that looks again sees new results."""
+        """When the index changes, search again for every query directory the kernel
+        knows, and where the results differ, move its mtime and drop the kernel's cached
+        attributes and pages of it, so a file manager that looks again sees them."""
         while True:
             await self._changed.wait()
             self._changed = trio.Event()
-            await trio.sleep(0.2)  # one invalidation for a burst of changes
+            await trio.sleep(0.2)  # one pass for a burst of changes
             for query in list(self._queries.values()):
-                if query.lookups > 0:
-                    query.changed_ns = time.time_ns()
+                if query.lookups == 0 or query.version < 0:
+                    continue  # not shown anywhere, or never searched: nothing to redo
+                shown = query.shown
+                try:
+                    await self._refresh(query)
+                except OSError as error:
+                    log.warning("refreshing %r: %s", query.text, error)
+                    continue
+                except Exception:  # this task must outlive any one bad search
+                    log.exception("refreshing %r failed", query.text)
+                    continue
+                if query.shown != shown:
                     await trio.to_thread.run_sync(_invalidate_inode, query.inode)
 
 
