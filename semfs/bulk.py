@@ -16,7 +16,7 @@ from semfs.config import Settings
 from semfs.engine import Engine
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
-from semfs.ingest import IngestWorker
+from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.reconcile import reconcile
 
@@ -48,10 +48,15 @@ def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
             engine = Engine(settings, catalog)
             engine.load()
             engine.reembed()
+            catalog.requeue_ingest_errors()
             worker = IngestWorker(engine, store)
             with _bar(catalog.stats().queued, progress) as bar:
-                while taken := worker.run_batch():
-                    bar.update(taken)
+                try:
+                    while taken := worker.run_batch():
+                        bar.update(taken)
+                except CaptionerUnavailable as error:
+                    raise QuietError(f"cannot caption: {error}") from None
+            worker.wait_for_rebuild()
             return _summary(catalog)
         finally:
             store.close()

@@ -566,10 +566,37 @@ class Catalog:
             ).fetchall()
         return [(int(file_id), str(caption)) for file_id, caption in rows]
 
-    def store_vectors(self, embedder: str, vectors: list[tuple[int, bytes]]) -> None:
+    def store_vectors(self, embedder: str, vectors: list[tuple[int, str, bytes]]) -> int:
+        """Save (file id, caption, vector) rows made from stored captions, skipping files
+        whose caption changed or that went away since it was read. Returns the count."""
+        stored = 0
         with self._transaction() as db:
-            for file_id, vector in vectors:
-                _write_vector(db, file_id, embedder, vector)
+            for file_id, caption, vector in vectors:
+                row = db.execute(
+                    "SELECT caption FROM descriptions WHERE file_id = ?", (file_id,)
+                ).fetchone()
+                if row is not None and row[0] == caption:
+                    _write_vector(db, file_id, embedder, vector)
+                    stored += 1
+        return stored
+
+    def requeue_ingest_errors(self) -> int:
+        """Queue again the files that failed for no fault of theirs (a model error), so
+        that a fixed configuration ingests them at the next start."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id FROM files WHERE state = 'failed' AND error LIKE 'ingest error:%'"
+            ).fetchall()
+            now = time.time_ns()
+            for (file_id,) in rows:
+                db.execute(
+                    "UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (file_id,)
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+                    (file_id, now),
+                )
+            return len(rows)
 
     def failures(self, limit: int = 100) -> list[tuple[bytes, str]]:
         with self._lock:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut
-from semfs.ml.captioner import Captioner, make_captioner
+from semfs.ml.captioner import Captioner, ModelError, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.search import Searcher
 
@@ -108,26 +109,33 @@ class Engine:
         with self._captioner_lock:
             if self._captioner is None:
                 started = time.monotonic()
-                self._captioner = make_captioner(self.settings.captioner)
+                try:
+                    self._captioner = make_captioner(self.settings.captioner)
+                except ModelError:
+                    raise
+                except Exception as error:  # loading is never an image's fault
+                    raise ModelError(f"{self.settings.captioner}: {error}") from error
                 self.catalog.set_meta("captioner", self._captioner.name)
                 log.info("captioner %s ready in %.1f s",
                          self._captioner.name, time.monotonic() - started)  # fmt: skip
             return self._captioner
 
-    def reembed(self) -> int:
+    def reembed(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Give every stored caption a vector by the current embedder (after the
         embedder was switched); captions are kept. Returns how many were embedded."""
         done = 0
-        while batch := self.catalog.captions_to_embed(self.embedder.name, REEMBED_BATCH):
+        while not should_stop() and (
+            batch := self.catalog.captions_to_embed(self.embedder.name, REEMBED_BATCH)
+        ):
             vectors = self.embedder.embed([caption for _, caption in batch])
-            self.catalog.store_vectors(
-                self.embedder.name,
-                [
-                    (file_id, vector.tobytes())
-                    for (file_id, _), vector in zip(batch, vectors, strict=True)
-                ],
-            )
-            done += len(batch)
+            rows = [
+                (file_id, caption, vector.tobytes())
+                for (file_id, caption), vector in zip(batch, vectors, strict=True)
+            ]
+            stored = self.catalog.store_vectors(self.embedder.name, rows)
+            done += stored
+            if stored == 0:
+                break  # every caption changed under us: ingest is writing new vectors
         if done:
             self.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)

@@ -48,6 +48,24 @@ class Candidate:
     from_base: bool
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    wanted: int
+    base: list[Candidate]  # nearest first
+    delta: list[Candidate]  # nearest first
+
+    def merged(self) -> list[Candidate]:
+        return sorted(self.base + self.delta, key=lambda candidate: candidate.distance)
+
+    def exhausted(self, max_distance: float) -> bool:
+        """Whether asking for more candidates could find more within `max_distance`:
+        only if a source returned all it was asked for, all of them that close."""
+        return all(
+            len(found) < self.wanted or found[-1].distance > max_distance
+            for found in (self.base, self.delta)
+        )
+
+
 def angular_distances(matrix: Vector, vector: Vector) -> Vector:
     cosines = matrix @ vector
     distances: Vector = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosines)).astype(np.float32)
@@ -190,19 +208,21 @@ class VectorIndex:
         with self._lock:
             return self._base_seq
 
-    def search(self, vector: Vector, n: int) -> list[Candidate]:
-        """The n nearest candidates from base and delta, nearest first. Some may be
-        stale; the caller validates them against the catalog."""
+    def search(self, vector: Vector, n: int) -> Shortlist:
+        """The n nearest candidates of base and of delta. Some may be stale; the caller
+        validates them against the catalog."""
         with self._lock:
             base, base_seq = self._base, self._base_seq
-            found = self._delta.search(vector, n)
+            from_delta = self._delta.search(vector, n)
+        from_base: list[Candidate] = []
         if base is not None:
             ids, distances = base.get_nns_by_vector(
                 vector.tolist(), n, search_k=max(self._search_k, n), include_distances=True
             )
-            found += [Candidate(i, d, base_seq, True) for i, d in zip(ids, distances, strict=True)]
-        found.sort(key=lambda candidate: candidate.distance)
-        return found
+            from_base = [
+                Candidate(i, d, base_seq, True) for i, d in zip(ids, distances, strict=True)
+            ]
+        return Shortlist(n, from_base, from_delta)
 
     # --- rebuilding ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import numpy as np
 from semfs.catalog import Description, QueueItem
 from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.fs.backing import BackingStore
+from semfs.ml.captioner import ModelError
 from semfs.ml.imaging import BadImage, DecodedImage, decode
 from semfs.ml.keywords import keywords
 
@@ -35,6 +36,11 @@ USER_CAPTION_XATTR = "user.semfs.caption"
 MAX_USER_CAPTION_BYTES = 4096
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
+CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
+
+
+class CaptionerUnavailable(Exception):
+    """The captioner cannot load (offline hub, bad name): ingest waits, images stay queued."""
 
 
 @dataclass
@@ -84,10 +90,18 @@ class IngestWorker:
                     continue
             if self._stop.is_set():
                 return
-            if self._engine.reembed():
+            if requeued := self._catalog.requeue_ingest_errors():
+                log.info("queued %d images again that had failed with an ingest error", requeued)
+            if self._engine.reembed(should_stop=self._stop.is_set):
                 self._on_indexed()
             while not self._stop.is_set():
-                if self.run_batch() == 0:
+                try:
+                    taken = self.run_batch()
+                except CaptionerUnavailable as error:
+                    log.error("ingest paused: %s (retrying in %.0f s)", error, CAPTIONER_RETRY)
+                    self._stop.wait(CAPTIONER_RETRY)
+                    continue
+                if taken == 0:
                     self._wake.wait(IDLE_POLL)
                     self._wake.clear()
         except Exception:
@@ -96,13 +110,19 @@ class IngestWorker:
             self._decoders.shutdown(wait=False, cancel_futures=True)
 
     def run_batch(self) -> int:
-        """Ingest one batch; returns how many queued files it took (0: queue empty)."""
+        """Ingest one batch; returns how many queued files it took (0: queue empty).
+
+        Raises CaptionerUnavailable, leaving the batch queued, when the captioner cannot
+        load: that is no image's fault, and counting it against them would fail them all.
+        """
         items = self._catalog.queue_items(self._settings.ingest_batch)
         if not items:
             return 0
-        prepared = [p for p in self._decoders.map(self._prepare, items) if p is not None]
+        prepared = [p for p in self._decoders.map(self._prepare_safely, items) if p is not None]
         try:
             self._describe_and_store(prepared)
+        except CaptionerUnavailable:
+            raise
         except Exception as error:  # a model failed: not the images' fault, try again later
             log.exception("ingest batch failed")
             for entry in prepared:
@@ -111,7 +131,20 @@ class IngestWorker:
         self._maybe_rebuild()
         return len(items)
 
+    def wait_for_rebuild(self) -> None:
+        """Let a running index rebuild finish (so `semfs index` leaves a published base)."""
+        if self._rebuilder is not None:
+            self._rebuilder.join()
+
     # --- reading -----------------------------------------------------------------------
+
+    def _prepare_safely(self, item: QueueItem) -> Prepared | None:
+        try:
+            return self._prepare(item)
+        except Exception as error:  # e.g. MemoryError: retried later, a few times
+            log.exception("cannot read %r", os.fsdecode(item.record.path))
+            self._catalog.retry_later(item, f"ingest error: {error!r}", MAX_ATTEMPTS)
+            return None
 
     def _prepare(self, item: QueueItem) -> Prepared | None:
         path = item.record.path
@@ -126,9 +159,7 @@ class IngestWorker:
         with os.fdopen(fd, "rb") as file:
             user_caption = _user_caption(fd, path)
             if user_caption is not None:
-                return Prepared(
-                    item, Description(user_caption, "user", "user", keywords(user_caption))
-                )
+                return Prepared(item, _given(user_caption, "user"))
             if item.record.content_hash:
                 reused = self._catalog.reusable(
                     item.record.content_hash, self._engine.embedder.name
@@ -151,18 +182,20 @@ class IngestWorker:
     # --- the models ----------------------------------------------------------------------
 
     def _describe_and_store(self, prepared: list[Prepared]) -> None:
-        needing_caption = [p for p in prepared if p.description is None]
+        needing_caption = [p for p in prepared if p.image is not None]
         if needing_caption:
-            captioner = self._engine.captioner()
+            try:
+                captioner = self._engine.captioner()
+            except ModelError as error:
+                raise CaptionerUnavailable(str(error)) from error
             captions = captioner.caption([p.image.image for p in needing_caption if p.image])
             for entry, caption in zip(needing_caption, captions, strict=True):
                 text = caption or "an image"  # a model may say nothing; keep it findable
                 entry.description = Description(text, "model", captioner.name, keywords(text))
         to_embed = [p for p in prepared if p.vector is None]
         if to_embed:
-            vectors = self._engine.embedder.embed(
-                [p.description.caption for p in to_embed if p.description]
-            )
+            texts = [p.description.caption if p.description else "" for p in to_embed]
+            vectors = self._engine.embedder.embed(texts)
             for entry, vector in zip(to_embed, vectors, strict=True):
                 entry.vector = vector.tobytes()
         embedder = self._engine.embedder.name

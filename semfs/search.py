@@ -47,10 +47,9 @@ class Searcher:
         vector = self._queries.vector(" ".join(text.split())[:MAX_QUERY_CHARS])
         wanted = 2 * k + 16
         while True:
-            candidates = self._index.search(vector, wanted)
-            hits = self._valid(candidates, max_distance)
-            exhausted = len(candidates) < wanted or candidates[-1].distance > max_distance
-            if len(hits) >= k or exhausted or wanted > 64 * k + 1024:
+            shortlist = self._index.search(vector, wanted)
+            hits = self._valid(shortlist.merged(), max_distance)
+            if len(hits) >= k or shortlist.exhausted(max_distance) or wanted > 64 * k + 1024:
                 return hits[:k]
             wanted *= 4  # stale candidates crowded the shortlist out: look further
 

@@ -333,6 +333,8 @@ class SemfsOperations(pyfuse3.Operations):
         self, listing: _ViewListing, start_id: int, token: pyfuse3.ReaddirToken
     ) -> None:
         if start_id == 0:
+            previous, listing.entries = listing.entries, []
+            listing.view.release_listing(previous)
             listing.entries = await listing.view.listing(listing.inode)
         for index in range(start_id, len(listing.entries)):
             name, attr = listing.entries[index]
@@ -342,8 +344,11 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def releasedir(self, fh: int) -> None:
-        if self._view_listings.pop(fh, None) is None:
+        view_listing = self._view_listings.pop(fh, None)
+        if view_listing is None:
             self._fs.releasedir(fh)
+        else:
+            view_listing.view.release_listing(view_listing.entries)
 
     @fuse_errors
     async def fsyncdir(self, fh: int, datasync: bool) -> None:

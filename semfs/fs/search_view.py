@@ -22,6 +22,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyfuse3
@@ -133,6 +134,9 @@ class SearchView(VirtualView):
         self._queries: dict[bytes, _Query] = {}
         self._query_by_inode: dict[int, _Query] = {}
         self._result_by_inode: dict[int, tuple[_Query, _Result]] = {}
+        # Results in listings still being read: readdir may reply with them later, and
+        # the kernel must then find them, even if a newer search has dropped them.
+        self._pinned: dict[int, int] = {}
         self._changed = trio.Event()
         for saved in self._catalog.saved_queries():
             try:
@@ -200,7 +204,19 @@ class SearchView(VirtualView):
                 entries.append((result.name, self._result_attributes(result)))
             except FileNotFoundError:
                 continue  # removed since the search; the next one will not list it
+            self._pinned[result.inode] = self._pinned.get(result.inode, 0) + 1
         return entries
+
+    def release_listing(self, entries: Sequence[tuple[bytes, pyfuse3.EntryAttributes]]) -> None:
+        for _, attr in entries:
+            count = self._pinned.get(attr.st_ino, 0) - 1
+            if count > 0:
+                self._pinned[attr.st_ino] = count
+                continue
+            self._pinned.pop(attr.st_ino, None)
+            entry = self._result_by_inode.get(attr.st_ino)
+            if entry is not None:
+                self._drop_result_if_unused(*entry)
 
     def counted(self, inode: int) -> None:
         if inode in self._query_by_inode:
@@ -214,14 +230,24 @@ class SearchView(VirtualView):
         if inode in self._result_by_inode:
             query, result = self._result_by_inode[inode]
             result.lookups = max(0, result.lookups - count)
-            if result.lookups == 0 and query.by_name.get(result.name) is not result:
-                self._drop_result(query, result)
+            self._drop_result_if_unused(query, result)
         elif inode in self._query_by_inode:
             query = self._query_by_inode[inode]
             query.lookups = max(0, query.lookups - count)
             self._drop_query_if_unused(query)
         elif inode == self.root_inode:
             self._root_lookups = max(0, self._root_lookups - count)
+
+    def _drop_result_if_unused(self, query: _Query, result: _Result) -> None:
+        """Drop a result the kernel does not hold, no listing may still return, and the
+        query no longer lists (then the query itself, if nothing holds it either)."""
+        if result.lookups or self._pinned.get(result.inode):
+            return
+        if query.by_name.get(result.name) is result and self._queries.get(query.name) is query:
+            return
+        self._drop_result(query, result)
+        if self._queries.get(query.name) is query:
+            self._drop_query_if_unused(query)
 
     def _drop_result(self, query: _Query, result: _Result) -> None:
         self._result_by_inode.pop(result.inode, None)
@@ -231,8 +257,9 @@ class SearchView(VirtualView):
     def _drop_query_if_unused(self, query: _Query) -> None:
         if query.saved or query.lookups > 0:
             return
-        if any(result.lookups for result in query.inode_of_file.values()):
-            return
+        held = [r for r in query.inode_of_file.values() if r.lookups or self._pinned.get(r.inode)]
+        if held:
+            return  # the last of them to go drops the query (_drop_result_if_unused)
         for result in list(query.inode_of_file.values()):
             self._drop_result(query, result)
         del self._queries[query.name]
@@ -286,6 +313,8 @@ class SearchView(VirtualView):
             except NotReady as error:
                 log.warning("search %r: %s", query.text, error)
                 raise OSError(errno.EAGAIN, str(error)) from None
+            if self._queries.get(query.name) is not query:
+                return  # dropped while searching: keep nothing for it
             self._set_results(query, hits)
             query.version = version
 
@@ -323,8 +352,8 @@ class SearchView(VirtualView):
         for name in old_names - set(query.by_name):
             pyfuse3.invalidate_entry_async(query.inode, name, ignore_enoent=True)
         for result in list(query.inode_of_file.values()):
-            if query.by_name.get(result.name) is not result and result.lookups == 0:
-                self._drop_result(query, result)
+            if query.by_name.get(result.name) is not result:
+                self._drop_result_if_unused(query, result)
 
     # --- attributes ----------------------------------------------------------------------------
 
@@ -343,7 +372,12 @@ class SearchView(VirtualView):
         return attr
 
     def _query_attributes(self, query: _Query) -> pyfuse3.EntryAttributes:
-        return self._directory_attributes(query.inode, query.changed_ns)
+        attr = self._directory_attributes(query.inode, query.changed_ns)
+        if not query.saved:
+            # Not cached: a cached entry would answer a later `mkdir` with EEXIST
+            # without asking us (see caller_is_making_a_directory).
+            attr.entry_timeout = 0
+        return attr
 
     def _result_attributes(self, result: _Result) -> pyfuse3.EntryAttributes:
         info = self._store.lstat(result.hit.path)  # FileNotFoundError if gone meanwhile
@@ -431,6 +465,6 @@ def _absent() -> pyfuse3.EntryAttributes:
 def _invalidate_inode(inode: int) -> None:
     try:
         pyfuse3.invalidate_inode(inode, attr_only=False)
-    except OSError as error:  # the kernel already forgot it
+    except OSError as error:  # the kernel forgot it already, or the mount is going away
         if error.errno not in (errno.ENOENT, errno.EBADF):
-            raise
+            log.warning("cannot invalidate inode %d: %s", inode, error)

@@ -46,6 +46,12 @@ class VirtualView(ABC):
     @abstractmethod
     def forget(self, inode: int, count: int) -> None: ...
 
+    def release_listing(  # noqa: B027 - optional hook: most views keep nothing alive
+        self, entries: Sequence[tuple[bytes, pyfuse3.EntryAttributes]]
+    ) -> None:
+        """A listing returned by `listing` is done with (its directory handle closed, or
+        read again from the start): entries it kept alive may go."""
+
     async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EROFS)
 

@@ -7,7 +7,6 @@ person can act on; the ingest worker records it and goes on.
 from __future__ import annotations
 
 import html
-import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+XMP_SEARCH_BYTES = 1 << 20  # XMP packets sit near the start of a file
 MODEL_SIDE = 384  # pixels on the longer side handed to the models (they use 224..384)
 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
@@ -38,21 +38,24 @@ class DecodedImage:
 
 
 def decode(file: BinaryIO, max_pixels: int) -> DecodedImage:
-    data = file.read()
-    if not data:
+    """Decode a seekable file. Pillow reads only what decoding needs, so a huge file costs
+    no more memory than its pixels (which `max_pixels` bounds)."""
+    head = file.read(XMP_SEARCH_BYTES)
+    if not head:
         raise BadImage("empty file (0 bytes)")
+    file.seek(0)
     try:
         with warnings.catch_warnings():
             # Our own limit below decides; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
+            opened = Image.open(file)
             width, height = opened.size
             if width * height > max_pixels:
                 raise BadImage(
                     f"image too large: {width}x{height} pixels is over the limit of "
                     f"{max_pixels} (a decompression bomb, or set max_image_pixels)"
                 )
-            caption, source = _embedded_caption(opened, data)
+            caption, source = _embedded_caption(opened, head)
             opened.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # JPEG: decode at reduced size
             image = ImageOps.exif_transpose(opened)
             image = _to_rgb(image)
@@ -82,7 +85,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def _embedded_caption(image: Image.Image, data: bytes) -> tuple[str | None, str | None]:
     """A description a person stored in the file: XMP dc:description, else EXIF."""
-    match = _XMP_DESCRIPTION.search(data[: 1 << 20]) if b"dc:description" in data else None
+    match = _XMP_DESCRIPTION.search(data) if b"dc:description" in data else None
     if match:
         text = _clean(html.unescape(match.group(1).decode("utf-8", errors="replace")))
         if text:

@@ -123,3 +123,14 @@ def test_rename_tree_drops_stale_records_at_the_target(catalog: Catalog) -> None
     catalog.upsert(b"b/stale.jpg", 1, 1, "stale")
     assert catalog.rename_tree(b"a", b"b") == 1
     assert {r.path for r in catalog.all_files()} == {b"b/1.jpg"}
+
+
+def test_files_failed_by_an_ingest_error_are_queued_again(catalog: Catalog) -> None:
+    catalog.upsert(b"model-broke.jpg", 1, 1, "h1")
+    catalog.upsert(b"truncated.jpg", 1, 1, "h2")
+    broke, truncated = catalog.queue_items(10)
+    catalog.retry_later(broke, "ingest error: RuntimeError()", max_attempts=1)
+    catalog.fail(truncated, "corrupt or truncated image")
+    assert catalog.stats().failed == 2
+    assert catalog.requeue_ingest_errors() == 1
+    assert [item.record.path for item in catalog.queue_items(10)] == [b"model-broke.jpg"]

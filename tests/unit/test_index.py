@@ -117,3 +117,42 @@ def test_a_result_stored_for_an_outdated_queue_entry_is_dropped(catalog: Catalog
     description = Description("old", "model", "t", [])
     assert catalog.store_result(stale, description, EMBEDDER, b"\0" * 4 * DIMS) is None
     assert catalog.stats().queued == 1
+
+
+def test_deleted_neighbours_do_not_hide_the_next_best_behind_a_far_delta_vector(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10)
+    index.load(catalog)
+    centre = unit(rng)
+    near = [centre + 0.05 * unit(rng) for _ in range(80)]
+    paths = [f"near{i:02d}.jpg".encode() for i in range(80)]
+    for path, vector in zip(paths, near, strict=True):
+        ingest(catalog, index, path, (vector / np.linalg.norm(vector)).astype(np.float32))
+    index.rebuild(catalog)
+    queries = FixedQueries()
+    queries.vectors["q"] = centre
+    searcher = Searcher(catalog, index, queries, EMBEDDER)  # type: ignore[arg-type]
+    ranked = [hit.path for hit in searcher.search("q", k=10)]
+    for path in ranked[:8] + [p for p in paths if p not in ranked][:52]:
+        catalog.remove(path)  # 60 of the nearest go; the base still holds them
+    ingest(catalog, index, b"far.jpg", -centre)  # one unrelated vector in the delta
+    hits = searcher.search("q", k=10)
+    assert len(hits) == 10 and b"far.jpg" not in [hit.path for hit in hits][:10]
+    assert all(catalog.get(hit.path) is not None for hit in hits)
+
+
+def test_reembedding_skips_files_removed_or_recaptioned_meanwhile(catalog: Catalog) -> None:
+    for name in (b"a.jpg", b"b.jpg", b"c.jpg"):
+        catalog.upsert(name, 1, 1, name.hex())
+    for item in catalog.queue_items(10):
+        description = Description(f"caption of {item.record.path!r}", "model", "t", [])
+        catalog.store_result(item, description, "old-model", b"\0" * 8)
+    stale = catalog.captions_to_embed("new-model", 10)
+    assert len(stale) == 3
+    catalog.remove(b"a.jpg")
+    catalog.upsert(b"b.jpg", 2, 2, "changed")  # its description goes with the old content
+    rows = [(file_id, caption, b"\1" * 8) for file_id, caption in stale]
+    assert catalog.store_vectors("new-model", rows) == 1  # only c.jpg
+    assert catalog.captions_to_embed("new-model", 10) == []
