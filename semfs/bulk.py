@@ -7,6 +7,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Never
 
 from tqdm import tqdm
@@ -87,8 +88,17 @@ def _summary(catalog: Catalog) -> IndexSummary:
     return IndexSummary(stats.indexed, stats.failed, stats.queued, catalog.failures())
 
 
-def search_store(settings: Settings, query: str, k: int | None) -> list[dict[str, object]]:
-    """The same ranking as MOUNT/search/<query>/, straight from the catalog and index."""
+def search_store(
+    settings: Settings, query: str, k: int | None, through_mount: bool = True
+) -> list[dict[str, object]]:
+    """The ranking of MOUNT/search/<query>/. While the store is mounted (with the same
+    models and cut), it is read from the mount itself: the daemon has the models loaded
+    already. Otherwise it is computed here, from the catalog and the index."""
+    holder = read_lock_holder(settings) if through_mount else None
+    if holder is not None and holder.search_dir and (k or settings.top_k) <= settings.top_k:
+        listed = _search_through_mount(Path(holder.mountpoint) / holder.search_dir, query)
+        if listed is not None:
+            return listed[: k or settings.top_k]
     if not settings.catalog_path.exists():
         raise QuietError(f"{settings.store} has no catalog yet: run semfs index or mount it")
     catalog = Catalog.open(settings.catalog_path)
@@ -119,3 +129,25 @@ def format_hits(hits: list[dict[str, object]], as_json: bool) -> str:
         f"{rank:3d}. {hit['score']:.3f}  {hit['path']}  ({hit['caption']})"
         for rank, hit in enumerate(hits, start=1)
     )
+
+
+def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object]] | None:
+    """The listing of search_dir/<query>/ with each entry's attributes; None when the
+    mount cannot answer this query (a name too long for a directory, a dead mount)."""
+    directory = search_dir / query
+    try:
+        names = os.listdir(directory)
+        hits: list[dict[str, object]] = []
+        for name in names:
+            entry = directory / name
+            hits.append(
+                {
+                    "path": os.fsdecode(os.getxattr(entry, "user.semfs.path")),
+                    "score": float(os.getxattr(entry, "user.semfs.score")),
+                    "distance": float(os.getxattr(entry, "user.semfs.distance")),
+                    "caption": os.getxattr(entry, "user.semfs.caption").decode(),
+                }
+            )
+    except (OSError, ValueError):
+        return None
+    return hits

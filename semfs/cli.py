@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "index":
             print(index_store(_settings(args), progress=not args.quiet).text())
         elif args.command == "search":
-            hits = search_store(_settings(args), args.query, args.k)
+            # Other models or cut than the mount's: compute here rather than ask it.
+            own_models = any((args.captioner, args.embedder, args.max_distance is not None))
+            hits = search_store(_settings(args), args.query, args.k, through_mount=not own_models)
             print(format_hits(hits, as_json=args.json))
         elif args.command == "status":
             print(status_report(Settings.load(args.store), as_json=args.json))

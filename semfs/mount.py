@@ -109,6 +109,7 @@ def _check_mountpoint(mountpoint: str) -> None:
 class LockHolder:
     pid: int
     mountpoint: str
+    search_dir: str = ""  # the name of its search view ("" when not a mount)
 
 
 def read_lock_holder(settings: Settings) -> LockHolder | None:
@@ -118,8 +119,8 @@ def read_lock_holder(settings: Settings) -> LockHolder | None:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid, _, mountpoint = file.read().partition("\n")
-                return LockHolder(int(pid or 0), mountpoint.strip())
+                pid, mountpoint, search_dir, *_ = [*file.read().split("\n"), "", "", ""]
+                return LockHolder(int(pid or 0), mountpoint.strip(), search_dir.strip())
             fcntl.flock(file, fcntl.LOCK_UN)
     except FileNotFoundError:
         pass
@@ -145,7 +146,8 @@ def _take_lock(settings: Settings, mountpoint: str) -> IO[str]:
         file.close()
         raise QuietError(f"store {settings.store} is already mounted elsewhere") from None
     file.truncate(0)
-    file.write(f"{os.getpid()}\n{mountpoint}\n")
+    search_dir = settings.search_dir_name if mountpoint.startswith("/") else ""
+    file.write(f"{os.getpid()}\n{mountpoint}\n{search_dir}\n")
     file.flush()
     return file
 
