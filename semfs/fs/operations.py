@@ -20,6 +20,7 @@ import pyfuse3
 import trio
 
 from semfs.config import Settings
+from semfs.fs.attributes import entry_attributes
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.views import ViewRegistry, VirtualView
@@ -72,23 +73,9 @@ class SemfsOperations(pyfuse3.Operations):
         self._view_handles = iter(range(1 << 62, 1 << 63))  # apart from real dir handles
 
     def attributes(self, number: int, info: os.stat_result) -> pyfuse3.EntryAttributes:
-        attr = pyfuse3.EntryAttributes()
-        attr.st_ino = number
-        attr.generation = 0
-        attr.entry_timeout = self._settings.entry_timeout
-        attr.attr_timeout = self._settings.attr_timeout
-        attr.st_mode = info.st_mode
-        attr.st_nlink = info.st_nlink
-        attr.st_uid = info.st_uid
-        attr.st_gid = info.st_gid
-        attr.st_rdev = info.st_rdev
-        attr.st_size = info.st_size
-        attr.st_blksize = info.st_blksize
-        attr.st_blocks = info.st_blocks
-        attr.st_atime_ns = info.st_atime_ns
-        attr.st_mtime_ns = info.st_mtime_ns
-        attr.st_ctime_ns = info.st_ctime_ns
-        return attr
+        return entry_attributes(
+            number, info, self._settings.entry_timeout, self._settings.attr_timeout
+        )
 
     def _refuse_view(self, *inodes: int) -> None:
         """Views are read-only: changing anything in them is EROFS."""

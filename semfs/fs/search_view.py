@@ -30,6 +30,7 @@ import trio
 
 from semfs.catalog import Catalog
 from semfs.engine import Engine, NotReady
+from semfs.fs.attributes import entry_attributes
 from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import caller_is_making_a_directory
@@ -381,19 +382,9 @@ class SearchView(VirtualView):
 
     def _result_attributes(self, result: _Result) -> pyfuse3.EntryAttributes:
         info = self._store.lstat(result.hit.path)  # FileNotFoundError if gone meanwhile
-        attr = pyfuse3.EntryAttributes()
-        attr.st_ino = result.inode
-        attr.entry_timeout = RESULT_TIMEOUT
-        attr.attr_timeout = RESULT_TIMEOUT
+        attr = entry_attributes(result.inode, info, RESULT_TIMEOUT, RESULT_TIMEOUT)
         attr.st_mode = stat.S_IFREG | (stat.S_IMODE(info.st_mode) & ~0o7222)  # read-only
-        attr.st_nlink = 1
-        attr.st_uid, attr.st_gid = info.st_uid, info.st_gid
-        attr.st_size = info.st_size
-        attr.st_blksize = info.st_blksize
-        attr.st_blocks = info.st_blocks
-        attr.st_atime_ns = info.st_atime_ns
-        attr.st_mtime_ns = info.st_mtime_ns
-        attr.st_ctime_ns = info.st_ctime_ns
+        attr.st_nlink = 1  # one name: this entry (see docs/architecture.md)
         return attr
 
     # --- reading results -----------------------------------------------------------------------
