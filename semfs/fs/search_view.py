@@ -139,6 +139,7 @@ class SearchView(VirtualView):
         # the kernel must then find them, even if a newer search has dropped them.
         self._pinned: dict[int, int] = {}
         self._changed = trio.Event()
+        self._stale_attributes: set[int] = set()  # query inodes whose mtime moved
         for saved in self._catalog.saved_queries():
             try:
                 self._query(saved, query_text(saved)).saved = True
@@ -350,6 +351,10 @@ class SearchView(VirtualView):
         shown = [result.hit.file_id for result in results]
         if shown != query.shown:
             query.shown, query.changed_ns = shown, time.time_ns()
+            # The kernel may cache the old mtime: the watcher drops it, from a thread
+            # (doing it here, inside a request on this directory, could deadlock).
+            self._stale_attributes.add(query.inode)
+            self._changed.set()
         for name in old_names - set(query.by_name):
             pyfuse3.invalidate_entry_async(query.inode, name, ignore_enoent=True)
         for result in list(query.inode_of_file.values()):
@@ -432,17 +437,15 @@ class SearchView(VirtualView):
             for query in list(self._queries.values()):
                 if query.lookups == 0 or query.version < 0:
                     continue  # not shown anywhere, or never searched: nothing to redo
-                shown = query.shown
                 try:
-                    await self._refresh(query)
+                    await self._refresh(query)  # marks it stale if its results moved
                 except OSError as error:
                     log.warning("refreshing %r: %s", query.text, error)
-                    continue
                 except Exception:  # this task must outlive any one bad search
                     log.exception("refreshing %r failed", query.text)
-                    continue
-                if query.shown != shown:
-                    await trio.to_thread.run_sync(_invalidate_inode, query.inode)
+            stale, self._stale_attributes = self._stale_attributes, set()
+            for inode in stale:
+                await trio.to_thread.run_sync(_invalidate_inode, inode)
 
 
 def _absent() -> pyfuse3.EntryAttributes:

@@ -125,12 +125,15 @@ def test_saved_queries_fill_as_images_arrive_and_survive_remounts(
     wait_indexed(mounted, files=3)
     assert results(mounted, "a motorbike") == []
 
+    before = os.stat(search / "a motorbike").st_mtime_ns
     shutil.copy(SAMPLE_DIR / "motorcycle_left.png", mnt / "ride.png")
     wait_for(
         lambda: results(mounted, "a motorbike") == ["ride.png"],
         timeout=INGEST_TIMEOUT,
         what="the saved query to fill",
     )
+    # Its mtime moves too, for file managers that poll it rather than list it again.
+    wait_for(lambda: os.stat(search / "a motorbike").st_mtime_ns > before, what="mtime")
 
     mounted.unmount()
     again = start_foreground(mounted.store, mnt, tmp_path / "again.log")
