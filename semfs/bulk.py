@@ -41,7 +41,7 @@ def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
     holder = read_lock_holder(settings)
     if holder is not None:
         return _follow_daemon(settings, progress)
-    with hold_store_lock(settings, "(semfs index)"):
+    with hold_store_lock(settings, "being indexed by semfs index"):
         catalog = Catalog.open(settings.catalog_path)
         store = BackingStore(os.fsencode(settings.store))
         try:

@@ -489,16 +489,6 @@ class Catalog:
         caption, source, captioner, keywords, vector = row
         return Description(caption, source, captioner, json.loads(keywords)), bytes(vector)
 
-    def description(self, file_id: int) -> Description | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT caption, source, captioner, keywords FROM descriptions WHERE file_id = ?",
-                (file_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return Description(row[0], row[1], row[2], json.loads(row[3]))
-
     def requeue(self, path: bytes) -> bool:
         """Ingest the file at `path` again (e.g. its user caption changed)."""
         with self._transaction() as db:

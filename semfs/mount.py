@@ -57,10 +57,9 @@ def mount(request: MountRequest, foreground: bool) -> None:
     _check_mountpoint(request.mountpoint)
     holder = read_lock_holder(request.settings)
     if holder is not None:
-        raise QuietError(
-            f"store {request.settings.store} is already mounted at {holder.mountpoint} "
-            f"(pid {holder.pid})"
-        )
+        # The lock's holder is a mount (with a search dir) or `semfs index` (which says so).
+        what = f"already mounted at {holder.mountpoint}" if holder.search_dir else holder.mountpoint
+        raise QuietError(f"store {request.settings.store} is {what} (pid {holder.pid})")
     if foreground:
         serve(request)
     else:

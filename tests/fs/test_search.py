@@ -177,6 +177,9 @@ def test_bad_images_are_recorded_with_reasons_and_skipped(
     assert "not an image" in reasons["fake.jpg"]
     assert "empty" in reasons["empty.png"]
     assert all(name not in results(mounted, "a photo") for name in reasons)
+    # `semfs index` on a mounted store follows the daemon and ends with the same summary.
+    summary = semfs("index", mounted.store, "--quiet").stdout
+    assert "indexed 4, failed 3" in summary and "failed: fake.jpg: not an image" in summary
 
 
 def test_a_caption_set_by_the_user_wins(mounted: Mount) -> None:
