@@ -233,3 +233,21 @@ def test_kill_9_mid_ingest_then_remount_loses_nothing(
         assert len(listed) == len(set(listed))
     finally:
         semfs("unmount", mountpoint, check=False)
+
+
+def test_search_settings_from_the_command_line_and_config_file(store: Path, tmp_path: Path) -> None:
+    (store / ".semfs").mkdir()
+    (store / ".semfs" / "config.toml").write_text('search_dir_name = "find"\ntop_k = 1\n')
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    semfs("mount", store, mountpoint, "--max-distance", "2")  # the daemon gets the flag
+    try:
+        assert "find" in os.listdir(mountpoint) and "search" not in os.listdir(mountpoint)
+        mount = Mount(store, mountpoint, None, store / ".semfs" / "mount.log")
+        wait_indexed(mount, files=3)
+        # Every image is within distance 2 of any query; top_k 1 keeps the best one.
+        assert os.listdir(mountpoint / "find" / "a cup of coffee") == ["coffee.png"]
+        # With the calibrated cut nothing fits this (see the first test); with 2, one does.
+        assert len(os.listdir(mountpoint / "find" / "a plate of spaghetti")) == 1
+    finally:
+        semfs("unmount", mountpoint)
