@@ -137,9 +137,12 @@ def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object
     directory = search_dir / query
     try:
         names = os.listdir(directory)
-        hits: list[dict[str, object]] = []
-        for name in names:
-            entry = directory / name
+    except OSError:
+        return None
+    hits: list[dict[str, object]] = []
+    for name in names:
+        entry = directory / name
+        try:
             hits.append(
                 {
                     "path": os.fsdecode(os.getxattr(entry, "user.semfs.path")),
@@ -148,6 +151,8 @@ def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object
                     "caption": os.getxattr(entry, "user.semfs.caption").decode(),
                 }
             )
-    except (OSError, ValueError):
-        return None
+        except FileNotFoundError:
+            continue  # removed or moved since the listing, as it would be in the view
+        except (OSError, ValueError):
+            return None
     return hits
