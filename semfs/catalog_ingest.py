@@ -1,0 +1,268 @@
+"""The catalog's side of ingest and search: the queue as ingest consumes it, the
+descriptions and vectors it writes, the checks search makes, and saved queries.
+
+A mixin of `Catalog` (catalog.py), which owns the connection, its lock and transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from semfs.catalog_records import (
+    FILE_COLUMNS,
+    Description,
+    FileState,
+    QueueItem,
+    StoredHit,
+    file_record,
+    join_path,
+    split_path,
+)
+
+
+class IngestRecords:
+    _db: sqlite3.Connection  # GUARDED_BY(_lock)
+    _lock: AbstractContextManager[Any]
+    _path: Path
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # Catalog's
+
+    # --- derived data: descriptions and vectors (written by ingest) -------------------
+
+    def queue_items(self, limit: int, skip: Collection[int] = ()) -> list[QueueItem]:
+        """The next `limit` queued files not in `skip`; files that failed before go last."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {FILE_COLUMNS}, enqueued_ns, attempts FROM ingest_queue "
+                "JOIN files ON id = file_id ORDER BY attempts, enqueued_ns, id LIMIT ?",
+                (limit + len(skip),),
+            ).fetchall()
+        items = [QueueItem(file_record(row[:8]), row[8], row[9]) for row in rows]
+        return [item for item in items if item.record.id not in skip][:limit]
+
+    def store_result(
+        self, item: QueueItem, description: Description, embedder: str, vector: bytes
+    ) -> int | None:
+        """Save what ingest made of a queued file and take it off the queue, in one
+        transaction. Returns the vector's sequence number, or None (and saves nothing)
+        if the file changed or went away meanwhile: its newer version is queued anew."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO descriptions (file_id, caption, source, captioner, "
+                "keywords) VALUES (?, ?, ?, ?, ?)",
+                (
+                    item.record.id,
+                    description.caption,
+                    description.source,
+                    description.captioner,
+                    json.dumps(description.keywords),
+                ),
+            )
+            seq = _write_vector(db, item.record.id, embedder, vector)
+            _dequeue(db, item.record.id, FileState.INDEXED, None)
+            return seq
+
+    def fail(self, item: QueueItem, reason: str) -> bool:
+        """Record that a queued file cannot be ingested (a bad image) and why."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return False
+            _dequeue(db, item.record.id, FileState.FAILED, reason)
+            return True
+
+    def retry_later(self, item: QueueItem, error: str, max_attempts: int) -> None:
+        """An unexpected error: try again after the rest, up to `max_attempts` in all."""
+        with self._transaction() as db:
+            if not _still_queued(db, item):
+                return
+            if item.attempts + 1 >= max_attempts:
+                _dequeue(db, item.record.id, FileState.FAILED, error)
+            else:
+                db.execute(
+                    "UPDATE ingest_queue SET attempts = attempts + 1 WHERE file_id = ?",
+                    (item.record.id,),
+                )
+
+    def reusable(self, content_hash: str, embedder: str) -> tuple[Description, bytes] | None:
+        """Description and vector of another file with the same content (a copy), made
+        by `embedder`, so a copy need not pass through the models again."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT d.caption, d.source, d.captioner, d.keywords, v.vector FROM files f "
+                "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
+                "WHERE f.content_hash = ? AND v.embedder = ? AND d.source = 'model' LIMIT 1",
+                (content_hash, embedder),
+            ).fetchone()
+        if row is None:
+            return None
+        caption, source, captioner, keywords, vector = row
+        return Description(caption, source, captioner, json.loads(keywords)), bytes(vector)
+
+    def requeue(self, path: bytes) -> bool:
+        """Ingest the file at `path` again (e.g. its user caption changed)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM files WHERE dir = ? AND name = ?", split_path(path)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (row[0],))
+            db.execute(
+                "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+                (row[0], time.time_ns()),
+            )
+            return True
+
+    def hits(self, file_ids: Collection[int], embedder: str) -> dict[int, StoredHit]:
+        """For search results: where each file is now, its caption and the sequence
+        number of its current vector by `embedder` (files without one are left out)."""
+        found: dict[int, StoredHit] = {}
+        ids = list(file_ids)
+        with self._lock:
+            for start in range(0, len(ids), 500):  # SQLite's parameter limit
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT f.id, f.dir, f.name, v.seq, coalesce(d.caption, '') FROM files f "
+                    "JOIN vectors v ON v.file_id = f.id "
+                    "LEFT JOIN descriptions d ON d.file_id = f.id "
+                    f"WHERE f.id IN ({marks}) AND v.embedder = ?",
+                    (*chunk, embedder),
+                ).fetchall()
+                for file_id, directory, name, seq, caption in rows:
+                    found[file_id] = StoredHit(file_id, join_path(directory, name), seq, caption)
+        return found
+
+    def vectors_since(self, embedder: str, after_seq: int) -> Iterator[tuple[int, int, bytes]]:
+        """(file id, seq, vector) of `embedder`'s vectors written after `after_seq`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT file_id, seq, vector FROM vectors WHERE embedder = ? AND seq > ? "
+                "ORDER BY seq",
+                (embedder, after_seq),
+            ).fetchall()
+        for file_id, seq, vector in rows:
+            yield file_id, seq, bytes(vector)
+
+    def vector_counts(self, embedder: str, up_to_seq: int) -> tuple[int, int]:
+        """How many of `embedder`'s vectors are at most / past `up_to_seq`."""
+        with self._lock:
+            old, new = self._db.execute(
+                "SELECT count(*) FILTER (WHERE seq <= ?), count(*) FILTER (WHERE seq > ?) "
+                "FROM vectors WHERE embedder = ?",
+                (up_to_seq, up_to_seq, embedder),
+            ).fetchone()
+        return int(old), int(new)
+
+    def captions_to_embed(self, embedder: str, limit: int) -> list[tuple[int, str]]:
+        """Captions without a vector by `embedder` (after the embedder was switched)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.file_id, d.caption FROM descriptions d "
+                "LEFT JOIN vectors v ON v.file_id = d.file_id "
+                "WHERE v.embedder IS NULL OR v.embedder != ? ORDER BY d.file_id LIMIT ?",
+                (embedder, limit),
+            ).fetchall()
+        return [(int(file_id), str(caption)) for file_id, caption in rows]
+
+    def store_vectors(self, embedder: str, vectors: list[tuple[int, str, bytes]]) -> int:
+        """Save (file id, caption, vector) rows made from stored captions, skipping files
+        whose caption changed or that went away since it was read. Returns the count."""
+        stored = 0
+        with self._transaction() as db:
+            for file_id, caption, vector in vectors:
+                row = db.execute(
+                    "SELECT caption FROM descriptions WHERE file_id = ?", (file_id,)
+                ).fetchone()
+                if row is not None and row[0] == caption:
+                    _write_vector(db, file_id, embedder, vector)
+                    stored += 1
+        return stored
+
+    def requeue_ingest_errors(self) -> int:
+        """Queue again the files that failed for no fault of theirs (a model error), so
+        that a fixed configuration ingests them at the next start."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id FROM files WHERE state = 'failed' AND error LIKE 'ingest error:%'"
+            ).fetchall()
+            now = time.time_ns()
+            for (file_id,) in rows:
+                db.execute(
+                    "UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (file_id,)
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+                    (file_id, now),
+                )
+            return len(rows)
+
+    def failures(self, limit: int = 100) -> list[tuple[bytes, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT dir, name, coalesce(error, '') FROM files WHERE state = 'failed' "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(join_path(directory, name), error) for directory, name, error in rows]
+
+    # --- saved queries -----------------------------------------------------------------
+
+    def save_query(self, query: bytes) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO saved_queries (query, created_ns) VALUES (?, ?)",
+                (query, time.time_ns()),
+            )
+
+    def remove_query(self, query: bytes) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM saved_queries WHERE query = ?", (query,)).rowcount > 0
+
+    def saved_queries(self) -> list[bytes]:
+        with self._lock:
+            rows = self._db.execute("SELECT query FROM saved_queries ORDER BY created_ns")
+            return [bytes(row[0]) for row in rows]
+
+    def open_reader(self) -> sqlite3.Connection:
+        """A separate read-only connection, for long scans (an index rebuild) that must
+        not hold the shared connection's lock."""
+        return sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+
+
+def forget_derived(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("DELETE FROM descriptions WHERE file_id = ?", (file_id,))
+    db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
+
+
+def _still_queued(db: sqlite3.Connection, item: QueueItem) -> bool:
+    row = db.execute(
+        "SELECT enqueued_ns FROM ingest_queue WHERE file_id = ?", (item.record.id,)
+    ).fetchone()
+    return row is not None and row[0] == item.enqueued_ns
+
+
+def _dequeue(db: sqlite3.Connection, file_id: int, state: FileState, error: str | None) -> None:
+    db.execute("UPDATE files SET state = ?, error = ? WHERE id = ?", (state.value, error, file_id))
+    db.execute("DELETE FROM ingest_queue WHERE file_id = ?", (file_id,))
+
+
+def _write_vector(db: sqlite3.Connection, file_id: int, embedder: str, vector: bytes) -> int:
+    # Delete, then insert: the vector gets a new, higher seq, which tells the index
+    # that any copy it holds of an older vector for this file is stale.
+    db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
+    cursor = db.execute(
+        "INSERT INTO vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
+        (file_id, embedder, vector),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid

@@ -1,0 +1,71 @@
+"""The catalog's schema: one migration per version, applied in order, never edited."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript would
+    commit it first)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,          -- stable: the vector index's item id, later
+            dir BLOB NOT NULL,
+            name BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT,               -- NULL until hashed
+            state TEXT NOT NULL DEFAULT 'queued',
+            error TEXT,
+            UNIQUE (dir, name)
+        );
+        CREATE INDEX files_by_hash ON files (content_hash);
+        CREATE TABLE ingest_queue (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            enqueued_ns INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    )
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE descriptions (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            caption TEXT NOT NULL,
+            source TEXT NOT NULL,            -- user | exif | xmp | model
+            captioner TEXT NOT NULL,         -- the model that wrote it, or the source
+            keywords TEXT NOT NULL           -- JSON list, best first
+        );
+        CREATE TABLE vectors (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- grows with every vector written
+            file_id INTEGER NOT NULL UNIQUE REFERENCES files (id) ON DELETE CASCADE,
+            embedder TEXT NOT NULL,
+            vector BLOB NOT NULL             -- float32, unit length
+        );
+        CREATE INDEX vectors_by_embedder ON vectors (embedder, seq);
+        CREATE TABLE saved_queries (
+            query BLOB PRIMARY KEY,          -- the directory name under search/
+            created_ns INTEGER NOT NULL
+        );
+        """,
+    )
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
+SCHEMA_VERSION = len(MIGRATIONS)
