@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,13 @@ def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
     store is mounted, its daemon does the work and this follows its progress."""
     holder = read_lock_holder(settings)
     if holder is not None:
+        if not holder.search_dir:
+            raise QuietError(f"store {settings.store} is {holder.mountpoint} (pid {holder.pid})")
+        print(
+            f"semfs: {settings.store} is mounted at {holder.mountpoint} (pid {holder.pid}): "
+            f"its daemon ingests, with the models it was mounted with; following it",
+            file=sys.stderr,
+        )
         return _follow_daemon(settings, progress)
     with hold_store_lock(settings, "being indexed by semfs index"):
         catalog = Catalog.open(settings.catalog_path)
