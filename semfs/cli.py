@@ -105,12 +105,9 @@ def _settings(args: argparse.Namespace, **more: object) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
+    quiet_level = logging.INFO if args.command == "mount" else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG
-        if debug
-        else logging.INFO
-        if args.command == "mount"
-        else logging.WARNING,
+        level=logging.DEBUG if debug else quiet_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

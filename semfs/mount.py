@@ -35,6 +35,8 @@ from semfs.fs.passthrough import Passthrough
 from semfs.fs.search_view import SearchView
 from semfs.fs.views import ViewRegistry
 from semfs.ingest import IngestWorker
+from semfs.ml.captioner import captioner_factory
+from semfs.ml.embedder import embedder_factory
 from semfs.mounttable import FSTYPE, find_mount, fuse_unmount, is_stale
 from semfs.tracker import ChangeTracker
 
@@ -55,6 +57,9 @@ class MountRequest:
 def mount(request: MountRequest, foreground: bool) -> None:
     _check_paths(request)
     _check_mountpoint(request.mountpoint)
+    # A model name that names nothing is refused now, not after the daemon has started.
+    captioner_factory(request.settings.captioner)
+    embedder_factory(request.settings.embedder)
     holder = read_lock_holder(request.settings)
     if holder is not None:
         # The lock's holder is a mount (with a search dir) or `semfs index` (which says so).

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
+
+from semfs.errors import QuietError
 
 
 class Captioner(Protocol):
@@ -28,18 +30,27 @@ class Captioner(Protocol):
     def caption(self, images: Sequence[Image.Image]) -> list[str]: ...
 
 
-class ModelError(Exception):
+class ModelError(QuietError):
     """A model could not be loaded or named; the message says what to do."""
 
 
-def make_captioner(spec: str, torch_threads: int = 0) -> Captioner:
+def make_captioner(spec: str) -> Captioner:
+    return captioner_factory(spec)()
+
+
+def captioner_factory(spec: str) -> Callable[[], Captioner]:
+    """What loads the captioner `spec` names; ModelError, without loading, for a spec
+    that names none (so `semfs mount` can refuse it before starting the daemon)."""
     kind, _, argument = spec.partition(":")
     if kind == "classifier":
-        return ClassifierCaptioner(argument or "efficientnet-lite0")
+        name = argument or "efficientnet-lite0"
+        if name not in _LITE_WEIGHTS:
+            raise ModelError(f"unknown classifier {name!r}; known: {sorted(_LITE_WEIGHTS)}")
+        return lambda: ClassifierCaptioner(name)
     if kind == "transformers":
         if not argument:
             raise ModelError("--captioner transformers:<hub id or model directory>")
-        return TransformersCaptioner(argument)
+        return lambda: TransformersCaptioner(argument)
     raise ModelError(
         f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2] or "
         f"transformers:<hub id or model directory>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,13 +43,19 @@ class Embedder(Protocol):
 
 
 def make_embedder(spec: str) -> Embedder:
+    return embedder_factory(spec)()
+
+
+def embedder_factory(spec: str) -> Callable[[], Embedder]:
+    """What loads the embedder `spec` names; ModelError, without loading, for a spec that
+    names none."""
     kind, _, argument = spec.partition(":")
     if kind == "sentence-transformers":
-        return SentenceTransformerEmbedder(argument or PACKAGED_MINILM)
+        return lambda: SentenceTransformerEmbedder(argument or PACKAGED_MINILM)
     if kind == "onnx":
         if argument not in ("", ONNX_L3):
             raise ModelError(f"the onnx embedder knows only {ONNX_L3}")
-        return OnnxMiniLMEmbedder()
+        return OnnxMiniLMEmbedder
     raise ModelError(
         f"unknown embedder {spec!r}: use sentence-transformers:<name or directory> or "
         f"onnx:{ONNX_L3}"

@@ -251,3 +251,14 @@ def test_search_settings_from_the_command_line_and_config_file(store: Path, tmp_
         assert len(os.listdir(mountpoint / "find" / "a plate of spaghetti")) == 1
     finally:
         semfs("unmount", mountpoint)
+
+
+def test_a_model_name_that_names_nothing_is_refused_before_mounting(
+    store: Path, tmp_path: Path
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    result = semfs("mount", store, mountpoint, "--embedder", "glove", check=False)
+    assert result.returncode == 1 and "unknown embedder 'glove'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.ismount(mountpoint)

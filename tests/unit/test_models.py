@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semfs.ml.captioner import ClassifierCaptioner, TransformersCaptioner, make_captioner
+from semfs.ml.captioner import (
+    ClassifierCaptioner,
+    TransformersCaptioner,
+    captioner_factory,
+    make_captioner,
+)
 from semfs.ml.embedder import QueryCache, make_embedder
 from semfs.ml.keywords import keywords
 
@@ -88,6 +93,8 @@ def test_unknown_models_are_explained() -> None:
         make_captioner("transformers:/nonexistent/model")
     with pytest.raises(ModelError, match="unknown embedder"):
         make_embedder("word2vec")
+    with pytest.raises(ModelError, match="unknown classifier"):
+        captioner_factory("classifier:efficientnet-b7")  # refused before loading anything
 
 
 @pytest.mark.parametrize(
