@@ -41,6 +41,7 @@ class Engine:
         self._load_error: BaseException | None = None
         self._captioner: Captioner | None = None  # GUARDED_BY(_captioner_lock)
         self._captioner_lock = threading.Lock()
+        self._closing = False
         # Set by load():
         self.embedder: Embedder
         self.index: VectorIndex
@@ -60,11 +61,19 @@ class Engine:
     def start_loading(self) -> None:
         threading.Thread(target=self._load_logged, name="semfs-models", daemon=True).start()
 
+    def close(self) -> None:
+        """The mount is going away: a load still running in the background may fail as
+        the interpreter shuts down (its thread pools refuse work); that is no error."""
+        self._closing = True
+
     def _load_logged(self) -> None:
         try:
             self.load()
         except BaseException as error:  # reported to every search that waits
-            log.exception("loading the embedder or index failed")
+            if self._closing:
+                log.debug("model loading cut short by unmount: %s", error)
+            else:
+                log.exception("loading the embedder or index failed")
             self._load_error = error
             self._ready.set()
 

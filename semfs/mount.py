@@ -201,6 +201,7 @@ def serve(request: MountRequest) -> None:
     try:
         trio.run(_main_loop, tracker, search, notifier, ingest_thread)
     finally:
+        engine.close()
         passthrough.close_all()
         pyfuse3.close(unmount=True)
         ingest.stop()
