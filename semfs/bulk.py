@@ -14,7 +14,7 @@ from typing import Never
 from tqdm import tqdm
 
 from semfs.catalog import Catalog
-from semfs.config import Settings
+from semfs.config import CAPTION_XATTR, Settings
 from semfs.engine import Engine
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
@@ -156,7 +156,7 @@ def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object
                     "path": os.fsdecode(os.getxattr(entry, "user.semfs.path")),
                     "score": float(os.getxattr(entry, "user.semfs.score")),
                     "distance": float(os.getxattr(entry, "user.semfs.distance")),
-                    "caption": os.getxattr(entry, "user.semfs.caption").decode(),
+                    "caption": os.getxattr(entry, CAPTION_XATTR).decode(),
                 }
             )
         except FileNotFoundError:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from semfs.catalog_ingest import IngestRecords, forget_derived
+from semfs.catalog_ingest import IngestRecords, enqueue, forget_derived
 from semfs.catalog_records import (
     FILE_COLUMNS,
     CatalogStats,
@@ -213,10 +212,8 @@ class Catalog(IngestRecords):
                     (size, mtime_ns, content_hash, FileState.QUEUED.value, file_id),
                 )
                 forget_derived(db, file_id)  # they describe the old content
-            db.execute(
-                "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
-                (file_id, time.time_ns()),
-            )
+            assert file_id is not None  # lastrowid of an INSERT
+            enqueue(db, file_id)
             return True
 
     def move(

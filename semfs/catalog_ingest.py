@@ -115,11 +115,7 @@ class IngestRecords:
             ).fetchone()
             if row is None:
                 return False
-            db.execute("UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (row[0],))
-            db.execute(
-                "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
-                (row[0], time.time_ns()),
-            )
+            requeue_file(db, row[0])
             return True
 
     def hits(self, file_ids: Collection[int], embedder: str) -> dict[int, StoredHit]:
@@ -195,15 +191,8 @@ class IngestRecords:
             rows = db.execute(
                 "SELECT id FROM files WHERE state = 'failed' AND error LIKE 'ingest error:%'"
             ).fetchall()
-            now = time.time_ns()
             for (file_id,) in rows:
-                db.execute(
-                    "UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (file_id,)
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
-                    (file_id, now),
-                )
+                requeue_file(db, file_id)
             return len(rows)
 
     def failures(self, limit: int = 100) -> list[tuple[bytes, str]]:
@@ -237,6 +226,20 @@ class IngestRecords:
         """A separate read-only connection, for long scans (an index rebuild) that must
         not hold the shared connection's lock."""
         return sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+
+
+def enqueue(db: sqlite3.Connection, file_id: int) -> None:
+    """Put a file on the ingest queue; a new enqueued_ns supersedes any entry a worker
+    holds (its result is then dropped, see store_result)."""
+    db.execute(
+        "INSERT OR REPLACE INTO ingest_queue (file_id, enqueued_ns) VALUES (?, ?)",
+        (file_id, time.time_ns()),
+    )
+
+
+def requeue_file(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("UPDATE files SET state = 'queued', error = NULL WHERE id = ?", (file_id,))
+    enqueue(db, file_id)
 
 
 def forget_derived(db: sqlite3.Connection, file_id: int) -> None:

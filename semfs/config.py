@@ -12,6 +12,9 @@ from typing import Any
 from semfs.errors import QuietError
 
 STATE_DIR_NAME = ".semfs"
+# The caption xattr: set by a person on an image (it wins over the model's), and shown on
+# every search result.
+CAPTION_XATTR = b"user.semfs.caption"
 
 DEFAULT_IMAGE_EXTENSIONS = frozenset(
     {

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semfs.catalog import Description, QueueItem
+from semfs.config import CAPTION_XATTR
 from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.fs.backing import BackingStore
 from semfs.ml.captioner import ModelError
@@ -32,7 +33,7 @@ from semfs.ml.keywords import keywords
 
 log = logging.getLogger(__name__)
 
-USER_CAPTION_XATTR = "user.semfs.caption"
+
 MAX_USER_CAPTION_BYTES = 4096
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
@@ -231,7 +232,7 @@ def _given(text: str, source: str) -> Description:
 def _user_caption(fd: int, path: bytes) -> str | None:
     """The caption a person set on the file (`setfattr -n user.semfs.caption`)."""
     try:
-        value = os.getxattr(fd, USER_CAPTION_XATTR)
+        value = os.getxattr(fd, CAPTION_XATTR)
     except OSError:
         return None  # no such attribute, or the filesystem has none
     text = value[:MAX_USER_CAPTION_BYTES].decode("utf-8", errors="replace")

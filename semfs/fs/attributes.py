@@ -27,3 +27,13 @@ def entry_attributes(
     attr.st_mtime_ns = info.st_mtime_ns
     attr.st_ctime_ns = info.st_ctime_ns
     return attr
+
+
+def negative_entry(timeout: float) -> pyfuse3.EntryAttributes:
+    """A name that is not there, which the kernel may remember for `timeout` seconds (a
+    raised ENOENT is not cached, so `cp` and file managers would ask again for every
+    probe; 0 when the name may appear at once)."""
+    attr = pyfuse3.EntryAttributes()
+    attr.st_ino = 0
+    attr.entry_timeout = timeout
+    return attr

@@ -20,7 +20,7 @@ import pyfuse3
 import trio
 
 from semfs.config import Settings
-from semfs.fs.attributes import entry_attributes
+from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.views import ViewRegistry, VirtualView
@@ -95,19 +95,11 @@ class SemfsOperations(pyfuse3.Operations):
             try:
                 return await view.lookup(parent_inode, name, ctx.pid)
             except FileNotFoundError:  # results come and go: remember absence briefly
-                return self._negative_entry(min(1.0, self._settings.entry_timeout))
+                return negative_entry(min(1.0, self._settings.entry_timeout))
         try:
             return self.attributes(*self._fs.lookup(parent_inode, name))
         except FileNotFoundError:
-            return self._negative_entry(self._settings.entry_timeout)
-
-    def _negative_entry(self, timeout: float) -> pyfuse3.EntryAttributes:
-        """A negative entry: the kernel caches the absence for `timeout` (a raised ENOENT
-        is not cached, so `cp` and file managers would ask again for every probe)."""
-        attr = pyfuse3.EntryAttributes()
-        attr.st_ino = 0
-        attr.entry_timeout = timeout
-        return attr
+            return negative_entry(self._settings.entry_timeout)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for number, count in inode_list:

@@ -21,15 +21,14 @@ from typing import Protocol
 
 import trio
 
-from semfs.config import STATE_DIR_NAME, Settings
+from semfs.config import CAPTION_XATTR, STATE_DIR_NAME, Settings
 from semfs.fs.backing import BackingStore, list_directory
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import RENAME_EXCHANGE
 from semfs.tracker import ChangeTracker, Opener
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
-# Setting or removing it through the mount has the image described again.
-USER_CAPTION_XATTR = b"user.semfs.caption"
+
 # O_DIRECT needs aligned buffers the kernel does not promise us; FUSE's own page cache
 # settings decide caching. Creation flags are handled by `create`, truncation by setattr.
 _STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
@@ -431,7 +430,7 @@ class Passthrough:
             os.setxattr(target, name, value)
         else:
             self.store.setxattr(target, name, value)
-        if name == USER_CAPTION_XATTR:
+        if name == CAPTION_XATTR:  # the image is to be described again
             self._tracker.caption_changed(self._names(number))
 
     def listxattr(self, number: int) -> list[bytes]:
@@ -445,7 +444,7 @@ class Passthrough:
             os.removexattr(target, name)
         else:
             self.store.removexattr(target, name)
-        if name == USER_CAPTION_XATTR:
+        if name == CAPTION_XATTR:  # the image is to be described again
             self._tracker.caption_changed(self._names(number))
 
     def close_all(self) -> None:

@@ -29,8 +29,9 @@ import pyfuse3
 import trio
 
 from semfs.catalog import Catalog
+from semfs.config import CAPTION_XATTR
 from semfs.engine import Engine, NotReady
-from semfs.fs.attributes import entry_attributes
+from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import caller_is_making_a_directory
@@ -49,7 +50,7 @@ PROBE_NAMES = frozenset({
 })  # fmt: skip
 XATTR_SCORE = b"user.semfs.score"
 XATTR_DISTANCE = b"user.semfs.distance"
-XATTR_CAPTION = b"user.semfs.caption"
+XATTR_CAPTION = CAPTION_XATTR
 XATTR_PATH = b"user.semfs.path"
 _RESULT_XATTRS = [XATTR_SCORE, XATTR_DISTANCE, XATTR_CAPTION, XATTR_PATH]
 
@@ -171,7 +172,8 @@ class SearchView(VirtualView):
             text = query_text(name)
             known = self._queries.get(name)
             if not (known and known.saved) and caller_is_making_a_directory(pid):
-                return _absent()  # so that the kernel goes on to mkdir, which saves it
+                # Absent for this caller only, and not cached: the kernel goes on to mkdir.
+                return negative_entry(0)
             query = self._query(name, text)
             query.lookups += 1
             return self._query_attributes(query)
@@ -446,14 +448,6 @@ class SearchView(VirtualView):
             stale, self._stale_attributes = self._stale_attributes, set()
             for inode in stale:
                 await trio.to_thread.run_sync(_invalidate_inode, inode)
-
-
-def _absent() -> pyfuse3.EntryAttributes:
-    """A negative entry the kernel does not keep (the name exists for every other caller)."""
-    attr = pyfuse3.EntryAttributes()
-    attr.st_ino = 0
-    attr.entry_timeout = 0
-    return attr
 
 
 def _invalidate_inode(inode: int) -> None:
