@@ -1,295 +1,286 @@
-"""Measure search: ingest rate, query latency through the mount and its parts, daemon
-memory, and Annoy against exact search, as ratios taken in one run.
+"""Search at scale: `ls MOUNT/search/<new query>/` with 10 k, 100 k and 1 M indexed images,
+its parts, `semfs search`, startup, daemon memory, and Annoy against exact search,
+hnswlib and FAISS on the same vectors; every figure measured in one run.
 
-    .venv/bin/python scripts/bench_search.py [--images 200] [--vectors 100000]
-                                             [--output docs/search-benchmarks.md]
+    .venv/bin/python scripts/bench_search.py [--sizes 10000,100000,1000000]
+        [--output docs/benchmarks-search.md] [--json results.json] [--smoke]
 
-1. Ingest: `cp -r` of N distinct photos (scikit-image's samples, cropped and flipped)
-   into the mount and into a plain directory on the same disk (ratio), then the time
-   from `cp` finishing to the last image being searchable (the queue drained).
-2. Queries: `ls MOUNT/search/<q>/` for queries never asked before (embed + index +
-   FUSE) and again (cached), beside the same searches in this process (embedder alone,
-   index alone), and the `semfs search` command (which loads the models each time).
-3. Memory: the daemon's resident set idle, after ingest and after the queries.
-4. Index: clustered unit vectors, Annoy (25 trees, search_k 10,000, memory-mapped) against
-   exact numpy on the same vectors: recall@10 and time per query.
+1. Vectors: synthetic caption vectors around real caption embeddings (see
+   benchlib/vectors.py), made by the embedder the mount runs, so real queries find
+   them; and random directions, the worst case, for the index alone.
+2. Stores: N empty images with their catalog rows and a base Annoy file written directly
+   (benchlib/store.py): no image is captioned, but the mount reconciles, loads and
+   searches them as it would real ones.
+3. Index peers, in this process (benchlib/peers.py): exact numpy, Annoy (the store's own
+   base file, several search_k), hnswlib and FAISS (if installed): recall@10 and time.
+4. Mount (benchlib/mount.py): startup, new and repeated queries end to end, the daemon's
+   own search time, `semfs search` through the mount and unmounted, memory; then query
+   encoding and lookup apart in this process.
 
-Needs root and /dev/fuse. Everything lives in a temporary directory, unmounted and removed
-at the end.
+--smoke: 2,000 images, a few queries, no hnswlib/FAISS sweep beyond one setting; for CI.
+Needs root and /dev/fuse. Works in a temporary directory (or --work, kept and reused).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import importlib.resources
+import json
+import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from annoy import AnnoyIndex
-from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(str(importlib.resources.files("skimage") / "data"))
-PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png",
-          "camera.png", "horse.png", "moon.png", "coins.png", "hubble_deep_field.jpg"]  # fmt: skip
-QUERIES = [
-    "a cup of coffee", "a cat", "a motorbike", "a rocket launch", "a man with a camera",
-    "coins on a table", "a horse", "the moon", "stars in the night sky", "an astronaut",
-    "snow on mountains", "a red car", "a plate of food", "a dog on a beach", "a bicycle",
-    "a city at night", "flowers in a garden", "a child playing", "a boat on a lake",
-    "a bird in a tree",
-]  # fmt: skip
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+
+from benchlib import peers, report, vectors  # noqa: E402
+from benchlib.mount import measure_mount, measure_parts, p50, p95  # noqa: E402
+from benchlib.store import annoy_file, build_store  # noqa: E402
+
+from semfs.config import Settings  # noqa: E402
+from semfs.ml.embedder import make_embedder  # noqa: E402
+
+L3 = "onnx:paraphrase-MiniLM-L3-v2"
+L6 = "sentence-transformers:all-MiniLM-L6-v2"
+SHORT = {L3: "L3 (onnx)", L6: "L6 (torch)"}
 
 
-def semfs(*args: object) -> str:
-    result = subprocess.run([sys.executable, "-m", "semfs", *map(str, args)],
-                            capture_output=True, text=True, check=True)  # fmt: skip
-    return result.stdout
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--uniform-sizes", default="10000,100000,1000000",
+                        help="sizes of the random-direction worst case (index alone)")  # fmt: skip
+    parser.add_argument("--embedder", default=L3, help="embedder of the mounts at every size")
+    parser.add_argument("--default-embedder-size", type=int, default=100_000,
+                        help="also mount this size with L6, the default (0: skip)")  # fmt: skip
+    parser.add_argument("--hnsw-max", type=int, default=1_000_000,
+                        help="largest size given to hnswlib and FAISS")  # fmt: skip
+    parser.add_argument("--queries", type=int, default=41, help="new queries per mount")
+    parser.add_argument("--recall-queries", type=int, default=100)
+    parser.add_argument("--cli-queries", type=int, default=5)
+    parser.add_argument("--pool", type=int, default=vectors.POOL_SIZE,
+                        help="distinct captions the synthetic vectors vary around")  # fmt: skip
+    parser.add_argument("--output", type=Path, help="Markdown report (plots beside it)")
+    parser.add_argument("--json", type=Path, help="raw results")
+    parser.add_argument("--work", type=Path, help="keep stores here and reuse them")
+    parser.add_argument("--smoke", action="store_true", help="tiny and quick, for CI")
+    args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.uniform_sizes, args.default_embedder_size = "2000", "2000", 0
+        args.queries, args.recall_queries, args.cli_queries, args.pool = 6, 10, 1, 1000
+    return args
 
 
-def make_photos(directory: Path, count: int) -> None:
-    """`count` distinct JPEGs: crops of the sample photos at shifting offsets, some flipped."""
-    directory.mkdir(parents=True)
-    sources = [Image.open(SAMPLES / name).convert("RGB") for name in PHOTOS]
-    for i in range(count):
-        image = sources[i % len(sources)]
-        shift = (i // len(sources)) * 3
-        crop = image.crop((shift, shift, image.width - shift, image.height - shift))
-        if i % 2:
-            crop = ImageOps.mirror(crop)
-        crop.save(directory / f"photo{i:04d}.jpg", quality=90)
+def sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
 
 
-def timed(function: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
+def summarise(mount: Any, parts: Any) -> dict[str, float]:
+    new_p50 = p50(mount.new)
+    daemon = [t for t in mount.in_daemon if not math.isnan(t)]
+    return {
+        "new_p50": new_p50, "new_p95": p95(mount.new),
+        "daemon_p50": p50(daemon), "fuse_p50": new_p50 - p50(daemon),
+        "encode_p50": p50(parts.encode), "lookup_p50": p50(parts.lookup),
+        "index_p50": p50(parts.index_only), "again_p50": p50(mount.again),
+        "cli_p50": p50(mount.cli), "cli_own_p50": p50(parts.cli_own),
+    }  # fmt: skip
 
 
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.embedders: dict[str, Any] = {}
+        self.pools: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self.results: dict[str, Any] = {"runs": [], "peers": {}, "timings": {}}
+        recall_texts = vectors.query_texts(args.recall_queries, seed=0)
+        self.recall_texts = recall_texts
+        self.asked: set[str] = set(recall_texts)
 
+    def embedder(self, spec: str) -> Any:
+        if spec not in self.embedders:
+            self.embedders[spec] = make_embedder(spec)
+        return self.embedders[spec]
 
-def queue_length(store: Path) -> int:
-    import sqlite3
+    def pool(self, spec: str) -> tuple[np.ndarray, list[str]]:
+        if spec not in self.pools:
+            captions = vectors.caption_pool(np.random.default_rng(0), self.args.pool)
+            started = time.perf_counter()
+            embed = self.embedder(spec).embed
+            # In batches: one batch pads every caption to the longest and runs slower.
+            pool = np.concatenate(
+                [embed(captions[i : i + 64]) for i in range(0, len(captions), 64)]
+            )
+            self.pools[spec] = (pool, captions)
+            self.results["timings"][f"embedding the caption pool ({SHORT[spec]})"] = (
+                time.perf_counter() - started
+            )
+        return self.pools[spec]
 
-    db = sqlite3.connect(f"file:{store}/.semfs/catalog.sqlite3?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT count(*) FROM ingest_queue").fetchone()[0])
-    finally:
-        db.close()
+    def new_queries(self, count: int, seed: int) -> list[str]:
+        found = vectors.query_texts(count, seed, exclude=self.asked)
+        self.asked.update(found)
+        return found
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 600) -> float:
-    started = time.perf_counter()
-    while not predicate():
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError("the benchmark waited too long")
-        time.sleep(0.02)
-    return time.perf_counter() - started
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def bench_mount(work: Path, images: int) -> list[str]:
-    source, plain, store, mountpoint = (work / n for n in ("source", "plain", "store", "mnt"))
-    make_photos(source, images)
-    size_mib = sum(f.stat().st_size for f in source.iterdir()) / (1 << 20)
-    store.mkdir()
-    mountpoint.mkdir()
-    plain.mkdir()
-    semfs("mount", store, mountpoint)
-    pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
-    rows: list[str] = []
-    try:
-        # Idle: after mount the embedder and index load in the background.
-        wait_until(lambda: os.listdir(mountpoint / "search" / "warm up") is not None)
-        idle = rss_mib(pid)
-        native = timed(
-            lambda: subprocess.run(["cp", "-r", str(source), str(plain / "in")], check=True)
-        )
-        mounted = timed(
-            lambda: subprocess.run(["cp", "-r", str(source), str(mountpoint / "in")], check=True)
-        )
-        searchable = wait_until(lambda: queue_length(store) == 0)
-        after_ingest = rss_mib(pid)
-        rows += [
-            f"| `cp -r` {images} photos ({size_mib:.0f} MiB) | {ms(native)} | {ms(mounted)} | "
-            f"**{mounted / native:.1f}x** | into the mount vs the plain directory |",
-            f"| `cp` finished to last image searchable | - | {ms(searchable)} | - | "
-            f"{images / searchable:.1f} images/s captioned, embedded and indexed |",
-        ]
-
-        search = mountpoint / "search"
-        cold = [timed(lambda q=q: os.listdir(search / q)) for q in QUERIES]
-        warm = [timed(lambda q=q: os.listdir(search / q)) for q in QUERIES]
-        after_queries = rss_mib(pid)
-
-        # One image into an idle mount: how soon does an open query directory list it?
-        coffee = Image.open(SAMPLES / "coffee.png").convert("RGB")
-        coffee.crop((7, 5, coffee.width - 9, coffee.height - 4)).save(work / "new.jpg", quality=88)
-        query = search / "a cup of coffee"
-        os.listdir(query)
-        shutil.copy(work / "new.jpg", mountpoint / "new.jpg")
-        single = wait_until(lambda: "new.jpg" in os.listdir(query), timeout=60)
-
-        sys.path.insert(0, str(REPO))
-        from semfs.catalog import Catalog
-        from semfs.config import Settings
-        from semfs.engine import Engine
-
-        settings = Settings.load(store)
-        catalog = Catalog.open(settings.catalog_path)
-        engine = Engine(settings, catalog)
-        engine.load(read_only=True)
-        embed = [timed(lambda q=q: engine.embedder.embed([q + " (x)"])) for q in QUERIES]
-        for q in QUERIES:  # fills the query cache: what follows times index + catalog
-            engine.searcher.search(q, 50, engine.max_distance)
-        lookup = [timed(lambda q=q: engine.searcher.search(q, 50, engine.max_distance))
-                  for q in QUERIES]  # fmt: skip
-        catalog.close()
-        cli = [timed(lambda q=q: semfs("search", store, q)) for q in QUERIES[:5]]
-        cli_own = [
-            timed(lambda q=q: semfs("search", store, q, "--max-distance", "1.15"))
-            for q in QUERIES[:3]
-        ]
-
-        def latency(values: list[float]) -> str:
-            return f"{ms(statistics.median(values))} / {ms(percentile(values, 0.95))}"
-
-        rows += [
-            f"| one photo copied into an idle mount, until `ls search/a cup of coffee/` "
-            f"lists it | - | {ms(single)} | - | tracker, queue, caption, embed, index; "
-            f"polled every 20 ms |",
-            f"| `ls search/<new query>/` (p50 / p95) | - | {latency(cold)} | - | "
-            f"{len(QUERIES)} queries never asked before: embed + index + FUSE |",
-            f"| `ls search/<same query>/` again | - | {latency(warm)} | - | cached result |",
-            f"| of which: embedding the query | - | {latency(embed)} | - | in-process |",
-            f"| of which: index + catalog check | - | {latency(lookup)} | - | in-process, "
-            f"{images} vectors (exact delta) |",
-            f"| `semfs search STORE <q>` while mounted | - | {latency(cli)} | - | a new "
-            f"process that reads the answer from the mount |",
-            f"| `semfs search STORE <q> --max-distance 1.15` | - | {latency(cli_own)} | - | "
-            f"computes it itself: loads the embedder every time |",
-            f"| daemon RSS idle / after ingest / after queries | - | {idle[0]:.0f} / "
-            f"{after_ingest[0]:.0f} / {after_queries[0]:.0f} MiB | - | "
-            f"peak {after_queries[1]:.0f} MiB |",
-        ]
-    finally:
-        subprocess.run([sys.executable, "-m", "semfs", "unmount", str(mountpoint)], check=False)
-    return rows
-
-
-def clustered_unit_vectors(count: int, dims: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(max(10, count // 1000), dims)).astype(np.float32)
-    data = centres[rng.integers(0, len(centres), count)] + 0.6 * rng.normal(
-        size=(count, dims)
-    ).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    return data
-
-
-def bench_index(work: Path, count: int, dims: int = 384, queries: int = 200) -> list[str]:
-    data = clustered_unit_vectors(count, dims, seed=1)
-    probes = clustered_unit_vectors(queries, dims, seed=2)
-    started = time.perf_counter()
-    annoy = AnnoyIndex(dims, "angular")
-    annoy.on_disk_build(str(work / "bench.ann"))
-    for i, vector in enumerate(data):
-        annoy.add_item(i, vector.tolist())
-    annoy.build(25, n_jobs=1)
-    build = time.perf_counter() - started
-    annoy.unload()
-    annoy.load(str(work / "bench.ann"), prefault=False)
-    exact_times, annoy_times, recalls = [], [], []
-    for probe in probes:
+    def run_size(self, size: int, spec: str, with_peers: bool) -> None:
         started = time.perf_counter()
-        truth = np.argpartition(-(data @ probe), 10)[:10]
-        exact_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        found = annoy.get_nns_by_vector(probe.tolist(), 10, search_k=10_000)
-        annoy_times.append(time.perf_counter() - started)
-        recalls.append(len(set(found) & set(truth.tolist())) / 10)
-    exact, approx = statistics.median(exact_times), statistics.median(annoy_times)
-    size = (work / "bench.ann").stat().st_size / (1 << 20)
-    return [
-        f"| top-10 of {count:,} vectors, exact numpy | - | {ms(exact)} | - | recall 1.00 |",
-        f"| same with Annoy (25 trees, search_k 10,000, mmap) | - | {ms(approx)} | "
-        f"**{exact / approx:.1f}x faster** | recall@10 {statistics.mean(recalls):.2f}; "
-        f"built in {build:.0f} s, {size:.0f} MiB on disk |",
-    ]
+        pool, captions = self.pool(spec)
+        collection = vectors.realistic(pool, captions, size, seed=size)
+        root = self.work / f"realistic-{size}-{spec.split(':')[0]}"
+        root.mkdir(exist_ok=True)
+        trees = Settings.index_trees
+        built = build_store(root, collection, self.embedder(spec).name, trees)
+        print(f"[{size}] store built: {built}", flush=True)
+        if with_peers:
+            self.peers(f"{report.size_name(size)} caption-like", collection.vectors,
+                       spec, annoy_file(built), built.annoy_seconds, size)  # fmt: skip
+        del collection
+        queries = self.new_queries(self.args.queries, seed=size + 1)
+        mount = measure_mount(built.store, root / "mnt", spec, queries, self.args.cli_queries)
+        print(f"[{size}] mount: {mount.new[:3]} ...", flush=True)
+        parts = measure_parts(built.store, spec, self.new_queries(self.args.queries, size + 2),
+                              cli_own=min(3, self.args.cli_queries))  # fmt: skip
+        self.results["runs"].append({
+            "size": size, "embedder": spec, "embedder_short": SHORT.get(spec, spec),
+            "built": {**dataclasses.asdict(built), "store": str(built.store)},
+            "mount": dataclasses.asdict(mount), "parts": dataclasses.asdict(parts),
+            "summary": summarise(mount, parts), "seconds": time.perf_counter() - started,
+        })  # fmt: skip
+        if self.args.work is None:
+            shutil.rmtree(root)
+
+    def peers(self, label: str, data: np.ndarray, spec: str, annoy_path: Path | None,
+              annoy_build: float, size: int) -> None:  # fmt: skip
+        queries = self.embedder(spec).embed(self.recall_texts)
+        truth = peers.exact_truth(data, queries)
+        trees = Settings.index_trees
+        found = [peers.exact_numpy(truth)]
+        if annoy_path is not None:
+            found += peers.annoy(data, queries, truth, annoy_path, annoy_build, trees)
+        else:
+            found += peers.annoy_fresh(data, queries, truth, self.work, trees)
+        if size <= self.args.hnsw_max and annoy_path is not None:
+            found += peers.hnswlib_peer(data, queries, truth)
+            found += peers.faiss_peers(data, queries, truth)
+        self.results["peers"][label] = [dataclasses.asdict(r) for r in found]
+        print(f"[{label}] peers: {[(r.method, r.setting, round(r.recall, 3)) for r in found]}",
+              flush=True)  # fmt: skip
+
+    def run_uniform(self, size: int) -> None:
+        dims = self.embedder(self.args.embedder).dimensions
+        collection = vectors.uniform(size, dims, seed=size + 7)
+        self.peers(f"{report.size_name(size)} random directions", collection.vectors,
+                   self.args.embedder, None, 0.0, size)  # fmt: skip
+
+
+def render(results: dict[str, Any], output: Path | None) -> str:
+    plots = report.plot(results, output.with_suffix("")) if output else []
+    meta = results["meta"]
+    text = "\n".join([
+        "# Search at scale",
+        "",
+        "Measured by `scripts/bench_search.py` (its docstring and `scripts/benchlib/` say "
+        "what each figure is); generated from one run, except the Findings at the end.",
+        "",
+        f"- Date: {meta['date']} UTC, commit {meta['commit']}; total runtime "
+        f"{meta['runtime_s'] / 60:.1f} min",
+        f"- {meta['cpus']} CPUs shared with other jobs, {meta['platform']}, Python "
+        f"{meta['python']}; {meta['args']}",
+        f"- Index settings: {Settings.index_trees} trees, search_k "
+        f"{Settings.index_search_k:,}; top_k {Settings.top_k}",
+        "- Vectors: caption-like (perturbed embeddings of 5,000 ImageNet-label captions, "
+        "Zipf popularity) unless marked random; queries are natural phrases never asked "
+        "before, encoded by the real embedder.",
+        "",
+        "## New-query latency and its parts",
+        "",
+        "End to end = `os.listdir(MOUNT/search/<q>)` of a query not asked before; *in the "
+        "daemon* = the search time it logs (encoding + index + catalog); *FUSE and the "
+        "rest* = the difference. Encoding, lookup and index alone were timed in a separate "
+        "process on the same store.",
+        "",
+        *report.latency_table(results["runs"]),
+        "",
+        *[f"![{p.stem}]({p.name})" for p in plots[:1]],
+        "",
+        "## Index: Annoy against exact search and other libraries",
+        "",
+        f"{results['meta']['recall_queries']} queries, top 10, one query at a time on one "
+        "thread. Annoy is the store's own base file, memory-mapped as the daemon has it.",
+        "",
+        *report.peers_table(results["peers"]),
+        "",
+        *[f"![{p.stem}]({p.name})" for p in plots[1:2]],
+        "",
+        "## Memory and disk",
+        "",
+        *report.memory_table(results["runs"]),
+        "",
+        *[f"![{p.stem}]({p.name})" for p in plots[2:3]],
+        "",
+        "## Startup",
+        "",
+        "From `semfs mount` starting to: the command returning, a listing of the mount "
+        "root, the first `ls search/<q>/` answered (it waits for the embedder and index); "
+        "the reconcile scan of the store as the daemon logs it (it runs in the background, "
+        "the mount answers meanwhile).",
+        "",
+        *report.startup_table(results["runs"]),
+        "",
+        "## Targets",
+        "",
+        *report.targets(results["runs"], results["peers"], Settings.index_search_k),
+        "",
+        "Other timings: " + "; ".join(f"{k} {v:.1f} s" for k, v in
+                                       results["timings"].items()),
+        "",
+    ])  # fmt: skip
+    if output is not None:
+        text += "\n" + report.kept_findings(output)
+    return text
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--vectors", type=int, default=100_000)
-    parser.add_argument("--output", type=Path)
-    args = parser.parse_args()
+    args = parse_args()
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="semfs-bench-") as temporary:
-        work = Path(temporary)
-        rows = bench_mount(work, args.images)
-        rows += bench_index(work, args.vectors)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="semfs-bench-", dir=args.work) as temporary:
+        work = args.work or Path(temporary)
+        bench = Bench(args, work)
+        for size in sizes(args.sizes):
+            bench.run_size(size, args.embedder, with_peers=True)
+        if args.default_embedder_size:
+            bench.run_size(args.default_embedder_size, L6, with_peers=False)
+        for size in sizes(args.uniform_sizes):
+            bench.run_uniform(size)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
-    report = "\n".join([
-        "# Search benchmarks",
-        "",
-        "Measured by `scripts/bench_search.py` (see its docstring for what each row does).",
-        "",
-        f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}",
-        f"- {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}",
-        "- Models: classifier:efficientnet-lite0 captioner, all-MiniLM-L6-v2 embedder",
-        f"- Total runtime: {time.time() - started:.0f} s",
-        "",
-        "| Measure | Plain directory | semfs | Ratio | Notes |",
-        "|---|--:|--:|--:|---|",
-        *rows,
-        "",
-        "## Reading the numbers",
-        "",
-        "- Copying pays the passthrough's per-file cost (see benchmarks.md), never the "
-        "models': `cp` returns before any image is captioned.",
-        "- A new query costs one embedding (most of it) plus an exact scan of the delta or "
-        "an Annoy lookup; the same query again is answered from the view's cache until the "
-        "index changes.",
-        "- The daemon's memory is mostly the models (torch, the embedder, and after the "
-        "first ingest the captioner), not the index: the Annoy base is memory-mapped and "
-        "the delta holds at most `rebuild_threshold` vectors.",
-        "- Annoy's recall depends on the data: these synthetic clustered vectors are harder "
-        "than the ones DESIGN.md measured (.98 at 100 k with the same settings). The "
-        "evaluation issue measures recall on real caption vectors and sets `search_k` "
-        "from that.",
-        "",
-    ])  # fmt: skip
-    print(report)
+    results = bench.results
+    results["meta"] = {
+        "date": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M}", "commit": commit,
+        "cpus": os.cpu_count(), "platform": platform.platform(),
+        "python": platform.python_version(), "runtime_s": time.time() - started,
+        "recall_queries": args.recall_queries,
+        "args": " ".join(sys.argv[1:]) or "default arguments",
+    }  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    text = render(results, args.output)
+    print(text)
     if args.output:
-        args.output.write_text(report)
+        args.output.write_text(text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,214 @@
+"""The results as Markdown tables and PNG plots.
+
+The generated part ends at `## Findings`; what follows that heading in an existing output
+file (the analysis written by hand) is kept when the file is written again.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+FINDINGS = "## Findings"
+TARGET_P50_MS = {100_000: 10.0, 1_000_000: 20.0}
+TARGET_RECALL = 0.95
+TARGET_RSS_MIB = 300.0
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def size_name(count: int) -> str:
+    return f"{count // 1_000_000} M" if count >= 1_000_000 else f"{count // 1000} k"
+
+
+def latency_table(runs: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| Images | Embedder | `ls search/<new q>/` p50 / p95 | in the daemon p50 | FUSE and "
+        "the rest p50 | encoding p50 | index + catalog p50 | index alone p50 | same query "
+        "again p50 | `semfs search` via mount p50 | `semfs search` unmounted p50 |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run in runs:
+        s = run["summary"]
+        rows.append(
+            f"| {size_name(run['size'])} | {run['embedder_short']} | {ms(s['new_p50'])} / "
+            f"{ms(s['new_p95'])} | {ms(s['daemon_p50'])} | {ms(s['fuse_p50'])} | "
+            f"{ms(s['encode_p50'])} | {ms(s['lookup_p50'])} | {ms(s['index_p50'])} | "
+            f"{ms(s['again_p50'])} | {ms(s['cli_p50'])} | {ms(s['cli_own_p50'])} |"
+        )
+    return rows
+
+
+def peers_table(peers: dict[str, list[dict[str, Any]]]) -> list[str]:
+    rows = [
+        "| Vectors | Method | Setting | recall@10 | p50 | p95 | vs exact numpy p50 | build | "
+        "Note |",
+        "|---|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for label, results in peers.items():
+        exact = next((r["p50_ms"] for r in results if r["method"] == "exact numpy"), math.nan)
+        for r in results:
+            speed = exact / r["p50_ms"] if r["p50_ms"] and not math.isnan(r["p50_ms"]) else math.nan
+            build = "-" if r["build_s"] is None else f"{r['build_s']:.1f} s"
+            rows.append(
+                f"| {label} | {r['method']} | {r['setting']} | {r['recall']:.3f} | "
+                f"{r['p50_ms']:.2f} ms | {r['p95_ms']:.2f} ms | "
+                f"{_speed(speed)} | {build} | "
+                f"{r['note']} |"
+            )
+    return rows
+
+
+def _speed(ratio: float) -> str:
+    if math.isnan(ratio):
+        return "-"
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
+def memory_table(runs: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| Images | Embedder | RSS listable | RSS idle (anon + file) | RSS during queries "
+        "(max) | peak (VmHWM) | Annoy base on disk | catalog on disk | build: files / "
+        "catalog / Annoy |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run in runs:
+        r, b = run["mount"]["rss_mib"], run["built"]
+        rows.append(
+            f"| {size_name(run['size'])} | {run['embedder_short']} | {r['listable']:.0f} MiB | "
+            f"{r['idle VmRSS']:.0f} ({r['idle RssAnon']:.0f} + {r['idle RssFile']:.0f}) MiB | "
+            f"{r['queries max VmRSS']:.0f} MiB | {r['queries VmHWM']:.0f} MiB | "
+            f"{b['annoy_bytes'] / 2**20:.0f} MiB | {b['catalog_bytes'] / 2**20:.0f} MiB | "
+            f"{b['files_seconds']:.0f} / {b['catalog_seconds']:.0f} / {b['annoy_seconds']:.0f} s |"
+        )
+    return rows
+
+
+def startup_table(runs: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| Images | Embedder | `semfs mount` returns | mount listable | first search "
+        "answered | reconcile scan | unmount | reconcile found |",
+        "|--:|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for run in runs:
+        m = run["mount"]
+        rows.append(
+            f"| {size_name(run['size'])} | {run['embedder_short']} | {ms(m['mount_s'])} | "
+            f"{ms(m['listable_s'])} | {ms(m['first_search_s'])} | {ms(m['reconcile_s'])} | "
+            f"{ms(m['unmount_s'])} | {m['reconcile_summary']} |"
+        )
+    return rows
+
+
+def targets(runs: list[dict[str, Any]], peers: dict[str, list[dict[str, Any]]],
+            search_k: int) -> list[str]:  # fmt: skip
+    rows = ["| Target | Measured | Met |", "|---|---|---|"]
+    for run in runs:
+        goal = TARGET_P50_MS.get(run["size"])
+        if goal is not None:
+            p50 = run["summary"]["new_p50"] * 1000
+            rows.append(f"| new-query p50 <= {goal:.0f} ms at {size_name(run['size'])} "
+                        f"({run['embedder_short']}) | {p50:.1f} ms | "
+                        f"{'yes' if p50 <= goal else '**no**'} |")  # fmt: skip
+    for label, results in peers.items():
+        chosen = [r for r in results if r["method"] == "annoy"
+                  and r["setting"].endswith(f"search_k {search_k:,}")]  # fmt: skip
+        for r in chosen:
+            rows.append(f"| Annoy recall@10 >= {TARGET_RECALL} ({label}, search_k "
+                        f"{search_k:,}) | {r['recall']:.3f} | "
+                        f"{'yes' if r['recall'] >= TARGET_RECALL else '**no**'} |")  # fmt: skip
+    for run in runs:
+        if run["size"] >= 1_000_000 and run["embedder_short"].startswith("L3"):
+            r = run["mount"]["rss_mib"]
+            worst = max(r["queries max VmRSS"], r["queries VmHWM"])
+            rows.append(f"| daemon RSS <= {TARGET_RSS_MIB:.0f} MiB at 1 M (L3) | "
+                        f"{worst:.0f} MiB peak, {r['idle RssAnon']:.0f} MiB anonymous | "
+                        f"{'yes' if worst <= TARGET_RSS_MIB else '**no**'} |")  # fmt: skip
+    return rows
+
+
+def plot(results: dict[str, Any], prefix: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    runs = results["runs"]
+    # 1. latency of a new query, by part
+    figure, axes = plt.subplots(figsize=(7, 4))
+    labels = [f"{size_name(r['size'])}\n{r['embedder_short']}" for r in runs]
+    parts = [("encoding", "encode_p50"), ("index + catalog", "lookup_p50"),
+             ("FUSE and the rest", "fuse_p50")]  # fmt: skip
+    bottom = [0.0] * len(runs)
+    for name, key in parts:
+        values = [max(0.0, r["summary"][key] * 1000) for r in runs]
+        axes.bar(labels, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.plot(labels, [r["summary"]["new_p50"] * 1000 for r in runs], "k_", markersize=30,
+              label="measured end to end (p50)")  # fmt: skip
+    axes.set_ylabel("ms (p50)")
+    axes.set_title("ls MOUNT/search/<new query>/: where the time goes")
+    axes.legend(fontsize=8)
+    written.append(_save(figure, prefix, "latency"))
+    # 2. recall against time per query, per index and size
+    peers = results["peers"]
+    figure, axes_row = plt.subplots(1, len(peers), figsize=(4.2 * len(peers), 4), squeeze=False)
+    for axes, (label, entries) in zip(axes_row[0], peers.items(), strict=True):
+        methods = sorted({(e["method"], e["setting"].split(",")[0]) for e in entries})
+        for method, family in methods:
+            points = [
+                e
+                for e in entries
+                if e["method"] == method
+                and e["setting"].split(",")[0] == family
+                and not math.isnan(e["recall"])
+            ]
+            if points:
+                axes.plot(
+                    [e["p50_ms"] for e in points],
+                    [e["recall"] for e in points],
+                    "o-",
+                    label=f"{method} {family}" if method == "faiss" else method,
+                )
+        axes.axhline(TARGET_RECALL, color="grey", linestyle=":")
+        axes.set_xscale("log")
+        axes.set_title(label, fontsize=9)
+        axes.set_xlabel("ms per query (p50, one thread)")
+        axes.set_ylabel("recall@10")
+        axes.legend(fontsize=7)
+    written.append(_save(figure, prefix, "recall"))
+    # 3. memory
+    figure, axes = plt.subplots(figsize=(7, 4))
+    anon = [r["mount"]["rss_mib"]["idle RssAnon"] for r in runs]
+    mapped = [r["mount"]["rss_mib"]["idle RssFile"] for r in runs]
+    axes.bar(labels, anon, label="idle: anonymous (models, heap)")
+    axes.bar(labels, mapped, bottom=anon, label="idle: file-backed (libraries, Annoy pages)")
+    axes.plot(labels, [r["mount"]["rss_mib"]["queries VmHWM"] for r in runs], "k_",
+              markersize=30, label="peak (VmHWM) after queries")  # fmt: skip
+    axes.axhline(TARGET_RSS_MIB, color="grey", linestyle=":", label="target at 1 M (L3)")
+    axes.set_ylabel("MiB")
+    axes.set_title("daemon resident memory")
+    axes.legend(fontsize=8)
+    written.append(_save(figure, prefix, "memory"))
+    return written
+
+
+def _save(figure: Any, prefix: Path, name: str) -> Path:
+    path = prefix.with_name(f"{prefix.name}-{name}.png")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    return path
+
+
+def kept_findings(output: Path) -> str:
+    if not output.exists():
+        return f"{FINDINGS}\n\n(Written by hand after a run.)\n"
+    text = output.read_text()
+    at = text.find(FINDINGS)
+    return text[at:] if at >= 0 else f"{FINDINGS}\n"

@@ -1,0 +1,138 @@
+"""A store of N indexed images built in minutes instead of captioning N images.
+
+The images are empty `.jpg` files, 1,000 to a directory; the catalog gets, for each, the
+files row (with the size and mtime the file really has, so the mount's reconcile finds
+it unchanged), a model description and a vector (seq = file id), and the index directory
+a base Annoy file built exactly as `VectorIndex._rebuild` builds one (on disk, 25 trees,
+one job), named `base-<seq>-<dims>d-<items>n.ann` so that the mount loads it as its base
+and nothing waits in the delta.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from annoy import AnnoyIndex
+
+from benchlib.vectors import Collection
+from semfs.catalog import Catalog
+from semfs.config import Settings
+
+PER_DIRECTORY = 1_000
+CAPTIONER = "classifier:efficientnet-lite0"
+
+
+@dataclass(frozen=True)
+class BuiltStore:
+    store: Path
+    items: int
+    files_seconds: float  # creating the image files
+    catalog_seconds: float  # writing files, descriptions and vectors rows
+    annoy_seconds: float  # building the base index (as the daemon's rebuild does)
+    annoy_bytes: int
+    catalog_bytes: int
+
+
+def build_store(root: Path, collection: Collection, embedder: str, trees: int) -> BuiltStore:
+    marker = root / "built.json"
+    if marker.exists():  # reused with --work: the figures are those of the build
+        data = json.loads(marker.read_text())
+        return BuiltStore(**{**data, "store": Path(data["store"])})
+    store = root / "store"
+    count = len(collection.vectors)
+    started = time.perf_counter()
+    stats = _make_files(store, count)
+    files_seconds = time.perf_counter() - started
+    settings = Settings.load(store)
+    started = time.perf_counter()
+    _write_catalog(settings.catalog_path, collection, embedder, stats)
+    catalog_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    annoy_path = _build_annoy(settings.index_dir, collection, trees)
+    annoy_seconds = time.perf_counter() - started
+    built = BuiltStore(
+        store, count, files_seconds, catalog_seconds, annoy_seconds,
+        annoy_path.stat().st_size, settings.catalog_path.stat().st_size,
+    )  # fmt: skip
+    marker.write_text(json.dumps({**asdict(built), "store": str(store)}))
+    return built
+
+
+def file_path(file_id: int) -> tuple[bytes, bytes]:
+    """(directory, name) of image `file_id` (1-based)."""
+    index = file_id - 1
+    return b"d%04d" % (index // PER_DIRECTORY), b"img%07d.jpg" % index
+
+
+def _make_files(store: Path, count: int) -> list[tuple[int, int]]:
+    """Create the empty images; returns (size, mtime_ns) of each, as stat reports it."""
+    stats: list[tuple[int, int]] = []
+    for file_id in range(1, count + 1):
+        directory, name = file_path(file_id)
+        folder = os.path.join(os.fsencode(store), directory)
+        if (file_id - 1) % PER_DIRECTORY == 0:
+            os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
+        stats.append((info.st_size, info.st_mtime_ns))
+    return stats
+
+
+def _write_catalog(
+    path: Path, collection: Collection, embedder: str, stats: list[tuple[int, int]]
+) -> None:
+    Catalog.open(path).close()  # the schema, by the real migrations
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA synchronous = OFF")  # a benchmark store: rebuilt if a crash hits
+        db.execute("BEGIN")
+        for start in range(0, len(stats), 50_000):
+            ids = range(start + 1, min(len(stats), start + 50_000) + 1)
+            db.executemany(
+                "INSERT INTO files (id, dir, name, size, mtime_ns, state) "
+                "VALUES (?, ?, ?, ?, ?, 'indexed')",
+                ((i, *file_path(i), *stats[i - 1]) for i in ids),
+            )
+            db.executemany(
+                "INSERT INTO descriptions (file_id, caption, source, captioner, keywords) "
+                "VALUES (?, ?, 'model', ?, '[]')",
+                ((i, collection.captions[i - 1], CAPTIONER) for i in ids),
+            )
+            db.executemany(
+                "INSERT INTO vectors (seq, file_id, embedder, vector) VALUES (?, ?, ?, ?)",
+                ((i, i, embedder, collection.vectors[i - 1].tobytes()) for i in ids),
+            )
+        meta = {"embedder": embedder, "dimensions": str(collection.vectors.shape[1]),
+                "captioner": CAPTIONER}  # fmt: skip
+        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def _build_annoy(directory: Path, collection: Collection, trees: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    count, dims = collection.vectors.shape
+    temporary = directory / f"base-{count}.tmp"
+    index = AnnoyIndex(dims, "angular")
+    index.on_disk_build(str(temporary))
+    for row, vector in enumerate(collection.vectors):
+        index.add_item(row + 1, vector.tolist())
+    index.build(trees, n_jobs=1)
+    index.unload()
+    final = directory / f"base-{count}-{dims}d-{count}n.ann"
+    os.replace(temporary, final)
+    return final
+
+
+def annoy_file(built: BuiltStore) -> Path:
+    (path,) = (Settings.load(built.store).index_dir).glob("base-*.ann")
+    return path

@@ -1,0 +1,58 @@
+"""scripts/bench_search.py --smoke runs end to end (a real mount of a 2,000-image store)
+and reports every row with sane values. No timing is asserted: CI machines vary."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_smoke_benchmark_reports_every_row(tmp_path: Path) -> None:
+    output, raw = tmp_path / "bench.md", tmp_path / "bench.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_search.py"), "--smoke",
+         "--output", str(output), "--json", str(raw)],
+        check=True, capture_output=True, text=True, timeout=200,
+    )  # fmt: skip
+    results = json.loads(raw.read_text())
+
+    (run,) = results["runs"]
+    assert run["size"] == 2000
+    mount = run["mount"]
+    assert mount["first_hits"] > 0  # the real embedder's query found synthetic captions
+    assert len(mount["new"]) == len(mount["again"]) == 5
+    assert all(hits > 0 for hits in mount["hits"])  # every search was logged by the daemon
+    assert "2000 unchanged" in mount["reconcile_summary"]  # the prebuilt catalog matched
+    assert 0 < mount["listable_s"] <= mount["first_search_s"]
+    assert 20 < mount["rss_mib"]["idle VmRSS"] < 4000
+    summary = run["summary"]
+    for key in ("new_p50", "daemon_p50", "encode_p50", "lookup_p50", "index_p50", "cli_p50"):
+        assert 0 < summary[key] < 60, key
+
+    methods = {(label, r["method"]) for label, rs in results["peers"].items() for r in rs}
+    assert ("2 k caption-like", "exact numpy") in methods
+    assert ("2 k caption-like", "annoy") in methods
+    assert ("2 k random directions", "annoy") in methods
+    for entries in results["peers"].values():
+        for entry in entries:
+            if entry["note"].startswith("not installed"):
+                continue  # an optional peer is missing: reported, not measured
+            assert 0 <= entry["recall"] <= 1 and not math.isnan(entry["p50_ms"])
+            if entry["method"] in ("exact numpy",) or "exact" in entry["setting"]:
+                assert entry["recall"] == 1.0
+
+    text = output.read_text()
+    for heading in ("## New-query latency", "## Index:", "## Memory and disk", "## Startup",
+                    "## Targets", "## Findings"):  # fmt: skip
+        assert heading in text
+    assert all((tmp_path / f"bench-{name}.png").stat().st_size > 0
+               for name in ("latency", "recall", "memory"))  # fmt: skip
