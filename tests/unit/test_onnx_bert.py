@@ -1,0 +1,71 @@
+"""The packaged all-MiniLM-L6-v2 runs with onnxruntime from a checked, cached export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semfs.ml import embedder as embedder_module
+from semfs.ml.embedder import (
+    PACKAGED_MINILM,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    _packaged_minilm_dir,
+    make_embedder,
+)
+from semfs.ml.onnx_bert import sentence_transformer_encoder
+
+TEXTS = [
+    "x",
+    "a photo of an espresso, or a cup",
+    "snow on mountains",
+    "a much longer sentence about a red bicycle leaning on a brick wall in the rain " * 8,
+    "日本語のテキスト and emoji 🐈",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_minilm() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(str(_packaged_minilm_dir()), name=PACKAGED_MINILM)
+
+
+def test_default_embedder_is_onnx_and_equals_torch(torch_minilm: SentenceTransformerEmbedder):
+    onnx = make_embedder("sentence-transformers:all-MiniLM-L6-v2")
+    assert isinstance(onnx, OnnxEmbedder)
+    assert onnx.name == torch_minilm.name == "sentence-transformers:all-MiniLM-L6-v2"
+    expected = torch_minilm.embed(TEXTS)
+    batch = onnx.embed(TEXTS)  # padded to the longest text
+    one_by_one = np.stack([onnx.embed([text])[0] for text in TEXTS])
+    assert batch.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    assert (batch * expected).sum(axis=1).min() > 0.9999
+    assert (one_by_one * expected).sum(axis=1).min() > 0.9999
+
+
+def test_export_is_made_once_and_a_damaged_one_is_made_again(tmp_path: Path):
+    model_dir = _packaged_minilm_dir()
+    encoder = sentence_transformer_encoder(model_dir, PACKAGED_MINILM, tmp_path)
+    (exported,) = tmp_path.iterdir()  # no temporary file left beside it
+    assert exported.name.startswith(f"{PACKAGED_MINILM}-") and exported.suffix == ".onnx"
+    first = exported.stat().st_mtime_ns
+    reference = encoder.encode(["a cat"])
+
+    sentence_transformer_encoder(model_dir, PACKAGED_MINILM, tmp_path)
+    assert exported.stat().st_mtime_ns == first  # opened, not exported again
+
+    exported.write_bytes(b"not an onnx model")
+    again = sentence_transformer_encoder(model_dir, PACKAGED_MINILM, tmp_path)
+    assert exported.stat().st_size > 1_000_000
+    assert float((again.encode(["a cat"]) * reference).sum()) > 0.9999
+
+
+def test_without_an_export_the_default_runs_on_torch(monkeypatch: pytest.MonkeyPatch):
+    def cannot_export(*_: object) -> None:
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(embedder_module, "sentence_transformer_encoder", cannot_export)
+    fallback = make_embedder("sentence-transformers:all-MiniLM-L6-v2")
+    assert isinstance(fallback, SentenceTransformerEmbedder)
+    assert fallback.name == "sentence-transformers:all-MiniLM-L6-v2"  # no re-embedding
