@@ -46,5 +46,15 @@ fi
 step "semfs (editable) with test extras"
 .venv/bin/pip install -q -e ".[test]"
 
+# The default embedder runs from an ONNX export of its packaged weights, made once per
+# user; making it now spares the first search a wait of 10-20 s.
+step "ONNX export of the default embedder"
+.venv/bin/python - <<'PY' 2>&1 | sed '/[Ww]arn\|Loading weights/d'
+from pathlib import Path
+from semfs.config import Settings
+from semfs.ml.embedder import make_embedder
+print(make_embedder(Settings(store=Path(".")).embedder).name)
+PY
+
 echo
 echo "done: $(.venv/bin/semfs --version) in $(pwd)/.venv"
