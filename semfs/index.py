@@ -16,6 +16,11 @@ Delta candidates must match the catalog's current seq exactly. The searcher chec
 against the catalog (`Catalog.hits`).
 
 Item ids are catalog file ids.
+
+A small base is searched exactly instead, over the item vectors inside the same
+memory-mapped file (`ExactBase`): measured on caption-like vectors (docs/
+benchmarks-search.md), Annoy with 25 trees and search_k 10,000 found only .84 of the
+true top 10 at 10 k items, while an exact scan of 10 k vectors costs under a millisecond.
 """
 
 from __future__ import annotations
@@ -120,6 +125,43 @@ class Delta:
         return kept
 
 
+# An Annoy angular node: int32 n_descendants, int32 children[2], then float32 v[dims].
+# Items are nodes 0 .. n_items - 1 (n_descendants == 1; ids never added are zeros).
+_ANNOY_NODE_HEADER = 3
+
+
+class ExactBase:
+    """The item vectors of a base Annoy file, read in place (memory-mapped, no copy) and
+    searched exactly. Read-only after construction: safe to share between threads."""
+
+    def __init__(self, path: Path, annoy: AnnoyIndex, dimensions: int) -> None:
+        items = annoy.get_n_items()
+        width = _ANNOY_NODE_HEADER + dimensions
+        raw = np.memmap(path, dtype=np.float32, mode="r")
+        if items == 0 or raw.size < items * width:
+            raise ValueError(f"{path}: not an Annoy file of {dimensions}-d items")
+        nodes = raw[: items * width].reshape(items, width)
+        self._vectors = nodes[:, _ANNOY_NODE_HEADER:]  # rows of a strided view: BLAS reads it
+        self._present = nodes[:, 0].view(np.int32) == 1
+        probe = int(np.flatnonzero(self._present)[-1]) if self._present.any() else 0
+        if not np.array_equal(
+            self._vectors[probe], np.asarray(annoy.get_item_vector(probe), dtype=np.float32)
+        ):
+            raise ValueError(f"{path}: item layout is not the one this code reads")
+
+    def search(self, vector: Vector, n: int, seq: int) -> list[Candidate]:
+        distances = angular_distances(self._vectors, vector)
+        distances[~self._present] = np.inf
+        n = min(n, len(distances))
+        best = np.argpartition(distances, n - 1)[:n]
+        best = best[np.argsort(distances[best])]
+        return [
+            Candidate(int(i), float(distances[i]), seq, from_base=True)
+            for i in best
+            if np.isfinite(distances[i])
+        ]
+
+
 class VectorIndex:
     def __init__(
         self,
@@ -129,6 +171,7 @@ class VectorIndex:
         trees: int = 25,
         search_k: int = 10_000,
         rebuild_threshold: int = 2_000,
+        exact_below: int = 20_000,
     ) -> None:
         self._directory = directory
         self._embedder = embedder
@@ -136,8 +179,10 @@ class VectorIndex:
         self._trees = trees
         self._search_k = search_k
         self._rebuild_threshold = rebuild_threshold
+        self._exact_below = exact_below
         self._lock = threading.Lock()
         self._base: AnnoyIndex | None = None  # GUARDED_BY(_lock); read-only once loaded
+        self._exact: ExactBase | None = None  # GUARDED_BY(_lock); the base, if small
         self._base_seq = 0  # GUARDED_BY(_lock)
         self._base_items = 0  # GUARDED_BY(_lock)
         self._delta = Delta(dimensions)  # GUARDED_BY(_lock)
@@ -161,8 +206,10 @@ class VectorIndex:
             except OSError:  # replaced by a rebuild meanwhile: the delta has it all
                 log.warning("index: cannot load %s; searching exactly", path)
                 best, base, seq, items = None, None, 0, 0
+            exact = self._exact_base(path, base, items)
             with self._lock:
                 self._base, self._base_seq, self._base_items = base, seq, items
+                self._exact = exact
         if tidy:
             self._remove_old_files(keep=best[0] if best else None)
         delta = Delta(self._dimensions)
@@ -173,6 +220,15 @@ class VectorIndex:
             self.version += 1
         log.info("index: base holds vectors up to seq %d, %d new in the delta",
                  self._base_seq, len(delta))  # fmt: skip
+
+    def _exact_base(self, path: Path, base: AnnoyIndex | None, items: int) -> ExactBase | None:
+        if base is None or items >= self._exact_below:
+            return None
+        try:
+            return ExactBase(path, base, self._dimensions)
+        except (OSError, ValueError) as error:  # Annoy still answers, approximately
+            log.warning("index: cannot search %s exactly: %s", path, error)
+            return None
 
     def _newest_base(self) -> tuple[Path, int, int] | None:
         found = []
@@ -212,10 +268,12 @@ class VectorIndex:
         """The n nearest candidates of base and of delta. Some may be stale; the caller
         validates them against the catalog."""
         with self._lock:
-            base, base_seq = self._base, self._base_seq
+            base, base_seq, exact = self._base, self._base_seq, self._exact
             from_delta = self._delta.search(vector, n)
         from_base: list[Candidate] = []
-        if base is not None:
+        if exact is not None:
+            from_base = exact.search(vector, n, base_seq)
+        elif base is not None:
             ids, distances = base.get_nns_by_vector(
                 vector.tolist(), n, search_k=max(self._search_k, n), include_distances=True
             )
@@ -265,6 +323,7 @@ class VectorIndex:
             reader.close()
         final = self._directory / f"base-{top}-{self._dimensions}d-{items}n.ann"
         fresh: AnnoyIndex | None = None
+        exact: ExactBase | None = None
         if items:
             base.build(self._trees, n_jobs=1)
             base.unload()
@@ -274,8 +333,10 @@ class VectorIndex:
             _fsync_directory(self._directory)
             fresh = AnnoyIndex(self._dimensions, "angular")
             fresh.load(str(final), prefault=False)
+            exact = self._exact_base(final, fresh, items)
         with self._lock:
             self._base, self._base_seq, self._base_items = fresh, top, items
+            self._exact = exact
             self._delta = self._delta.newer_than(top)
             self.version += 1
         self._remove_old_files(keep=final)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semfs.catalog import Catalog, Description
-from semfs.index import VectorIndex
+from semfs.index import ExactBase, VectorIndex
 from semfs.search import Searcher
 
 DIMS = 16
@@ -45,11 +45,19 @@ def ingest(catalog: Catalog, index: VectorIndex, path: bytes, vector: np.ndarray
     return item.record.id
 
 
+# A small base is searched exactly, a large one with Annoy: both must keep the contract.
+BASE_SEARCH = pytest.mark.parametrize("exact_below", [0, 20_000], ids=["annoy", "exact"])
+
+
+@BASE_SEARCH
 def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
-    catalog: Catalog, tmp_path: Path
+    catalog: Catalog, tmp_path: Path, exact_below: int
 ) -> None:
     rng = np.random.default_rng(7)
-    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10, rebuild_threshold=50)
+    index = VectorIndex(
+        tmp_path / "index", EMBEDDER, DIMS, trees=10, rebuild_threshold=50,
+        exact_below=exact_below,
+    )  # fmt: skip
     index.load(catalog)
     vectors = {f"img{i}.jpg".encode(): unit(rng) for i in range(60)}
     for path, vector in vectors.items():
@@ -119,11 +127,12 @@ def test_a_result_stored_for_an_outdated_queue_entry_is_dropped(catalog: Catalog
     assert catalog.stats().queued == 1
 
 
+@BASE_SEARCH
 def test_deleted_neighbours_do_not_hide_the_next_best_behind_a_far_delta_vector(
-    catalog: Catalog, tmp_path: Path
+    catalog: Catalog, tmp_path: Path, exact_below: int
 ) -> None:
     rng = np.random.default_rng(3)
-    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10, exact_below=exact_below)
     index.load(catalog)
     centre = unit(rng)
     near = [centre + 0.05 * unit(rng) for _ in range(80)]
@@ -156,3 +165,43 @@ def test_reembedding_skips_files_removed_or_recaptioned_meanwhile(catalog: Catal
     rows = [(file_id, caption, b"\1" * 8) for file_id, caption in stale]
     assert catalog.store_vectors("new-model", rows) == 1  # only c.jpg
     assert catalog.captions_to_embed("new-model", 10) == []
+
+
+def test_a_small_base_is_searched_exactly_in_the_annoy_file(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(11)
+    directory = tmp_path / "index"
+    index = VectorIndex(directory, EMBEDDER, DIMS, trees=2)
+    index.load(catalog)
+    vectors = {ingest(catalog, index, f"i{i}.jpg".encode(), unit(rng)): None for i in range(300)}
+    index.rebuild(catalog)
+    ids = sorted(vectors)
+    matrix = np.stack([np.frombuffer(blob, dtype=np.float32) for _, _, blob in
+                       catalog.vectors_since(EMBEDDER, 0)])  # fmt: skip
+
+    from annoy import AnnoyIndex
+
+    (path,) = directory.glob("base-*.ann")
+    annoy = AnnoyIndex(DIMS, "angular")
+    annoy.load(str(path))
+    exact = ExactBase(path, annoy, DIMS)
+    for probe in (unit(rng) for _ in range(5)):
+        truth = np.argsort(np.sqrt(np.maximum(0, 2 - 2 * matrix @ probe)))[:20]
+        found = exact.search(probe, 20, seq=7)
+        assert [c.file_id for c in found] == [ids[i] for i in truth]  # exact: all 20, in order
+        assert all(c.from_base and c.seq == 7 for c in found)
+        # The same distances Annoy reports for the same items.
+        annoy_ids, annoy_distances = annoy.get_nns_by_vector(
+            probe.tolist(), 3, search_k=10_000, include_distances=True
+        )
+        assert annoy_ids == [c.file_id for c in found[:3]]
+        assert np.allclose(annoy_distances, [c.distance for c in found[:3]], atol=1e-4)
+    assert len(exact.search(unit(rng), 1_000, seq=7)) == 300  # id 0, never added, is absent
+
+    annoy_only = VectorIndex(directory, EMBEDDER, DIMS, trees=2, exact_below=0)
+    annoy_only.load(catalog, tidy=False)
+    probe = unit(rng)
+    assert [c.file_id for c in index.search(probe, 5).base] == [
+        c.file_id for c in annoy_only.search(probe, 5).base
+    ]
