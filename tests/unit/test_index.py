@@ -205,3 +205,15 @@ def test_a_small_base_is_searched_exactly_in_the_annoy_file(
     assert [c.file_id for c in index.search(probe, 5).base] == [
         c.file_id for c in annoy_only.search(probe, 5).base
     ]
+
+
+def test_the_catalog_check_of_a_shortlist_looks_ids_up_instead_of_scanning(
+    catalog: Catalog,
+) -> None:
+    """At 100 k images a plan that scans the embedder's vectors cost 376 ms a search."""
+    from semfs.catalog_ingest import HITS_QUERY
+
+    sql = "EXPLAIN QUERY PLAN " + HITS_QUERY.format(marks="?,?,?")
+    plan = [row[3] for row in catalog._db.execute(sql, (1, 2, 3, EMBEDDER))]
+    assert not any("vectors_by_embedder" in step for step in plan), plan
+    assert any("SEARCH v USING INDEX" in step and "file_id=?" in step for step in plan), plan
