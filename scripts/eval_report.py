@@ -1,0 +1,181 @@
+"""The results page of scripts/eval_retrieval.py: metric tables, Annoy against exact,
+costs, the relevance-cut calibration, and a chart."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import eval_measures as measures
+import numpy as np
+
+NAMES = ("R@1", "R@5", "R@10", "mAP@1", "mAP@5", "mAP@10", "mAP@R")
+CALIBRATE_ON = ("sentences", "categories")  # tuxpaint; checked on "photos"
+
+
+def short(spec: str) -> str:
+    for long, brief in (("classifier:efficientnet-", ""), ("sentence-transformers:", ""),
+                        ("onnx:paraphrase-", "onnx "), ("all-", "")):  # fmt: skip
+        spec = spec.replace(long, brief)
+    return spec
+
+
+def metric_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| Captioner | Embedder | Queries | " + " | ".join(NAMES) + " | Index time |",
+             "|---|---|---|" + "--:|" * (len(NAMES) + 1)]  # fmt: skip
+    for row in rows:
+        for kind in ("sentences", "categories", "photos"):
+            if kind not in row:
+                continue
+            m = row[kind]
+            what = "caption + embed" if row["captioned"] else "re-embed"
+            lines.append(
+                f"| {row['captioner']} | {row['embedder']} | {kind} ({m['queries']:.0f}) | "
+                + " | ".join(f"{m[name]:.2f}" for name in NAMES)
+                + f" | {row['index_seconds']} s ({what}) |"
+            )
+    return lines
+
+
+def annoy_lines(rows: list[dict[str, Any]], sweep: dict[str, Any]) -> list[str]:
+    lines = ["| Captioner | Embedder | Queries | Annoy recall@10 vs exact | R@10 exact / Annoy "
+             "| mAP@R exact / Annoy |", "|---|---|---|--:|--:|--:|"]  # fmt: skip
+    for row in rows:
+        for kind in ("sentences", "categories", "photos"):
+            if kind in row:
+                exact, annoy = row[kind], row[f"{kind} (Annoy)"]
+                lines.append(
+                    f"| {short(row['captioner'])} | {short(row['embedder'])} | {kind} | "
+                    f"{annoy['recall@10']:.3f} | {exact['R@10']:.2f} / {annoy['R@10']:.2f} | "
+                    f"{exact['mAP@R']:.2f} / {annoy['mAP@R']:.2f} |"
+                )
+    for dataset, points in sweep.items():
+        lines += ["", f"Sweep on {dataset} (first captioner, first embedder; search_k -1 is "
+                  "Annoy's default, trees x 10):", "",
+                  "| trees | search_k | recall@10 | build + all queries |",
+                  "|--:|--:|--:|--:|"]  # fmt: skip
+        lines += [f"| {p['trees']} | {p['search_k']} | {p['recall@10']:.3f} | "
+                  f"{p['build_and_query_s']:.2f} s |" for p in points]  # fmt: skip
+    return lines
+
+
+def cost_lines(costs: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| Model | Load | ms / image | ms / caption | ms / query | Peak RSS |",
+             "|---|--:|--:|--:|--:|--:|"]  # fmt: skip
+    for spec, c in costs.items():
+        cells = [f"{c[key]:.1f}" if key in c else "" for key in
+                 ("ms_per_image", "ms_per_caption", "ms_per_query")]  # fmt: skip
+        lines.append(f"| {spec} | {c['load_s']:.1f} s | " + " | ".join(cells)
+                     + f" | {c['peak_rss_mb']:.0f} MB |")  # fmt: skip
+    return lines
+
+
+def pooled_table(
+    row: dict[str, Any], kinds: Sequence[str], cuts: Sequence[float], top_k: int
+) -> list[dict[str, float]]:
+    """The cut table over the queries of `kinds`, each kind weighted by its pairs."""
+    tables = [measures.cut_table(*row["distances"][k], cuts, top_k) for k in kinds
+              if k in row["distances"]]  # fmt: skip
+    weights = [sum(len(r) for r in row["distances"][k][1]) for k in kinds
+               if k in row["distances"]]  # fmt: skip
+    pooled = []
+    for entries in zip(*tables, strict=True):
+        merged = {"cut": entries[0]["cut"]}
+        for key in ("kept", "dropped", "irrelevant_listed"):
+            merged[key] = float(np.average([e[key] for e in entries], weights=weights))
+        pooled.append(merged)
+    return pooled
+
+
+def calibrate(
+    row: dict[str, Any], cuts: Sequence[float], top_k: int
+) -> tuple[float, list[dict[str, float]]]:
+    """The cut with the largest kept - (1 - dropped) (Youden's J) on tuxpaint's queries."""
+    table = pooled_table(row, CALIBRATE_ON, cuts, top_k)
+    best = max(table, key=lambda e: e["kept"] + e["dropped"] - 1)
+    return best["cut"], table
+
+
+def calibration_lines(rows: list[dict[str, Any]], cuts: Sequence[float], top_k: int
+                      ) -> list[str]:  # fmt: skip
+    lines = ["| Captioner | Embedder | Cut (max J on tuxpaint) | tuxpaint: relevant kept / "
+             "irrelevant dropped | photos: relevant kept / irrelevant listed per query / "
+             "no-match queries empty |", "|---|---|--:|--:|--:|"]  # fmt: skip
+    by_pair: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        merged = by_pair.setdefault((row["captioner"], row["embedder"]), {"distances": {}})
+        merged["distances"].update(row["distances"])
+    for (captioner, embedder), merged in by_pair.items():
+        if not any(k in merged["distances"] for k in CALIBRATE_ON):
+            continue
+        cut, table = calibrate(merged, cuts, top_k)
+        at = next(e for e in table if e["cut"] == cut)
+        check = "n/a"
+        if "photos" in merged["distances"]:
+            p = next(e for e in measures.cut_table(*merged["distances"]["photos"], cuts, top_k)
+                     if e["cut"] == cut)  # fmt: skip
+            check = f"{p['kept']:.2f} / {p['irrelevant_listed']:.1f} / {p['no_match_empty']:.2f}"
+        lines.append(f"| {short(captioner)} | {short(embedder)} | {cut:.3f} | "
+                     f"{at['kept']:.2f} / {at['dropped']:.2f} | {check} |")  # fmt: skip
+    return lines
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("sentences", "categories", "photos") if any(k in r for r in rows)]
+    shown = ("R@1", "R@10", "mAP@R")
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 0.32 * len(rows) + 2),
+                                sharey=True, squeeze=False)  # fmt: skip
+    labels = sorted({f"{short(r['captioner'])} + {short(r['embedder'])}" for r in rows})
+    for axis, kind in zip(axes[0], kinds, strict=True):
+        values = {f"{short(r['captioner'])} + {short(r['embedder'])}": r[kind]
+                  for r in rows if kind in r}  # fmt: skip
+        height = 0.8 / len(shown)
+        for j, name in enumerate(shown):
+            axis.barh([i + j * height for i in range(len(labels))],
+                      [values[label][name] if label in values else 0 for label in labels],
+                      height, label=name)  # fmt: skip
+        axis.set_yticks([i + 0.4 - height / 2 for i in range(len(labels))], labels, fontsize=7)
+        axis.set_xlim(0, 1)
+        axis.set_title(f"{kind} as queries")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def report(rows: list[dict[str, Any]], extra: dict[str, Any], seconds: float,
+           output: Path | None, cuts: Sequence[float], top_k: int) -> str:  # fmt: skip
+    sizes = ", ".join(f"{name}: {n} photos" for name, n in extra["datasets"].items())
+    lines = ["# Retrieval quality", "",
+             "Measured by `scripts/eval` (scripts/eval_retrieval.py; its docstring says how). "
+             "Exact ranking over every stored vector, no relevance cut, unless marked Annoy.", "",
+             f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {sizes}; "
+             f"Python {platform.python_version()}; total {seconds:.0f} s on a shared 2-core "
+             "machine (timings are noisy)", "", "## Metrics", "", *metric_lines(rows), "",
+             "## Annoy (25 trees, search_k as in Settings) against exact search", "",
+             *annoy_lines(rows, extra["sweep"]), ""]  # fmt: skip
+    if extra["costs"]:
+        lines += ["## Cost (each model alone in a child process)", "",
+                  *cost_lines(extra["costs"]), ""]  # fmt: skip
+    lines += ["## Relevance cut (angular distance; top_k "
+              f"{top_k})", "", *calibration_lines(rows, cuts, top_k), ""]  # fmt: skip
+    text = "\n".join(lines)
+    print(text)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        png = output.with_suffix(".png")
+        try:
+            chart(rows, png)
+        except ImportError:  # matplotlib is in the eval extra only
+            output.write_text(text)
+        else:
+            output.write_text(text + f"\n![chart]({png.name})\n")
+    return text
