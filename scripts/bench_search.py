@@ -52,7 +52,7 @@ from semfs.ml.embedder import make_embedder  # noqa: E402
 
 L3 = "onnx:paraphrase-MiniLM-L3-v2"
 L6 = "sentence-transformers:all-MiniLM-L6-v2"
-SHORT = {L3: "L3 (onnx)", L6: "L6 (torch)"}
+SHORT = {L3: "L3 (onnx)", L6: "L6 (default)"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,6 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="raw results")
     parser.add_argument("--work", type=Path, help="keep stores here and reuse them")
     parser.add_argument("--smoke", action="store_true", help="tiny and quick, for CI")
+    parser.add_argument("--from-json", type=Path, help="only write the report of saved results")
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.uniform_sizes, args.default_embedder_size = "2000", "2000", 0
@@ -162,6 +163,7 @@ class Bench:
 
     def peers(self, label: str, data: np.ndarray, spec: str, annoy_path: Path | None,
               annoy_build: float, size: int) -> None:  # fmt: skip
+        started = time.perf_counter()
         queries = self.embedder(spec).embed(self.recall_texts)
         truth = peers.exact_truth(data, queries)
         trees = Settings.index_trees
@@ -174,6 +176,7 @@ class Bench:
             found += peers.hnswlib_peer(data, queries, truth)
             found += peers.faiss_peers(data, queries, truth)
         self.results["peers"][label] = [dataclasses.asdict(r) for r in found]
+        self.results["timings"][f"index peers, {label}"] = time.perf_counter() - started
         print(f"[{label}] peers: {[(r.method, r.setting, round(r.recall, 3)) for r in found]}",
               flush=True)  # fmt: skip
 
@@ -196,9 +199,12 @@ def render(results: dict[str, Any], output: Path | None) -> str:
         f"- Date: {meta['date']} UTC, commit {meta['commit']}; total runtime "
         f"{meta['runtime_s'] / 60:.1f} min",
         f"- {meta['cpus']} CPUs shared with other jobs, {meta['platform']}, Python "
-        f"{meta['python']}; {meta['args']}",
+        f"{meta['python']}; load average at the end {' '.join(meta.get('load_average', []))}; "
+        f"{meta['args']}",
+        "- Embedders: " + "; ".join(f"{k} = {v}" for k, v in meta.get("embedders", {}).items()),
         f"- Index settings: {Settings.index_trees} trees, search_k "
-        f"{Settings.index_search_k:,}; top_k {Settings.top_k}",
+        f"{Settings.index_search_k:,}, a base under 20,000 vectors searched exactly; "
+        f"top_k {Settings.top_k}",
         "- Vectors: caption-like (perturbed embeddings of 5,000 ImageNet-label captions, "
         "Zipf popularity) unless marked random; queries are natural phrases never asked "
         "before, encoded by the real embedder.",
@@ -253,6 +259,11 @@ def render(results: dict[str, Any], output: Path | None) -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.from_json:
+        text = render(json.loads(args.from_json.read_text()), args.output)
+        if args.output:
+            args.output.write_text(text)
+        return
     started = time.time()
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
@@ -273,7 +284,10 @@ def main() -> None:
         "cpus": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "runtime_s": time.time() - started,
         "recall_queries": args.recall_queries,
+        "embedders": {SHORT.get(spec, spec): f"{spec} ({type(e).__module__}.{type(e).__name__})"
+                      for spec, e in bench.embedders.items()},
         "args": " ".join(sys.argv[1:]) or "default arguments",
+        "load_average": Path("/proc/loadavg").read_text().split()[:3],
     }  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

