@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -46,9 +44,10 @@ import eval_measures as measures  # noqa: E402
 import eval_photos  # noqa: E402
 import eval_report  # noqa: E402
 
-from semfs.catalog import Catalog  # noqa: E402
 from semfs.config import Settings  # noqa: E402
-from semfs.ml.embedder import embedder_factory  # noqa: E402
+from semfs.ml.captioner import CaptionOptions, ClassifierCaptioner  # noqa: E402
+from semfs.ml.embedder import Embedder, embedder_factory  # noqa: E402
+from semfs.ml.imaging import decode  # noqa: E402
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 SKIPPED = {"cartoon", "symbols"}
@@ -61,6 +60,8 @@ DEFAULT_EMBEDDERS = [
 ]
 CUTS = [round(0.80 + 0.025 * i, 3) for i in range(21)]  # 0.80 .. 1.30
 COST_IMAGES = 48
+COST_QUERIES = 50
+BATCH = 8  # images per model call, as ingest_batch
 
 
 # --- datasets: a store of images and query sets over its store-relative paths -----------
@@ -119,33 +120,52 @@ def photos_store(store: Path, smoke: bool) -> dict[str, list[tuple[str, set[str]
 DATASETS = {"tuxpaint": tuxpaint_store, "photos": photos_store}
 
 
-# --- running semfs and reading what it stored ------------------------------------------
+# --- captions and vectors, as the ingest path makes them -------------------------------
 
 
-def semfs(*args: object) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "semfs", *map(str, args)], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - started
+def decoded_images(store: Path, paths: list[str]) -> list[Image.Image]:
+    """The images as ingest hands them to the captioner (semfs.ml.imaging.decode)."""
+    limit = Settings(store=store).max_image_pixels
+    images = []
+    for path in paths:
+        with (store / path).open("rb") as file:
+            images.append(decode(file, limit).image)
+    return images
 
 
-def stored(store: Path, embedder: str) -> tuple[list[str], list[str], measures.Matrix]:
-    """Store-relative paths, captions and vectors of every indexed image."""
-    catalog = Catalog.open(Settings.load(store).catalog_path)
-    try:
-        reader = catalog.open_reader()
-        rows = reader.execute(
-            "SELECT f.dir, f.name, c.caption, v.vector FROM vectors v "
-            "JOIN files f ON f.id = v.file_id JOIN descriptions c ON c.file_id = f.id "
-            "WHERE v.embedder = ? ORDER BY f.id",
-            (embedder,),
-        ).fetchall()
-        reader.close()
-    finally:
-        catalog.close()
-    paths = [os.fsdecode(d + b"/" + n if d else n) for d, n, _, _ in rows]
-    matrix = np.stack([np.frombuffer(v, dtype=np.float32) for *_, v in rows])
-    return paths, [c for _, _, c, _ in rows], matrix
+def caption_variants(
+    specs: list[str], images: list[Image.Image]
+) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Captions of every image for every captioner spec, and ms per image. Classifier
+    variants that differ only in how labels become text (+wide, +gloss) share one pass of
+    the model: the same probabilities, described with each variant's options."""
+    groups: dict[tuple[str, bool], list[str]] = {}
+    for spec in specs:
+        name, options = classifier_spec(spec)
+        groups.setdefault((name, options.crops), []).append(spec)
+    captions: dict[str, list[str]] = {}
+    ms: dict[str, float] = {}
+    for (name, crops), members in groups.items():
+        captioner = ClassifierCaptioner(name, CaptionOptions(crops=crops))
+        started = time.perf_counter()
+        rows = np.concatenate([captioner.probabilities(images[i : i + BATCH])
+                               for i in range(0, len(images), BATCH)])  # fmt: skip
+        seconds = time.perf_counter() - started
+        for spec in members:
+            options = classifier_spec(spec)[1]
+            captions[spec] = [captioner.describe(row, options) for row in rows]
+            ms[spec] = 1000 * seconds / len(images)
+        print(f"captioned {len(images)} images with {name} crops={crops} in {seconds:.0f} s",
+              flush=True)  # fmt: skip
+    return captions, ms
+
+
+def classifier_spec(spec: str) -> tuple[str, CaptionOptions]:
+    kind, _, argument = spec.partition(":")
+    if kind != "classifier":
+        sys.exit(f"the harness compares classifier captioners, not {spec!r}")
+    name, *flags = (argument or "efficientnet-lite0").split("+")
+    return name or "efficientnet-lite0", CaptionOptions.parse(flags)
 
 
 def query_sets(
@@ -163,10 +183,9 @@ def query_sets(
 
 
 def evaluate(
-    sets: list[measures.QuerySet], matrix: measures.Matrix, embedder_spec: str, trees: int,
+    sets: list[measures.QuerySet], matrix: measures.Matrix, embedder: Embedder, trees: int,
     search_k: int,
 ) -> dict[str, Any]:  # fmt: skip
-    embedder = embedder_factory(embedder_spec)()
     exact = measures.exact_ranker(matrix, DEPTH)
     annoy = measures.annoy_ranker(matrix, DEPTH, trees, search_k)
     result: dict[str, Any] = {"distances": {}}
@@ -188,11 +207,11 @@ def evaluate(
     return result
 
 
-def annoy_sweep(matrix: measures.Matrix, sets: list[measures.QuerySet], embedder_spec: str
-                ) -> list[dict[str, float]]:  # fmt: skip
+def annoy_sweep(
+    matrix: measures.Matrix, sets: list[measures.QuerySet], embedder: Embedder
+) -> list[dict[str, float]]:
     """Annoy's recall@10 against exact search over trees and search_k (-1: Annoy's
     default, trees x 10)."""
-    embedder = embedder_factory(embedder_spec)()
     vectors = embedder.embed([text for s in sets for text, _ in s.queries])
     exact = measures.exact_ranker(matrix, 10)(vectors)
     rows = []
@@ -242,26 +261,27 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {"datasets": {}, "costs": {}, "sweep": {}}
     with tempfile.TemporaryDirectory(prefix="semfs-eval-") as temporary:
-        sources, raws = {}, {}
+        work: dict[str, Any] = {}
         for dataset in datasets:
-            sources[dataset] = Path(temporary) / dataset
-            raws[dataset] = DATASETS[dataset](sources[dataset], args.smoke)
-            extra["datasets"][dataset] = sum(1 for p in sources[dataset].rglob("*.jpg"))
-        for captioner in args.captioners:
-            for dataset in datasets:
-                store = Path(temporary) / (dataset + "-" + re.sub(r"\W", "_", captioner))
-                subprocess.run(["cp", "-al", str(sources[dataset]), str(store)], check=True)
-                crossed = args.all_embedders_for is None or captioner in args.all_embedders_for
-                embedders = args.embedders if crossed else args.embedders[:1]
-                for number, embedder in enumerate(embedders):
-                    seconds = semfs("index", store, "--quiet", "--captioner", captioner,
-                                    "--embedder", embedder)  # fmt: skip
-                    name = embedder_factory(embedder)().name
-                    paths, captions, matrix = stored(store, name)
-                    sets = query_sets(raws[dataset], paths)
-                    row = {"dataset": dataset, "captioner": captioner, "embedder": embedder,
-                           "images": len(paths), "index_seconds": round(seconds, 1),
-                           "captioned": number == 0}  # fmt: skip
+            store = Path(temporary) / dataset
+            raw = DATASETS[dataset](store, args.smoke)
+            paths = sorted(str(p.relative_to(store)) for p in store.rglob("*.jpg"))
+            captions, caption_ms = caption_variants(args.captioners, decoded_images(store, paths))
+            work[dataset] = (store, paths, query_sets(raw, paths), captions, caption_ms)
+            extra["datasets"][dataset] = len(paths)
+        for number, embedder_spec in enumerate(args.embedders):
+            embedder = embedder_factory(embedder_spec)()
+            for dataset, (_, paths, sets, captions, caption_ms) in work.items():
+                for captioner in args.captioners:
+                    crossed = args.all_embedders_for is None or captioner in args.all_embedders_for
+                    if number > 0 and not crossed:
+                        continue
+                    embed_started = time.perf_counter()
+                    matrix = embedder.embed(captions[captioner])
+                    embed_ms = 1000 * (time.perf_counter() - embed_started) / len(paths)
+                    row = {"dataset": dataset, "captioner": captioner, "embedder": embedder_spec,
+                           "images": len(paths), "caption_ms": caption_ms[captioner],
+                           "embed_ms": embed_ms, "examples": captions[captioner][:3]}  # fmt: skip
                     row.update(evaluate(sets, matrix, embedder, settings.index_trees,
                                         settings.index_search_k))  # fmt: skip
                     rows.append(row)
@@ -269,21 +289,33 @@ def main() -> None:
                           flush=True)  # fmt: skip
                     if captioner == args.captioners[0] and number == 0 and not args.smoke:
                         extra["sweep"][dataset] = annoy_sweep(matrix, sets, embedder)
-                    if dataset == datasets[0] and not args.no_costs:
-                        costs(extra["costs"], captioner, embedder, store, paths, captions, sets)
+            del embedder
+        if not args.no_costs:
+            store, paths, sets, captions, _ = work[datasets[0]]
+            extra["costs"] = costs(args, store, paths, sets, captions)
     eval_report.report(rows, extra, time.time() - started, args.output, CUTS, settings.top_k)
 
 
-def costs(into: dict[str, Any], captioner: str, embedder: str, store: Path, paths: list[str],
-          captions: list[str], sets: list[Any]) -> None:  # fmt: skip
-    if captioner not in into:
-        images = [str(store / p) for p in paths[:COST_IMAGES]]
-        into[captioner] = cost("captioner", captioner, images)
-        print(captioner, into[captioner], flush=True)
-    if embedder not in into:
-        queries = [text for s in sets for text, _ in s.queries][:50]
-        into[embedder] = cost("embedder", embedder, {"captions": captions, "queries": queries})
-        print(embedder, into[embedder], flush=True)
+def costs(args: argparse.Namespace, store: Path, paths: list[str],
+          sets: list[measures.QuerySet], captions: dict[str, list[str]]
+          ) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Each model alone in a child process: one captioner per model pass (the +wide and
+    +gloss variants cost the same as their base), every embedder."""
+    into: dict[str, dict[str, float]] = {}
+    images = [str(store / p) for p in paths[:COST_IMAGES]]
+    passes = {}
+    for spec in args.captioners:
+        name, options = classifier_spec(spec)
+        passes.setdefault((name, options.crops), spec)
+    for spec in passes.values():
+        into[spec] = cost("captioner", spec, images)
+        print(spec, into[spec], flush=True)
+    texts = captions[args.captioners[0]]
+    queries = [text for s in sets for text, _ in s.queries][:COST_QUERIES]
+    for spec in args.embedders:
+        into[spec] = cost("embedder", spec, {"captions": texts, "queries": queries})
+        print(spec, into[spec], flush=True)
+    return into
 
 
 if __name__ == "__main__":

