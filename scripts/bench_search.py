@@ -74,6 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="raw results")
     parser.add_argument("--work", type=Path, help="keep stores here and reuse them")
     parser.add_argument("--smoke", action="store_true", help="tiny and quick, for CI")
+    parser.add_argument("--peers-only", action="store_true", help="no mount: the index alone")
     parser.add_argument("--from-json", type=Path, help="only write the report of saved results")
     args = parser.parse_args()
     if args.smoke:
@@ -147,6 +148,8 @@ class Bench:
             self.peers(f"{report.size_name(size)} caption-like", collection.vectors,
                        spec, annoy_file(built), built.annoy_seconds, size)  # fmt: skip
         del collection
+        if self.args.peers_only:
+            return
         queries = self.new_queries(self.args.queries, seed=size + 1)
         mount = measure_mount(built.store, root / "mnt", spec, queries, self.args.cli_queries)
         print(f"[{size}] mount: {mount.new[:3]} ...", flush=True)

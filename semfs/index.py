@@ -72,7 +72,10 @@ class Shortlist:
 
 
 def angular_distances(matrix: Vector, vector: Vector) -> Vector:
-    cosines = matrix @ vector
+    # einsum, not `@`: OpenBLAS splits a matrix-vector product over threads, and on a busy
+    # 2-core machine those wait for each other: 12 ms for 2,000 rows instead of 0.16 ms
+    # (10,000 rows: 12 ms against 0.7 ms), measured in one run (docs/benchmarks-search.md).
+    cosines = np.einsum("ij,j->i", matrix, vector)
     distances: Vector = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * cosines)).astype(np.float32)
     return distances
 

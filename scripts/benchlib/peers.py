@@ -47,7 +47,7 @@ def exact_truth(data: Matrix, queries: Matrix) -> Truth:
     ids, limits, times = [], [], []
     for query in queries:
         started = time.perf_counter()
-        cosines = data @ query
+        cosines = np.einsum("ij,j->i", data, query)  # one thread, as the daemon scans
         top = np.argpartition(-cosines, K)[:K]
         times.append(time.perf_counter() - started)
         ids.append(set(top.tolist()))
@@ -92,7 +92,7 @@ def _p(values: list[float], share: float) -> float:
 
 
 def exact_numpy(truth: Truth) -> PeerResult:
-    return PeerResult("exact numpy", "matrix @ query", 1.0, _p(truth.times, 0.5),
+    return PeerResult("exact numpy", "einsum, one thread", 1.0, _p(truth.times, 0.5),
                       _p(truth.times, 0.95))  # fmt: skip
 
 
