@@ -37,6 +37,8 @@ class Inode:
     links: dict[Link, None] = field(default_factory=dict)  # ordered set; newest last
     lookups: int = 0
     open_handles: int = 0
+    # (size, mtime_ns) last told to the kernel, for regular files: see Passthrough.stale_links
+    reported: tuple[int, int] | None = None
 
 
 class InodeTable:
@@ -60,6 +62,9 @@ class InodeTable:
             return self._inodes[number]
         except KeyError:
             raise OSError(errno.ESTALE, f"unknown inode {number}") from None
+
+    def find(self, number: int) -> Inode | None:
+        return self._inodes.get(number)
 
     def known(self, number: int) -> bool:
         return number in self._inodes

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -22,7 +22,8 @@ import trio
 from semfs.config import Settings
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE
-from semfs.fs.passthrough import AttributeChanges, Passthrough
+from semfs.fs.passthrough import WRITEBACK_CACHE, AttributeChanges, Passthrough
+from semfs.fs.readahead import widen_readahead
 from semfs.fs.views import ViewRegistry, VirtualView
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class _ViewListing:
 
 class SemfsOperations(pyfuse3.Operations):
     supports_dot_lookup = True
-    enable_writeback_cache = False
+    enable_writeback_cache = WRITEBACK_CACHE  # Passthrough opens backing files to match
     enable_acl = False
 
     def __init__(
@@ -72,7 +73,23 @@ class SemfsOperations(pyfuse3.Operations):
         self._view_io = trio.CapacityLimiter(settings.io_threads)
         self._view_handles = iter(range(1 << 62, 1 << 63))  # apart from real dir handles
 
+    def init(self) -> None:
+        # Called inside the INIT handshake, which sets the readahead window when its reply
+        # is sent: widen it in a task that runs after that.
+        trio.lowlevel.spawn_system_task(self._after_init)
+
+    async def _after_init(self) -> None:
+        try:
+            widen_readahead(str(self._settings.store))
+        except Exception:  # a system task that raises would end the mount
+            log.exception("tuning the mount failed")
+
     def attributes(self, number: int, info: os.stat_result) -> pyfuse3.EntryAttributes:
+        # Told as a deletion, the kernel evicts the inode once unused (its only name);
+        # a plain invalidation would leave the inode, and its stale size, cached.
+        deleted = number if info.st_nlink == 1 else 0
+        for parent, name in self._fs.stale_links(number, info):
+            pyfuse3.invalidate_entry_async(parent, name, deleted, ignore_enoent=True)
         return entry_attributes(
             number, info, self._settings.entry_timeout, self._settings.attr_timeout
         )
@@ -239,7 +256,9 @@ class SemfsOperations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         if fh in self._view_files:
             return await trio.to_thread.run_sync(os.pread, fh, size, off, limiter=self._view_io)
-        return await self._fs.read(fh, off, size)
+        # pyfuse3 takes any contiguous buffer (PyObject_GetBuffer), so the bytearray of a
+        # cached read goes out without another copy.
+        return cast(bytes, await self._fs.read(fh, off, size))
 
     @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:

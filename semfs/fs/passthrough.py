@@ -34,6 +34,26 @@ _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 _STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 _SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
+# The kernel's writeback cache: write() lands in the mount's page cache and reaches the
+# daemon later in large requests (on close, fsync, munmap or memory pressure at the
+# latest), instead of one round trip per write() call. The kernel then owns the size
+# and mtime of files it has cached, so it may read pages of a file opened write-only and
+# place O_APPEND writes itself (see `backing_open_flags`).
+WRITEBACK_CACHE = True
+
+
+def backing_open_flags(flags: int, writeback_cache: bool) -> int:
+    """The flags to open a backing file with, for an open(2) with `flags` in the mount."""
+    flags &= ~_STRIPPED_OPEN_FLAGS
+    if not writeback_cache:
+        return flags
+    # As libfuse's passthrough_ll: the kernel fills partial pages by reading, even for a
+    # write-only open; and it sends appends at the offset of its own end of file, which
+    # O_APPEND on the backing file would ignore for every page written back later.
+    if flags & os.O_ACCMODE == os.O_WRONLY:
+        flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
+    return flags & ~os.O_APPEND
+
 
 class Caller(Protocol):
     """Who asked: pyfuse3's RequestContext has these."""
@@ -79,13 +99,19 @@ class ListedEntry:
 
 
 class Passthrough:
-    def __init__(self, settings: Settings, tracker: ChangeTracker) -> None:
+    def __init__(
+        self, settings: Settings, tracker: ChangeTracker, writeback_cache: bool = WRITEBACK_CACHE
+    ) -> None:
+        self.writeback_cache = writeback_cache
         self.store = BackingStore(os.fsencode(settings.store))
         info = self.store.lstat(b"")
         self.inodes = InodeTable((info.st_dev, info.st_ino))
         self._tracker = tracker
         self._io_limiter = trio.CapacityLimiter(settings.io_threads)
         self._files: dict[int, OpenFile] = {}  # by fh (= the backing fd)
+        self._written_inodes: set[int] = set()  # written since a handle last reported it
+        self._fds_by_inode: dict[int, dict[int, None]] = {}  # open files' fds, per inode
+        self._dir_fds_by_inode: dict[int, dict[int, None]] = {}  # open directories' fds
         self._dirs: dict[int, DirListing] = {}
         self._dir_handles = itertools.count(1)
 
@@ -127,9 +153,9 @@ class Passthrough:
 
     def _open_descriptor(self, number: int) -> int | None:
         """A descriptor open on the inode, if any: it still reaches an unlinked file."""
-        for handle in self._files.values():
-            if handle.inode == number:
-                return handle.fd
+        files = self._fds_by_inode.get(number)
+        if files:
+            return next(iter(files))
         for listing in self._dirs.values():
             if listing.inode == number:
                 return listing.fd
@@ -201,6 +227,25 @@ class Passthrough:
 
     def readlink(self, number: int) -> bytes:
         return self.store.readlink(self.inodes.path(number))
+
+    def stale_links(self, number: int, info: os.stat_result) -> list[tuple[int, bytes]]:
+        """Names to drop from the kernel's cache because the file was changed in the store
+        behind the mount; `info` is what the kernel is being told now.
+
+        With the writeback cache the kernel keeps its own size and mtime of a regular file
+        it has cached and ignores ours, so a file rewritten in place beside the mount would
+        look unchanged until the kernel forgets the inode. Dropping its names makes the
+        kernel forget it (a FUSE inode with no name and no open file is evicted), and the
+        next lookup brings the new size. Not while the file is open through the mount: the
+        kernel's size may include data it has not written back yet.
+        """
+        inode = self.inodes.find(number)
+        if not self.writeback_cache or inode is None or not stat.S_ISREG(info.st_mode):
+            return []
+        before, inode.reported = inode.reported, (info.st_size, info.st_mtime_ns)
+        if before is None or before == inode.reported or inode.open_handles:
+            return []
+        return list(inode.links)
 
     # --- creating and removing names ------------------------------------------------
 
@@ -295,7 +340,7 @@ class Passthrough:
 
     def open(self, number: int, flags: int) -> int:
         target = self._path_or_descriptor(number)
-        flags &= ~_STRIPPED_OPEN_FLAGS
+        flags = backing_open_flags(flags, self.writeback_cache)
         if isinstance(target, int):  # unlinked but open elsewhere: reopen that file
             fd = os.open(f"/proc/self/fd/{target}", flags)
         else:
@@ -311,7 +356,7 @@ class Passthrough:
     ) -> tuple[int, int, os.stat_result]:
         relative = self._child(parent, name)
         mode = stat.S_IMODE(mode) & ~caller.umask
-        flags = (flags & ~_STRIPPED_OPEN_FLAGS) | os.O_CREAT | os.O_EXCL
+        flags = backing_open_flags(flags, self.writeback_cache) | os.O_CREAT | os.O_EXCL
         fd = self.store.open(relative, flags, mode)
         try:
             info = self._give_to_caller(relative, parent, caller, mode)
@@ -326,6 +371,7 @@ class Passthrough:
 
     def _register_handle(self, fd: int, number: int) -> int:
         self._files[fd] = OpenFile(fd, number)
+        self._fds_by_inode.setdefault(number, {})[fd] = None
         self.inodes.opened(number)
         return fd
 
@@ -335,13 +381,19 @@ class Passthrough:
         except KeyError:
             raise OSError(errno.EBADF, "unknown file handle") from None
 
-    async def read(self, fh: int, offset: int, size: int) -> bytes:
+    async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray:
         fd = self._handle(fh).fd
+        cached = read_if_cached(fd, offset, size)
+        if cached is not None:  # a memory copy: no need to leave the trio thread
+            return cached
         return await trio.to_thread.run_sync(os.pread, fd, size, offset, limiter=self._io_limiter)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self._handle(fh)
         handle.modified = True
+        # With the writeback cache the kernel writes back through any writable handle
+        # of the inode: the one being closed learns of it through the inode.
+        self._written_inodes.add(handle.inode)
         return await trio.to_thread.run_sync(
             _write_all, handle.fd, data, offset, limiter=self._io_limiter
         )
@@ -354,13 +406,22 @@ class Passthrough:
         handle = self._files.pop(fh, None)
         if handle is None:
             return
+        written = handle.modified or handle.inode in self._written_inodes
+        self._written_inodes.discard(handle.inode)
         try:
-            if handle.modified and stat.S_ISREG(os.fstat(handle.fd).st_mode):
+            info = os.fstat(handle.fd)
+            if stat.S_ISREG(info.st_mode):  # what the kernel saw change: not news to it
+                self.inodes.get(handle.inode).reported = (info.st_size, info.st_mtime_ns)
+            if written and stat.S_ISREG(info.st_mode):
                 # Before closing: the catalog reads the content through a reopened
                 # descriptor, wherever the file's names have gone by then.
                 reader = _reader_of_descriptor(handle.fd)
                 self._tracker.written(self._names(handle.inode), reader)
         finally:
+            fds = self._fds_by_inode.get(handle.inode, {})
+            fds.pop(handle.fd, None)
+            if not fds:
+                self._fds_by_inode.pop(handle.inode, None)
             os.close(handle.fd)
             self.inodes.closed(handle.inode)
 
@@ -374,6 +435,7 @@ class Passthrough:
             fd = self.store.open_directory(target)
         fh = next(self._dir_handles)
         self._dirs[fh] = DirListing(fd, number)
+        self._dir_fds_by_inode.setdefault(number, {})[fd] = None
         self.inodes.opened(number)
         return fh
 
@@ -408,6 +470,10 @@ class Passthrough:
     def releasedir(self, fh: int) -> None:
         listing = self._dirs.pop(fh, None)
         if listing is not None:
+            fds = self._dir_fds_by_inode.get(listing.inode, {})
+            fds.pop(listing.fd, None)
+            if not fds:
+                self._dir_fds_by_inode.pop(listing.inode, None)
             os.close(listing.fd)
             self.inodes.closed(listing.inode)
 
@@ -417,12 +483,37 @@ class Passthrough:
     # --- extended attributes ------------------------------------------------------------
 
     # An unlinked file that is still open keeps its attributes: reach it by descriptor.
+    # An open file is reached by descriptor anyway: the kernel asks for
+    # security.capability before every write(2) to a file (to clear it), and fgetxattr
+    # on a descriptor is much cheaper than resolving the path again.
+
+    # And `ls -l` asks for two attributes of every entry (an ACL and a security label)
+    # while it reads the directory: reach those through the listing's descriptor.
 
     def getxattr(self, number: int, name: bytes) -> bytes:
+        fds = self._fds_by_inode.get(number)
+        if fds:
+            return os.getxattr(next(iter(fds)), name)
+        listed = self._via_open_directory(number)
+        if listed is not None:
+            return os.getxattr(listed, name, follow_symlinks=False)
         target = self._path_or_descriptor(number)
         if isinstance(target, int):
             return os.getxattr(target, name)
         return self.store.getxattr(target, name)
+
+    def _via_open_directory(self, number: int) -> bytes | None:
+        """/proc/self/fd/<dir>/<name> for an inode whose directory is open, else None:
+        the directory was opened safely inside the store, and the name is one component
+        that the l*xattr calls do not follow if it is a symlink."""
+        links = self.inodes.get(number).links
+        if not links:
+            return None
+        parent, name = next(reversed(links))
+        directories = self._dir_fds_by_inode.get(parent)
+        if not directories:
+            return None
+        return b"/proc/self/fd/%d/%s" % (next(iter(directories)), name)
 
     def setxattr(self, number: int, name: bytes, value: bytes) -> None:
         target = self._path_or_descriptor(number)
@@ -458,6 +549,29 @@ class Passthrough:
 
 def _reader_of_descriptor(fd: int) -> Opener:
     return lambda: os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+
+
+def read_if_cached(fd: int, offset: int, size: int) -> bytearray | None:
+    """The data if the backing file's page cache holds all of it, else None.
+
+    RWF_NOWAIT makes the read fail rather than wait for the disk, so this costs a
+    memory copy and never blocks the caller.
+    """
+    buffer = bytearray(size)
+    try:
+        count = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem without it
+            return None
+        raise
+    # A short read is the end of the file, or only the cached part of the range: FUSE
+    # takes a short reply as the end of the file, so it must be the real one.
+    if count < size and offset + count < os.fstat(fd).st_size:
+        return None
+    del buffer[count:]
+    return buffer
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> int:
