@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fs.conftest import Mount
+from tests.fs.conftest import Mount, wait_for
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
@@ -279,3 +279,63 @@ def test_store_changes_made_while_mounted_show_up(mounted: Mount) -> None:
     assert (mounted.mountpoint / "animals" / "direct.txt").read_text() == "made outside"
     shutil.rmtree(mounted.store / "animals")
     assert "animals" not in os.listdir(mounted.mountpoint)
+
+
+# --- the kernel's writeback cache -------------------------------------------------------
+
+
+def test_appends_from_two_handles_both_land_at_the_end(mounted: Mount) -> None:
+    """O_APPEND is placed by the kernel (writeback cache), never over earlier data."""
+    path = mounted.mountpoint / "log.txt"
+    path.write_bytes(b"start\n")
+    first = os.open(path, os.O_WRONLY | os.O_APPEND)
+    second = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        for i in range(50):
+            os.write(first if i % 2 else second, b"line %02d\n" % i)
+            os.lseek(first, 0, os.SEEK_SET)  # a seek does not move an appender's writes
+        os.fsync(first)
+    finally:
+        os.close(first)
+        os.close(second)
+    expected = b"start\n" + b"".join(b"line %02d\n" % i for i in range(50))
+    assert path.read_bytes() == expected
+    assert (mounted.store / "log.txt").read_bytes() == expected
+
+
+def test_write_only_open_can_change_part_of_a_page(mounted: Mount) -> None:
+    """The kernel reads the rest of a partly written page, even for a write-only open."""
+    payload = bytes(range(256)) * 64  # 16 KiB
+    (mounted.store / "part.bin").write_bytes(payload)
+    fd = os.open(mounted.mountpoint / "part.bin", os.O_WRONLY)
+    try:
+        assert os.pwrite(fd, b"abc", 5000) == 3
+    finally:
+        os.close(fd)
+    expected = payload[:5000] + b"abc" + payload[5003:]
+    assert (mounted.store / "part.bin").read_bytes() == expected
+    assert (mounted.mountpoint / "part.bin").read_bytes() == expected
+
+
+def test_write_is_in_the_store_after_close_and_fsync(mounted: Mount) -> None:
+    path = mounted.mountpoint / "synced.bin"
+    with open(path, "wb") as file:
+        file.write(b"x" * 10_000)
+        file.flush()
+        os.fsync(file.fileno())
+        assert (mounted.store / "synced.bin").read_bytes() == b"x" * 10_000
+        file.write(b"y")
+    assert (mounted.store / "synced.bin").read_bytes() == b"x" * 10_000 + b"y"
+    assert path.stat().st_size == 10_001
+
+
+def test_file_rewritten_in_place_in_the_store_shows_its_new_content(mounted: Mount) -> None:
+    """The kernel keeps its own size of a cached file (writeback cache): the daemon sees the
+    change when the attributes expire and makes the kernel forget the inode."""
+    inside, beside = mounted.mountpoint / "notes.txt", mounted.store / "notes.txt"
+    beside.write_bytes(b"short")
+    assert inside.read_bytes() == b"short"
+    with open(beside, "r+b") as file:  # same inode, as `cp` over it or `>>` would
+        file.write(b"a much longer text")
+    wait_for(lambda: inside.stat().st_size == 18, timeout=20, what="the new size")
+    assert inside.read_bytes() == b"a much longer text"

@@ -14,7 +14,7 @@ import pytest
 
 from semfs.fs.syscalls import RENAME_EXCHANGE, renameat2
 from tests.fs.conftest import Mount, is_mounted, semfs, wait_for
-from tests.fs.test_catalog_mount import assert_catalog_matches_store
+from tests.fs.test_catalog_mount import assert_catalog_matches_store, catalog_of
 
 
 def test_paths_near_path_max_work_through_the_mount(mounted: Mount) -> None:
@@ -169,3 +169,22 @@ def test_directory_swapped_for_a_symlink_in_the_store_cannot_lead_outside(
         with pytest.raises(OSError):
             attempt()
     assert sorted(os.listdir(outside)) == ["secret.jpg"]
+
+
+def test_a_write_through_mmap_reaches_the_catalog(mounted: Mount) -> None:
+    """Pages dirtied through a shared mapping are written back before the release, which
+    the change tracker reports even if the descriptor was closed long before."""
+    import mmap
+
+    path = mounted.mountpoint / "mapped.jpg"
+    path.write_bytes(b"\0" * 8192)
+    wait_for(lambda: catalog_of(mounted.store).get("mapped.jpg", (0, 0, None))[1] == 8192)
+    before = catalog_of(mounted.store)["mapped.jpg"][2]
+    fd = os.open(path, os.O_RDWR)
+    mapping = mmap.mmap(fd, 8192)
+    os.close(fd)  # the mapping keeps the file open
+    mapping[100:104] = b"JPEG"
+    mapping.close()
+    assert (mounted.store / "mapped.jpg").read_bytes()[100:104] == b"JPEG"
+    wait_for(lambda: catalog_of(mounted.store)["mapped.jpg"][2] != before, what="new hash")
+    assert_catalog_matches_store(mounted.store)
