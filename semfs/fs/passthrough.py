@@ -216,7 +216,9 @@ class Passthrough:
                 os.utime(target, ns=times)
             else:
                 self.store.utime(target, times)
-        return self.getattr(number)
+        info = self.getattr(number)
+        self._kernel_knows(number, info)  # the change came through the kernel
+        return info
 
     def _truncate(self, target: bytes | int, size: int, number: int) -> None:
         if isinstance(target, int):
@@ -246,6 +248,11 @@ class Passthrough:
         if before is None or before == inode.reported or inode.open_handles:
             return []
         return list(inode.links)
+
+    def _kernel_knows(self, number: int, info: os.stat_result) -> None:
+        inode = self.inodes.find(number)
+        if inode is not None and stat.S_ISREG(info.st_mode):
+            inode.reported = (info.st_size, info.st_mtime_ns)
 
     # --- creating and removing names ------------------------------------------------
 
@@ -410,8 +417,7 @@ class Passthrough:
         self._written_inodes.discard(handle.inode)
         try:
             info = os.fstat(handle.fd)
-            if stat.S_ISREG(info.st_mode):  # what the kernel saw change: not news to it
-                self.inodes.get(handle.inode).reported = (info.st_size, info.st_mtime_ns)
+            self._kernel_knows(handle.inode, info)  # its writes came through the kernel
             if written and stat.S_ISREG(info.st_mode):
                 # Before closing: the catalog reads the content through a reopened
                 # descriptor, wherever the file's names have gone by then.
