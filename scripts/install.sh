@@ -46,14 +46,16 @@ fi
 step "semfs (editable) with test extras"
 .venv/bin/pip install -q -e ".[test]"
 
-# The default embedder runs from an ONNX export of its packaged weights, made once per
-# user; making it now spares the first search a wait of 10-20 s.
-step "ONNX export of the default embedder"
+# The default models run from ONNX exports of their packaged torch weights, made once per
+# user; making them now spares the first search and the first ingest a wait of 10-20 s.
+step "ONNX exports of the default models"
 .venv/bin/python - <<'PY' 2>&1 | sed '/[Ww]arn\|Loading weights/d'
 from pathlib import Path
 from semfs.config import Settings
+from semfs.ml.captioner import make_captioner
 from semfs.ml.embedder import make_embedder
-print(make_embedder(Settings(store=Path(".")).embedder).name)
+settings = Settings(store=Path("."))
+print(make_embedder(settings.embedder).name, make_captioner(settings.captioner).name)
 PY
 
 echo

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from semfs.catalog import Catalog
 from semfs.config import Settings
+from semfs.errors import ModelError
 from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut
-from semfs.ml.captioner import Captioner, ModelError, make_captioner
+from semfs.ml.captioner import Captioner, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.search import Searcher
 

@@ -7,3 +7,7 @@ class QuietError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ModelError(QuietError):
+    """A model could not be loaded or named; the message says what to do."""

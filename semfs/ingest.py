@@ -26,8 +26,8 @@ import numpy as np
 from semfs.catalog import Description, QueueItem
 from semfs.config import CAPTION_XATTR
 from semfs.engine import Engine, LoadFailed, NotReady
+from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
-from semfs.ml.captioner import ModelError
 from semfs.ml.imaging import BadImage, DecodedImage, decode
 from semfs.ml.keywords import keywords
 

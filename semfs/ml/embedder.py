@@ -22,13 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from semfs.ml.captioner import ModelError
-from semfs.ml.onnx_bert import (
-    OnnxBertEncoder,
-    normalised,
-    sentence_transformer_encoder,
-    user_cache_dir,
-)
+from semfs.errors import ModelError
+from semfs.ml.onnx_bert import OnnxBertEncoder, normalised, sentence_transformer_encoder
+from semfs.ml.onnx_export import user_cache_dir
 from semfs.ml.packaged_models import PACKAGED_DIRS
 
 log = logging.getLogger(__name__)
@@ -114,7 +110,7 @@ class OnnxEmbedder:
 
 def packaged_minilm() -> Embedder:
     """all-MiniLM-L6-v2 from its package, run with onnxruntime (exported once; see
-    onnx_bert), with torch as the fallback. The two give the same vectors (cosine
+    onnx_export), with torch as the fallback. The two give the same vectors (cosine
     0.9999), so both carry the sentence-transformers name: no re-embedding between them."""
     model_dir = _packaged_minilm_dir()
     try:
@@ -143,7 +139,7 @@ def onnx_minilm_l3() -> Embedder:
 
     vocab = _packaged_minilm_dir() / "vocab.txt"  # the same BERT uncased vocabulary
     tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=True)
-    encoder = OnnxBertEncoder(_packaged_onnx_file(), tokenizer, max_tokens=128)
+    encoder = OnnxBertEncoder.from_file(_packaged_onnx_file(), tokenizer, max_tokens=128)
     return OnnxEmbedder(encoder, f"onnx:{ONNX_L3}")
 
 

