@@ -5,8 +5,9 @@
         [--output docs/benchmarks-ingest.md] [--smoke]
 
 1. `cp -r` of N distinct photos into the mount against into a plain directory on the same
-   disk, interleaved (native, mount, mount, native, ...), each mount copy into a fresh
-   folder of a mounted store whose ingest runs meanwhile, as it would for a user. The
+   disk, interleaved (native, mount, mount, native, ...), each mount copy a new set of
+   photos into a fresh folder of a mounted store whose ingest runs meanwhile, as it
+   would for a user, and drained before the next. The
    ratio of the medians is the figure to read; then the time from `cp` finishing to the
    last image being searchable (the ingest queue drained), and the daemon's peak memory.
 2. Each captioner on the same photos (its own store and mount): images per second from
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.resources
 import os
 import platform
@@ -59,6 +61,7 @@ DEFAULT_CAPTIONERS = [
 # --- photos -------------------------------------------------------------------------------
 
 
+@functools.cache
 def source_photos() -> list[Image.Image]:
     """The real photos to vary: tuxpaint's (outside cartoon/ and symbols/), on white."""
     paths = sorted(
@@ -77,25 +80,22 @@ def _on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, image).convert("RGB")
 
 
-def make_photos(directory: Path, count: int, seed: int = 5) -> int:
-    """`count` distinct JPEGs (crop, flip and scale vary with each copy); their total size."""
+def make_photos(directory: Path, count: int, seed: int) -> int:
+    """`count` distinct JPEGs, a different set for each seed (so a store never sees the
+    same bytes twice and cannot reuse a caption by content hash); their total size."""
     directory.mkdir(parents=True)
     rng = random.Random(seed)
     sources = source_photos()
     for i in range(count):
         image = sources[i % len(sources)]
-        round_ = i // len(sources)
-        if round_:
-            inset = rng.uniform(0.0, 0.08)
-            dx, dy = int(image.width * inset), int(image.height * inset)
-            image = image.crop((dx, dy, image.width - dx, image.height - dy))
-        if round_ % 2:
+        inset = rng.uniform(0.005, 0.08)
+        dx, dy = max(1, int(image.width * inset)), max(1, int(image.height * inset))
+        image = image.crop((dx, dy, image.width - dx, image.height - dy))
+        if rng.random() < 0.5:
             image = ImageOps.mirror(image)
         scale = min(1.0, LONG_SIDE / max(image.size)) * rng.uniform(0.8, 1.0)
-        if scale < 1.0:
-            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-            image = image.resize(size)
-        image.save(directory / f"photo{i:04d}.jpg", quality=90)
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        image.resize(size).save(directory / f"photo{i:04d}.jpg", quality=90)
     return sum(f.stat().st_size for f in directory.iterdir())
 
 
@@ -220,17 +220,17 @@ class Results:
     single: list[float] = field(default_factory=list)
 
 
-def measure_copies(work: Path, photos: Path, repeat: int, results: Results) -> None:
+def measure_copies(work: Path, photo_sets: list[Path], results: Results) -> None:
     plain = work / "plain"
     plain.mkdir()
     with mounted(work, "copy") as mount:
         idle = mount.rss_mib()[0]
-        for run in range(repeat):
+        for run, photos in enumerate(photo_sets):
 
-            def native(run: int = run) -> float:
+            def native(run: int = run, photos: Path = photos) -> float:
                 return copy_tree(photos, plain / f"in{run}")
 
-            def through_mount(run: int = run) -> tuple[float, float]:
+            def through_mount(run: int = run, photos: Path = photos) -> tuple[float, float]:
                 seconds = copy_tree(photos, mount.mountpoint / f"in{run}")
                 return seconds, mount.drain()
 
@@ -403,15 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="semfs-bench-ingest-") as temporary:
         work = Path(temporary)
-        photos = work / "photos"
-        size = make_photos(photos, options.photos)
-        results = Results(options.photos, size / (1 << 20))
+        photo_sets = [work / f"photos{run}" for run in range(options.repeat)]
+        sizes = [make_photos(path, options.photos, seed=run) for run, path in enumerate(photo_sets)]
+        results = Results(options.photos, statistics.mean(sizes) / (1 << 20))
         print(f"copying {options.photos} photos in, {options.repeat} times", flush=True)
-        measure_copies(work, photos, options.repeat, results)
+        measure_copies(work, photo_sets, results)
         subset = work / "subset"
-        subset.mkdir()
-        for photo in sorted(photos.iterdir())[: options.captioner_photos]:
-            shutil.copy(photo, subset / photo.name)
+        make_photos(subset, options.captioner_photos, seed=options.repeat)
         for captioner in options.captioners.split(","):
             print(f"captioner {captioner}", flush=True)
             run = measure_captioner(work, subset, captioner, options.captioner_photos)
