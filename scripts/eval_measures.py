@@ -96,8 +96,9 @@ def cut_table(
     distances: Matrix, relevants: list[frozenset[int]], cuts: Sequence[float], top_k: int
 ) -> list[dict[str, float]]:
     """For each cut: the share of relevant (query, image) pairs kept, of irrelevant pairs
-    dropped, how many irrelevant images a listing shows (at most top_k listed), and the
-    share of queries with no relevant image that list nothing."""
+    dropped, how many irrelevant images a listing shows (at most top_k listed), F1 of the
+    listings (pooled over pairs), and the share of queries with no relevant image that
+    list nothing."""
     rows = []
     relevant_mask = np.zeros(distances.shape, dtype=bool)
     for q, relevant in enumerate(relevants):
@@ -111,8 +112,12 @@ def cut_table(
         dropped = 1.0 - within[~relevant_mask & answerable[:, None]].mean()
         noise = (listed & ~relevant_mask)[answerable].sum(axis=1).mean()
         empty = (~listed[~answerable].any(axis=1)).mean() if (~answerable).any() else float("nan")
+        hits = (listed & relevant_mask).sum()
+        precision = hits / max(1, listed[answerable].sum())
+        recall = hits / max(1, relevant_mask.sum())
+        f1 = 2 * precision * recall / max(1e-9, precision + recall)
         rows.append({"cut": cut, "kept": float(kept), "dropped": float(dropped),
-                     "irrelevant_listed": float(noise),
+                     "irrelevant_listed": float(noise), "f1": float(f1),
                      "no_match_empty": float(empty)})  # fmt: skip
     return rows
 
@@ -121,18 +126,25 @@ def cut_table(
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: on Linux a
+    child's ru_maxrss starts at its parent's RSS at fork (carried over the exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cost_of_captioner(spec: str, images: list[Path], batch: int = 8) -> dict[str, float]:
-    from PIL import Image
-
     from semfs.ml.captioner import make_captioner
+    from semfs.ml.imaging import decode
 
     started = time.perf_counter()
     captioner = make_captioner(spec)
     loaded = time.perf_counter() - started
-    pictures = [Image.open(path).convert("RGB") for path in images]
+    pictures = []
+    for path in images:  # decoded as ingest does (the decoding is not timed)
+        with path.open("rb") as file:
+            pictures.append(decode(file, 100_000_000).image)
     captioner.caption(pictures[:batch])  # warm-up
     started = time.perf_counter()
     for i in range(0, len(pictures), batch):

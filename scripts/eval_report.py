@@ -76,34 +76,30 @@ def cost_lines(costs: dict[str, dict[str, float]]) -> list[str]:
 def pooled_table(
     row: dict[str, Any], kinds: Sequence[str], cuts: Sequence[float], top_k: int
 ) -> list[dict[str, float]]:
-    """The cut table over the queries of `kinds`, each kind weighted by its pairs."""
-    tables = [measures.cut_table(*row["distances"][k], cuts, top_k) for k in kinds
-              if k in row["distances"]]  # fmt: skip
-    weights = [sum(len(r) for r in row["distances"][k][1]) for k in kinds
-               if k in row["distances"]]  # fmt: skip
-    pooled = []
-    for entries in zip(*tables, strict=True):
-        merged = {"cut": entries[0]["cut"]}
-        for key in ("kept", "dropped", "irrelevant_listed"):
-            merged[key] = float(np.average([e[key] for e in entries], weights=weights))
-        pooled.append(merged)
-    return pooled
+    """The cut table over the queries of `kinds` together (same images)."""
+    present = [k for k in kinds if k in row["distances"]]
+    distances = np.vstack([row["distances"][k][0] for k in present])
+    relevants = [r for k in present for r in row["distances"][k][1]]
+    return measures.cut_table(distances, relevants, cuts, top_k)
 
 
 def calibrate(
     row: dict[str, Any], cuts: Sequence[float], top_k: int
 ) -> tuple[float, list[dict[str, float]]]:
-    """The cut with the largest kept - (1 - dropped) (Youden's J) on tuxpaint's queries."""
+    """The cut whose listings have the best F1 on tuxpaint's queries (sentences and
+    categories together): right images listed against wrong ones listed."""
     table = pooled_table(row, CALIBRATE_ON, cuts, top_k)
-    best = max(table, key=lambda e: e["kept"] + e["dropped"] - 1)
+    best = max(table, key=lambda e: e["f1"])
     return best["cut"], table
 
 
-def calibration_lines(rows: list[dict[str, Any]], cuts: Sequence[float], top_k: int
-                      ) -> list[str]:  # fmt: skip
-    lines = ["| Captioner | Embedder | Cut (max J on tuxpaint) | tuxpaint: relevant kept / "
-             "irrelevant dropped | photos: relevant kept / irrelevant listed per query / "
-             "no-match queries empty |", "|---|---|--:|--:|--:|"]  # fmt: skip
+def calibration_lines(rows: list[dict[str, Any]], cuts: Sequence[float], top_k: int,
+                      detailed: Sequence[str]) -> list[str]:  # fmt: skip
+    lines = ["| Captioner | Embedder | Cut (max F1 on tuxpaint) | tuxpaint: relevant kept / "
+             "irrelevant dropped / irrelevant listed per query | photos: relevant kept / "
+             "irrelevant listed per query / no-match queries empty |",
+             "|---|---|--:|--:|--:|"]  # fmt: skip
+    tables: list[str] = []
     by_pair: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         merged = by_pair.setdefault((row["captioner"], row["embedder"]), {"distances": {}})
@@ -119,7 +115,25 @@ def calibration_lines(rows: list[dict[str, Any]], cuts: Sequence[float], top_k: 
                      if e["cut"] == cut)  # fmt: skip
             check = f"{p['kept']:.2f} / {p['irrelevant_listed']:.1f} / {p['no_match_empty']:.2f}"
         lines.append(f"| {short(captioner)} | {short(embedder)} | {cut:.3f} | "
-                     f"{at['kept']:.2f} / {at['dropped']:.2f} | {check} |")  # fmt: skip
+                     f"{at['kept']:.2f} / {at['dropped']:.2f} / {at['irrelevant_listed']:.1f} "
+                     f"| {check} |")  # fmt: skip
+        if captioner in detailed:
+            tables += full_table(captioner, embedder, table, merged, cuts, top_k)
+    return lines + tables
+
+
+def full_table(captioner: str, embedder: str, table: list[dict[str, float]],
+               merged: dict[str, Any], cuts: Sequence[float], top_k: int) -> list[str]:  # fmt: skip
+    photos = (measures.cut_table(*merged["distances"]["photos"], cuts, top_k)
+              if "photos" in merged["distances"] else [{}] * len(table))  # fmt: skip
+    lines = ["", f"Every cut, {short(captioner)} + {short(embedder)} (tuxpaint | photos):", "",
+             "| cut | kept | dropped | irrelevant listed | F1 | photos kept | photos irrelevant "
+             "listed | photos no-match empty |", "|--:|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
+    for t, p in zip(table, photos, strict=True):
+        tail = (f"{p['kept']:.2f} | {p['irrelevant_listed']:.1f} | {p['no_match_empty']:.2f}"
+                if p else " | | ")  # fmt: skip
+        lines.append(f"| {t['cut']:.3f} | {t['kept']:.2f} | {t['dropped']:.3f} | "
+                     f"{t['irrelevant_listed']:.1f} | {t['f1']:.3f} | {tail} |")  # fmt: skip
     return lines
 
 
@@ -152,7 +166,8 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def report(rows: list[dict[str, Any]], extra: dict[str, Any], seconds: float,
-           output: Path | None, cuts: Sequence[float], top_k: int) -> str:  # fmt: skip
+           output: Path | None, cuts: Sequence[float], top_k: int,
+           detailed: Sequence[str] = ()) -> str:  # fmt: skip
     sizes = ", ".join(f"{name}: {n} photos" for name, n in extra["datasets"].items())
     lines = ["# Retrieval quality", "",
              "Measured by `scripts/eval` (scripts/eval_retrieval.py; its docstring says how). "
@@ -166,7 +181,7 @@ def report(rows: list[dict[str, Any]], extra: dict[str, Any], seconds: float,
         lines += ["## Cost (each model alone in a child process)", "",
                   *cost_lines(extra["costs"]), ""]  # fmt: skip
     lines += ["## Relevance cut (angular distance; top_k "
-              f"{top_k})", "", *calibration_lines(rows, cuts, top_k), ""]  # fmt: skip
+              f"{top_k})", "", *calibration_lines(rows, cuts, top_k, detailed), ""]  # fmt: skip
     text = "\n".join(lines)
     print(text)
     if output is not None:

@@ -293,7 +293,9 @@ def main() -> None:
         if not args.no_costs:
             store, paths, sets, captions, _ = work[datasets[0]]
             extra["costs"] = costs(args, store, paths, sets, captions)
-    eval_report.report(rows, extra, time.time() - started, args.output, CUTS, settings.top_k)
+    detailed = args.all_embedders_for or args.captioners[:1]  # full cut tables for these
+    eval_report.report(rows, extra, time.time() - started, args.output, CUTS, settings.top_k,
+                       detailed)  # fmt: skip
 
 
 def costs(args: argparse.Namespace, store: Path, paths: list[str],
