@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 # Descriptors held by changes waiting to be applied; past this, changes carry none and
 # their content is read by path when applied (a later reconcile corrects any miss).
 MAX_HELD_DESCRIPTORS = 1024
-APPLY_BATCH = 64  # changes applied per trip to a worker thread
+APPLY_BATCH = 256  # most changes applied per trip to a worker thread
+LULL = 0.1  # seconds without a new change before the waiting ones are applied
 
 Opener = Callable[[], int]  # opens a read-only descriptor of a file's content
 
@@ -163,18 +164,25 @@ class ChangeTracker:
         try:
             async with self._receive:
                 async for change in self._receive:
-                    batch = [change, *self._waiting(APPLY_BATCH - 1)]
+                    batch = [change, *await self._until_lull(APPLY_BATCH - 1)]
                     await trio.to_thread.run_sync(self._apply_batch, batch)
         finally:
             self._store.close()
 
-    def _waiting(self, most: int) -> list[Change]:
-        """Changes already reported, up to `most`, without waiting for more."""
+    async def _until_lull(self, most: int) -> list[Change]:
+        """The changes reported until none came for LULL seconds, up to `most`.
+
+        Hashing and recording a file while the next ones are being copied in would
+        compete with serving the copy for the CPUs and the GIL: `cp -r` is served first.
+        """
         found: list[Change] = []
         while len(found) < most:
-            try:
-                found.append(self._receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
+            with trio.move_on_after(LULL) as waited:
+                try:
+                    found.append(await self._receive.receive())
+                except trio.EndOfChannel:
+                    break
+            if waited.cancelled_caught:
                 break
         return found
 
