@@ -710,7 +710,7 @@ def plot(results: list[tuple[Row, Samples]], baseline: Baseline, path: Path) -> 
             [p - height / 2 for p in positions], before, height, label="before", color="#bbbbbb"
         )
         axes.barh([p + height / 2 for p in positions], now, height, label="now", color="#3a75b0")
-        axes.legend(loc="lower right")
+        axes.legend(loc="center right")
     else:
         axes.barh(positions, now, height, color="#3a75b0")
     ceilings = {key: ceiling for keys_, ceiling, _ in TARGETS for key in keys_}
