@@ -244,10 +244,13 @@ class Passthrough:
         inode = self.inodes.find(number)
         if not self.writeback_cache or inode is None or not stat.S_ISREG(info.st_mode):
             return []
-        before, inode.reported = inode.reported, (info.st_size, info.st_mtime_ns)
-        if before is None or before == inode.reported or inode.open_handles:
+        now = (info.st_size, info.st_mtime_ns)
+        if inode.reported is None or inode.reported == now:
+            inode.reported = now
             return []
-        return list(inode.links)
+        # Kept as it was until the kernel has a fresh inode (the next lookup makes a new
+        # Inode here): if a request in flight kept the old one alive, it is dropped again.
+        return [] if inode.open_handles else list(inode.links)
 
     def _kernel_knows(self, number: int, info: os.stat_result) -> None:
         inode = self.inodes.find(number)
@@ -417,7 +420,8 @@ class Passthrough:
         self._written_inodes.discard(handle.inode)
         try:
             info = os.fstat(handle.fd)
-            self._kernel_knows(handle.inode, info)  # its writes came through the kernel
+            if written:  # the kernel's size and mtime are the store's now
+                self._kernel_knows(handle.inode, info)
             if written and stat.S_ISREG(info.st_mode):
                 # Before closing: the catalog reads the content through a reopened
                 # descriptor, wherever the file's names have gone by then.
