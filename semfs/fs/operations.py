@@ -22,7 +22,7 @@ import trio
 from semfs.config import Settings
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE
-from semfs.fs.passthrough import WRITEBACK_CACHE, AttributeChanges, Passthrough
+from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.readahead import widen_readahead
 from semfs.fs.views import ViewRegistry, VirtualView
 
@@ -58,7 +58,7 @@ class _ViewListing:
 
 class SemfsOperations(pyfuse3.Operations):
     supports_dot_lookup = True
-    enable_writeback_cache = WRITEBACK_CACHE  # Passthrough opens backing files to match
+    enable_writeback_cache = False  # per mount: see __init__
     enable_acl = False
 
     def __init__(
@@ -67,6 +67,9 @@ class SemfsOperations(pyfuse3.Operations):
         super().__init__()
         self._settings = settings
         self._fs = passthrough
+        # pyfuse3 reads this when the kernel connects; the passthrough opens backing files
+        # to match it.
+        self.enable_writeback_cache = passthrough.writeback_cache
         self._views = views or ViewRegistry()
         self._view_listings: dict[int, _ViewListing] = {}
         self._view_files: set[int] = set()  # handles (= descriptors) of files opened in views

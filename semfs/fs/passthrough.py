@@ -34,13 +34,6 @@ _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 _STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 _SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
-# The kernel's writeback cache: write() lands in the mount's page cache and reaches the
-# daemon later in large requests (on close, fsync, munmap or memory pressure at the
-# latest), instead of one round trip per write() call. The kernel then owns the size
-# and mtime of files it has cached, so it may read pages of a file opened write-only and
-# place O_APPEND writes itself (see `backing_open_flags`).
-WRITEBACK_CACHE = True
-
 
 def backing_open_flags(flags: int, writeback_cache: bool) -> int:
     """The flags to open a backing file with, for an open(2) with `flags` in the mount."""
@@ -99,10 +92,13 @@ class ListedEntry:
 
 
 class Passthrough:
-    def __init__(
-        self, settings: Settings, tracker: ChangeTracker, writeback_cache: bool = WRITEBACK_CACHE
-    ) -> None:
-        self.writeback_cache = writeback_cache
+    def __init__(self, settings: Settings, tracker: ChangeTracker) -> None:
+        # With the kernel's writeback cache (settings.writeback_cache), write() lands in
+        # the mount's page cache and reaches the daemon later in large requests (on
+        # close, fsync, munmap or memory pressure at the latest). The kernel then owns
+        # the size and mtime of files it has cached, so it may read pages of a file
+        # opened write-only and place O_APPEND writes itself (see backing_open_flags).
+        self.writeback_cache = settings.writeback_cache
         self.store = BackingStore(os.fsencode(settings.store))
         info = self.store.lstat(b"")
         self.inodes = InodeTable((info.st_dev, info.st_ino))

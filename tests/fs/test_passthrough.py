@@ -7,11 +7,12 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fs.conftest import Mount, wait_for
+from tests.fs.conftest import Mount, assert_clean_log, start_foreground, stop, wait_for
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
@@ -281,12 +282,27 @@ def test_store_changes_made_while_mounted_show_up(mounted: Mount) -> None:
     assert "animals" not in os.listdir(mounted.mountpoint)
 
 
-# --- the kernel's writeback cache -------------------------------------------------------
+# --- with and without the kernel's writeback cache -------------------------------------
 
 
-def test_appends_from_two_handles_both_land_at_the_end(mounted: Mount) -> None:
+@pytest.fixture(params=[False, True], ids=["write-through", "writeback-cache"])
+def cache_mounted(request: pytest.FixtureRequest, store: Path, tmp_path: Path) -> Iterator[Mount]:
+    """A mount with the writeback cache off (the default) and on (`writeback_cache`)."""
+    state = store / ".semfs"
+    state.mkdir(exist_ok=True)
+    (state / "config.toml").write_text(f"writeback_cache = {str(request.param).lower()}\n")
+    mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon.log")
+    try:
+        mount.wait_reconciled()
+        yield mount
+    finally:
+        stop(mount)
+    assert_clean_log(mount)
+
+
+def test_appends_from_two_handles_both_land_at_the_end(cache_mounted: Mount) -> None:
     """O_APPEND is placed by the kernel (writeback cache), never over earlier data."""
-    path = mounted.mountpoint / "log.txt"
+    path = cache_mounted.mountpoint / "log.txt"
     path.write_bytes(b"start\n")
     first = os.open(path, os.O_WRONLY | os.O_APPEND)
     second = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -300,39 +316,39 @@ def test_appends_from_two_handles_both_land_at_the_end(mounted: Mount) -> None:
         os.close(second)
     expected = b"start\n" + b"".join(b"line %02d\n" % i for i in range(50))
     assert path.read_bytes() == expected
-    assert (mounted.store / "log.txt").read_bytes() == expected
+    assert (cache_mounted.store / "log.txt").read_bytes() == expected
 
 
-def test_write_only_open_can_change_part_of_a_page(mounted: Mount) -> None:
+def test_write_only_open_can_change_part_of_a_page(cache_mounted: Mount) -> None:
     """The kernel reads the rest of a partly written page, even for a write-only open."""
     payload = bytes(range(256)) * 64  # 16 KiB
-    (mounted.store / "part.bin").write_bytes(payload)
-    fd = os.open(mounted.mountpoint / "part.bin", os.O_WRONLY)
+    (cache_mounted.store / "part.bin").write_bytes(payload)
+    fd = os.open(cache_mounted.mountpoint / "part.bin", os.O_WRONLY)
     try:
         assert os.pwrite(fd, b"abc", 5000) == 3
     finally:
         os.close(fd)
     expected = payload[:5000] + b"abc" + payload[5003:]
-    assert (mounted.store / "part.bin").read_bytes() == expected
-    assert (mounted.mountpoint / "part.bin").read_bytes() == expected
+    assert (cache_mounted.store / "part.bin").read_bytes() == expected
+    assert (cache_mounted.mountpoint / "part.bin").read_bytes() == expected
 
 
-def test_write_is_in_the_store_after_close_and_fsync(mounted: Mount) -> None:
-    path = mounted.mountpoint / "synced.bin"
+def test_write_is_in_the_store_after_close_and_fsync(cache_mounted: Mount) -> None:
+    path = cache_mounted.mountpoint / "synced.bin"
     with open(path, "wb") as file:
         file.write(b"x" * 10_000)
         file.flush()
         os.fsync(file.fileno())
-        assert (mounted.store / "synced.bin").read_bytes() == b"x" * 10_000
+        assert (cache_mounted.store / "synced.bin").read_bytes() == b"x" * 10_000
         file.write(b"y")
-    assert (mounted.store / "synced.bin").read_bytes() == b"x" * 10_000 + b"y"
+    assert (cache_mounted.store / "synced.bin").read_bytes() == b"x" * 10_000 + b"y"
     assert path.stat().st_size == 10_001
 
 
-def test_file_rewritten_in_place_in_the_store_shows_its_new_content(mounted: Mount) -> None:
+def test_file_rewritten_in_place_in_the_store_shows_its_new_content(cache_mounted: Mount) -> None:
     """The kernel keeps its own size of a cached file (writeback cache): the daemon sees the
     change when the attributes expire and makes the kernel forget the inode."""
-    inside, beside = mounted.mountpoint / "notes.txt", mounted.store / "notes.txt"
+    inside, beside = cache_mounted.mountpoint / "notes.txt", cache_mounted.store / "notes.txt"
     beside.write_bytes(b"short")
     assert inside.read_bytes() == b"short"
     with open(beside, "r+b") as file:  # same inode, as `cp` over it or `>>` would
