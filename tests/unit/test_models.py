@@ -181,3 +181,15 @@ def test_mpnet_loads_from_its_split_packages() -> None:
     captions = embedder.embed(["a photo of an espresso", "a photo of a tabby cat"])
     coffee, cat = captions @ embedder.embed(["a cup of coffee"])[0]
     assert coffee > cat
+
+
+def test_relevance_cut_follows_the_captions_a_spec_means() -> None:
+    from semfs.ml.calibration import SEED_CUT, captioner_key, default_cut
+
+    minilm = "sentence-transformers:all-MiniLM-L6-v2"
+    assert captioner_key("classifier") == "classifier:efficientnet-lite0+wide+gloss"
+    assert captioner_key("classifier:efficientnet-lite0+plain") == "classifier:efficientnet-lite0"
+    default = default_cut("classifier:efficientnet-lite0", minilm)
+    assert default == default_cut("classifier:efficientnet-lite0+wide+gloss", minilm)
+    assert default != default_cut("classifier:efficientnet-lite0+plain", minilm)
+    assert default_cut("transformers:Salesforce/blip-image-captioning-base", minilm) == SEED_CUT
