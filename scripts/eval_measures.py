@@ -96,9 +96,9 @@ def cut_table(
     distances: Matrix, relevants: list[frozenset[int]], cuts: Sequence[float], top_k: int
 ) -> list[dict[str, float]]:
     """For each cut: the share of relevant (query, image) pairs kept, of irrelevant pairs
-    dropped, how many irrelevant images a listing shows (at most top_k listed), F1 of the
-    listings (pooled over pairs), and the share of queries with no relevant image that
-    list nothing."""
+    dropped, how many irrelevant images a listing shows (at most top_k listed), the mean
+    F1 of the listings, the share of queries listing at least one relevant image, and the
+    share of queries with no relevant image that list nothing."""
     rows = []
     relevant_mask = np.zeros(distances.shape, dtype=bool)
     for q, relevant in enumerate(relevants):
@@ -112,12 +112,14 @@ def cut_table(
         dropped = 1.0 - within[~relevant_mask & answerable[:, None]].mean()
         noise = (listed & ~relevant_mask)[answerable].sum(axis=1).mean()
         empty = (~listed[~answerable].any(axis=1)).mean() if (~answerable).any() else float("nan")
-        hits = (listed & relevant_mask).sum()
-        precision = hits / max(1, listed[answerable].sum())
-        recall = hits / max(1, relevant_mask.sum())
-        f1 = 2 * precision * recall / max(1e-9, precision + recall)
+        # F1 of each answerable query's listing, averaged: every query counts the same.
+        hits = (listed & relevant_mask).sum(axis=1)[answerable]
+        shown = listed.sum(axis=1)[answerable]
+        wanted = relevant_mask.sum(axis=1)[answerable]
+        f1 = (2 * hits / np.maximum(1, shown + wanted)).mean()
+        found = (hits > 0).mean()
         rows.append({"cut": cut, "kept": float(kept), "dropped": float(dropped),
-                     "irrelevant_listed": float(noise), "f1": float(f1),
+                     "irrelevant_listed": float(noise), "f1": float(f1), "found": float(found),
                      "no_match_empty": float(empty)})  # fmt: skip
     return rows
 
