@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -134,8 +135,9 @@ def assert_clean_log(mount: Mount) -> None:
     assert "Traceback" not in text and " ERROR " not in text, f"daemon log:\n{text}"
 
 
-@pytest.fixture
-def mounted(store: Path, tmp_path: Path) -> Iterator[Mount]:
+@contextlib.contextmanager
+def checked_mount(store: Path, tmp_path: Path) -> Iterator[Mount]:
+    """A foreground mount, reconciled; unmounted after, its log checked for errors."""
     mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon.log")
     try:
         mount.wait_reconciled()
@@ -143,6 +145,12 @@ def mounted(store: Path, tmp_path: Path) -> Iterator[Mount]:
     finally:
         stop(mount)
     assert_clean_log(mount)
+
+
+@pytest.fixture
+def mounted(store: Path, tmp_path: Path) -> Iterator[Mount]:
+    with checked_mount(store, tmp_path) as mount:
+        yield mount
 
 
 @dataclass

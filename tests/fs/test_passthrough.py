@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fs.conftest import Mount, assert_clean_log, start_foreground, stop, wait_for
+from tests.fs.conftest import Mount, checked_mount, wait_for
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
@@ -291,13 +291,8 @@ def cache_mounted(request: pytest.FixtureRequest, store: Path, tmp_path: Path) -
     state = store / ".semfs"
     state.mkdir(exist_ok=True)
     (state / "config.toml").write_text(f"writeback_cache = {str(request.param).lower()}\n")
-    mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon.log")
-    try:
-        mount.wait_reconciled()
+    with checked_mount(store, tmp_path) as mount:
         yield mount
-    finally:
-        stop(mount)
-    assert_clean_log(mount)
 
 
 def test_appends_from_two_handles_both_land_at_the_end(cache_mounted: Mount) -> None:
