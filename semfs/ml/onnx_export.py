@@ -104,17 +104,26 @@ def export(what: Export, model_file: Path) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
+# The exporter's own loggers: they report each step at INFO and WARNING.
+_EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """The exporter reports each step on stdout, at INFO and WARNING and as warnings about
-    its own limits; the daemon's log needs only the one line saying it exports."""
+    """The exporter reports each step on stdout, in its loggers and as warnings about its
+    own limits; the daemon's log needs only the one line saying it exports. Only the
+    exporter's loggers are turned down: the daemon's other threads keep logging."""
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
         try:
             yield
         finally:
-            logging.disable(logging.NOTSET)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _check(what: Export, exported: Path) -> None:
