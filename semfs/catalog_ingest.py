@@ -127,6 +127,13 @@ class IngestRecords:
             requeue_file(db, row[0])
             return True
 
+    def requeue_ids(self, file_ids: Collection[int]) -> None:
+        """Derive these files anew: their caption and vector go, they are queued."""
+        with self._transaction() as db:
+            for file_id in file_ids:
+                forget_derived(db, file_id)
+                requeue_file(db, file_id)
+
     def hits(self, file_ids: Collection[int], embedder: str) -> dict[int, StoredHit]:
         """For search results: where each file is now, its caption and the sequence
         number of its current vector by `embedder` (files without one are left out)."""

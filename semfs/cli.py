@@ -1,4 +1,4 @@
-"""The `semfs` command: mount, unmount, status, service."""
+"""The `semfs` command: mount, unmount, index, search, status, check, service."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from dataclasses import asdict
 from semfs import __version__
 from semfs.bulk import format_hits, index_store, search_store
 from semfs.catalog import Catalog
+from semfs.check import check_store
 from semfs.config import Settings
 from semfs.errors import QuietError
 from semfs.mount import MountRequest, mount, read_lock_holder, unmount
+from semfs.repair import repair_store
 from semfs.service import systemd_unit
 
 
@@ -71,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     status_cmd = commands.add_parser("status", help="report the catalog of STORE")
     status_cmd.add_argument("store")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    check_cmd = commands.add_parser(
+        "check",
+        help="check that catalog, store and index agree (an fsck); exit 0 consistent, "
+        "1 problems repaired, 4 problems left",
+    )
+    check_cmd.add_argument("store")
+    check_cmd.add_argument(
+        "--repair", action="store_true", help="fix what is found (the store must be unmounted)"
+    )
+    check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -142,12 +154,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_hits(hits, as_json=args.json))
         elif args.command == "status":
             print(status_report(Settings.load(args.store), as_json=args.json))
+        elif args.command == "check":
+            return check_command(Settings.load(args.store), args.repair, args.json)
     except QuietError as error:
         print(f"semfs: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+# Exit codes of `semfs check`, as fsck's: problems corrected, problems left.
+CHECK_REPAIRED, CHECK_PROBLEMS_LEFT = 1, 4
+
+
+def check_command(settings: Settings, repair: bool, as_json: bool) -> int:
+    if not repair:
+        holder = read_lock_holder(settings)
+        report = check_store(settings, holder.mountpoint if holder else None)
+        print(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
+        return 0 if report.consistent else CHECK_PROBLEMS_LEFT
+    before, actions, after = repair_store(settings)
+    if as_json:
+        print(json.dumps({"before": before.as_dict(), "repairs": actions,
+                          "after": after.as_dict()}, indent=2))  # fmt: skip
+    else:
+        print(before.text())
+        if actions:
+            print("\nrepairs:\n" + "\n".join(f"  {action}" for action in actions))
+            print("\nafter repair:\n" + after.text())
+    if not after.consistent:
+        return CHECK_PROBLEMS_LEFT
+    return CHECK_REPAIRED if actions else 0
 
 
 def status_report(settings: Settings, as_json: bool) -> str:

@@ -234,14 +234,10 @@ class VectorIndex:
             return None
 
     def _newest_base(self) -> tuple[Path, int, int] | None:
-        found = []
-        for path in self._directory.glob("base-*.ann"):
-            match = _BASE_NAME.fullmatch(path.name)
-            if match and int(match.group(2)) == self._dimensions:
-                found.append((int(match.group(1)), int(match.group(3)), path))
+        found = base_files(self._directory, self._dimensions)
         if not found:
             return None
-        seq, items, path = max(found)
+        seq, items, path = found[-1]
         return path, seq, items
 
     def _remove_old_files(self, keep: Path | None) -> None:
@@ -353,3 +349,13 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def base_files(directory: Path, dimensions: int) -> list[tuple[int, int, Path]]:
+    """(seq, items, path) of the base files for these dimensions, oldest first."""
+    found = []
+    for path in directory.glob("base-*.ann"):
+        match = _BASE_NAME.fullmatch(path.name)
+        if match and int(match.group(2)) == dimensions:
+            found.append((int(match.group(1)), int(match.group(3)), path))
+    return sorted(found)

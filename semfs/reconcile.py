@@ -42,10 +42,12 @@ class ReconcileReport:
 
 
 @dataclass
-class _Scan:
-    fresh: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
-    changed: list[tuple[bytes, os.stat_result]] = field(default_factory=list)
-    gone: list[FileRecord] = field(default_factory=list)
+class Differences:
+    """How the catalog differs from the store (`semfs check` reports these)."""
+
+    fresh: list[tuple[bytes, os.stat_result]] = field(default_factory=list)  # not catalogued
+    changed: list[tuple[bytes, os.stat_result]] = field(default_factory=list)  # size/mtime
+    gone: list[FileRecord] = field(default_factory=list)  # catalogued, not in the store
 
 
 class _Interrupted(Exception):
@@ -74,7 +76,7 @@ def _reconcile(
     report: ReconcileReport,
     should_stop: Callable[[], bool],
 ) -> None:
-    scan = _scan(settings, catalog, store, report, should_stop)
+    scan = find_differences(settings, catalog, store, report, should_stop)
     gone_by_hash: dict[str, list[FileRecord]] = defaultdict(list)
     for record in scan.gone:
         if record.content_hash is not None:
@@ -110,14 +112,16 @@ def _check(should_stop: Callable[[], bool]) -> None:
         raise _Interrupted
 
 
-def _scan(
+def find_differences(
     settings: Settings,
     catalog: Catalog,
     store: BackingStore,
     report: ReconcileReport,
-    should_stop: Callable[[], bool],
-) -> _Scan:
-    scan = _Scan()
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Differences:
+    """Compare without changing anything; counts unchanged files and unreadable
+    directories into `report`."""
+    scan = Differences()
     visited: set[bytes] = set()
     unreadable: list[bytes] = []
     for directory, images in _walk_images(settings, store, report, unreadable):
