@@ -71,6 +71,14 @@ class Settings:
     def state_dir(self) -> Path:
         return self.store / STATE_DIR_NAME
 
+    def make_state_dir(self) -> Path:
+        """Create the state directory, private to its owner: paths and captions of the
+        photos are in it. An older, wider one is narrowed."""
+        self.state_dir.mkdir(mode=0o700, exist_ok=True)
+        if self.state_dir.stat().st_mode & 0o077:
+            self.state_dir.chmod(0o700)
+        return self.state_dir
+
     @property
     def catalog_path(self) -> Path:
         return self.state_dir / "catalog.sqlite3"

@@ -142,7 +142,7 @@ def hold_store_lock(settings: Settings, holder: str) -> Iterator[None]:
 
 
 def _take_lock(settings: Settings, mountpoint: str) -> IO[str]:
-    settings.state_dir.mkdir(exist_ok=True)
+    settings.make_state_dir()
     file = open(settings.lock_path, "a+")  # noqa: SIM115 - held for the life of the mount
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -272,7 +272,7 @@ async def _terminate_on_signal(scope: trio.CancelScope) -> None:
 
 def _start_daemon(request: MountRequest) -> None:
     settings = request.settings
-    settings.state_dir.mkdir(exist_ok=True)
+    settings.make_state_dir()
     command = [sys.executable, "-m", "semfs", "mount", "--foreground"]
     if request.debug:
         command.append("--debug")

@@ -38,6 +38,9 @@ _LONGEST = os.pathconf("/", "PC_PATH_MAX") - 1
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 
 
+_DOTS = frozenset((b".", b".."))
+
+
 def _at(relative: bytes) -> bytes:
     return relative or b"."
 
@@ -53,6 +56,10 @@ class BackingStore:
     def _place(self, relative: bytes) -> Iterator[tuple[int, bytes]]:
         """(descriptor of the directory, single name in it) for `relative`."""
         head, _, name = relative.rpartition(b"/")
+        if name in _DOTS or (b"." in head and not _DOTS.isdisjoint(head.split(b"/"))):
+            # The directory itself or its parent: no entry of the store, and ".." could
+            # climb out of it.
+            raise OSError(errno.EINVAL, f"{relative!r}: '.' and '..' name no entry")
         if not head:  # in the root: no directory to resolve
             yield self._fd, _at(name)
             return

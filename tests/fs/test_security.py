@@ -1,0 +1,163 @@
+"""Nobody let in, through a real mount: the daemon (root) never follows a symlink, the
+state directory cannot be reached, other users stay out unless asked for and then meet
+the files' own permissions, and hostile query text is only text."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from semfs.mounttable import find_mount
+from tests.fs.conftest import Mount, is_mounted, semfs
+
+NOBODY = 65534
+
+
+def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, user=NOBODY, group=NOBODY, capture_output=True, text=True, errors="replace"
+    )
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory other users can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="semfs-security-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def mount_options(mountpoint: Path) -> set[str]:
+    entry = find_mount(str(mountpoint))
+    assert entry is not None
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if fields[1] == str(mountpoint):
+                return set(fields[3].split(","))
+    raise AssertionError("not in /proc/self/mounts")
+
+
+def test_other_users_are_kept_out_unless_asked_for(shared_dir: Path, store: Path) -> None:
+    shared_store = shared_dir / "store"
+    shutil.copytree(store, shared_store)
+    (shared_store / "private.jpg").write_bytes(b"mine")
+    (shared_store / "private.jpg").chmod(0o600)
+    mnt = shared_dir / "mnt"
+    mnt.mkdir()
+
+    semfs("mount", shared_store, mnt)
+    try:
+        options = mount_options(mnt)
+        assert "default_permissions" in options and "allow_other" not in options
+        refused = as_nobody("ls", str(mnt))
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    finally:
+        semfs("unmount", mnt)
+
+    semfs("mount", "--allow-other", shared_store, mnt)
+    try:
+        assert {"default_permissions", "allow_other"} <= mount_options(mnt)
+        assert as_nobody("cat", str(mnt / "rocket.jpg")).returncode == 0  # 0644: readable
+        for command in (
+            ("cat", str(mnt / "private.jpg")),  # 0600, root's
+            ("sh", "-c", f"echo x >> {mnt / 'rocket.jpg'}"),  # not writable by others
+            ("touch", str(mnt / "planted.jpg")),  # the root directory is root's, 0755
+            ("rm", "-f", str(mnt / "rocket.jpg")),
+            ("ls", str(mnt / ".semfs")),
+        ):
+            result = as_nobody(*command)
+            assert result.returncode != 0, command
+        assert (shared_store / "rocket.jpg").read_bytes() == store.joinpath(
+            "rocket.jpg"
+        ).read_bytes()
+        assert not (shared_store / "planted.jpg").exists()
+    finally:
+        semfs("unmount", mnt)
+    assert not is_mounted(mnt)
+
+
+def test_the_state_directory_is_private_and_out_of_reach(mounted: Mount) -> None:
+    state = mounted.store / ".semfs"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state / "catalog.sqlite3").stat().st_mode) == 0o600
+    mnt = mounted.mountpoint
+    assert ".semfs" not in os.listdir(mnt)
+    (mnt / "note.txt").write_text("a file to move")
+    attempts: dict[str, tuple[Callable[[], object], int]] = {
+        "stat": (lambda: os.stat(mnt / ".semfs"), errno.ENOENT),
+        "read the catalog": (
+            lambda: (mnt / ".semfs" / "catalog.sqlite3").read_bytes(),
+            errno.ENOENT,
+        ),
+        "mkdir": (lambda: os.mkdir(mnt / ".semfs"), errno.EPERM),
+        "create": (lambda: (mnt / ".semfs").write_text("x"), errno.EPERM),
+        "rename onto": (lambda: os.rename(mnt / "note.txt", mnt / ".semfs"), errno.EPERM),
+        "link": (lambda: os.link(mnt / "note.txt", mnt / ".semfs"), errno.EPERM),
+        "symlink": (lambda: os.symlink("/", mnt / ".semfs"), errno.EPERM),
+        "rename away": (lambda: os.rename(mnt / ".semfs", mnt / "stolen"), errno.ENOENT),
+        "remove": (lambda: shutil.rmtree(mnt / ".semfs"), errno.ENOENT),
+    }
+    for what, (attempt, code) in attempts.items():
+        with pytest.raises(OSError) as refused:
+            attempt()
+        assert refused.value.errno == code, what
+    assert (state / "catalog.sqlite3").is_file() and (mnt / "note.txt").is_file()
+    os.mkdir(mnt / "sub")  # the name is reserved only at the top
+    (mnt / "sub" / ".semfs").write_text("an ordinary file")
+    assert (mounted.store / "sub" / ".semfs").read_text() == "an ordinary file"
+
+
+def test_symlinks_are_shown_as_links_and_never_followed_by_the_daemon(
+    mounted: Mount, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8 not in the store")
+    os.utime(secret, ns=(10**18, 10**18))
+    before = secret.stat()
+    os.symlink(secret, mounted.store / "link.jpg")
+    os.symlink(outside, mounted.store / "dirlink")
+    mnt = mounted.mountpoint
+
+    for name, target in (("link.jpg", secret), ("dirlink", outside)):
+        assert stat.S_ISLNK(os.lstat(mnt / name).st_mode)
+        assert os.readlink(mnt / name) == str(target)
+    os.utime(mnt / "link.jpg", ns=(5 * 10**17, 5 * 10**17), follow_symlinks=False)
+    assert os.lstat(mounted.store / "link.jpg").st_mtime_ns == 5 * 10**17  # the link's own
+    os.lchown(mnt / "link.jpg", 1234, 1234)
+    assert os.lstat(mounted.store / "link.jpg").st_uid == 1234
+    with pytest.raises(OSError) as refused:  # user xattrs are not allowed on symlinks
+        os.setxattr(mnt / "link.jpg", "user.semfs.caption", b"x", follow_symlinks=False)
+    assert refused.value.errno == errno.EPERM
+    after = secret.stat()
+    assert (after.st_mtime_ns, after.st_uid, after.st_mode) == (
+        before.st_mtime_ns, before.st_uid, before.st_mode)  # fmt: skip
+    assert os.listxattr(secret) == []
+    # A link to an image is not an image of the store: never catalogued or read.
+    (mnt / "new.png").write_bytes(store_photo(mounted))
+    status = mounted.wait_status(queued=0)
+    assert status["files"] == 4 and "link.jpg" not in str(status)
+
+
+def store_photo(mounted: Mount) -> bytes:
+    return (mounted.store / "coffee.png").read_bytes()
+
+
+def test_hostile_query_text_is_only_text(mounted: Mount) -> None:
+    search = mounted.mountpoint / "search"
+    mounted.wait_status(queued=0)
+    for query in ("x'); DROP TABLE files; --", 'a photo" OR 1=1 --', "cats 100% * ? [a-z] _"):
+        os.listdir(search / query)  # a listing, whatever it holds
+    assert mounted.status()["files"] == 3
+    assert "coffee.png" in " ".join(os.listdir(search / "a cup of coffee"))
