@@ -56,6 +56,7 @@ def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
             reconcile(settings, catalog, store)
             engine = Engine(settings, catalog)
             engine.load()
+            engine.record_models()
             engine.reembed()
             catalog.requeue_ingest_errors()
             worker = IngestWorker(engine, store)

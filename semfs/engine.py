@@ -100,12 +100,16 @@ class Engine:
         self.searcher = Searcher(
             self.catalog, self.index, QueryCache(self.embedder), self.embedder.name
         )
-        if not read_only:
-            self.catalog.set_meta("embedder", self.embedder.name)
-            self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
         self._ready.set()
+
+    def record_models(self) -> None:
+        """Write which embedder made the vectors (and their size) into the catalog, for
+        `semfs status` and `semfs check`. Apart from `load` so that a catalog refusing
+        writes (a full disk) delays it instead of failing the load."""
+        self.catalog.set_meta("embedder", self.embedder.name)
+        self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
 
     def wait_ready(self, timeout: float | None = None) -> Searcher:
         wait = self.settings.model_wait if timeout is None else timeout
@@ -120,14 +124,17 @@ class Engine:
             if self._captioner is None:
                 started = time.monotonic()
                 try:
-                    self._captioner = make_captioner(self.settings.captioner)
+                    captioner = make_captioner(self.settings.captioner)
                 except ModelError:
                     raise
                 except Exception as error:  # loading is never an image's fault
                     raise ModelError(f"{self.settings.captioner}: {error}") from error
-                self.catalog.set_meta("captioner", self._captioner.name)
+                # Recorded first: if the catalog refuses (a full disk), the next call
+                # tries again rather than leave it unrecorded.
+                self.catalog.set_meta("captioner", captioner.name)
+                self._captioner = captioner
                 log.info("captioner %s ready in %.1f s",
-                         self._captioner.name, time.monotonic() - started)  # fmt: skip
+                         captioner.name, time.monotonic() - started)  # fmt: skip
             return self._captioner
 
     def reembed(self, should_stop: Callable[[], bool] = lambda: False) -> int:

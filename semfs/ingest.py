@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ MAX_USER_CAPTION_BYTES = 4096
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
+CATALOG_RETRY = 5.0  # seconds between attempts to write a catalog that refused (disk full)
 
 
 class CaptionerUnavailable(Exception):
@@ -91,16 +93,21 @@ class IngestWorker:
                     continue
             if self._stop.is_set():
                 return
-            if requeued := self._catalog.requeue_ingest_errors():
-                log.info("queued %d images again that had failed with an ingest error", requeued)
-            if self._engine.reembed(should_stop=self._stop.is_set):
-                self._on_indexed()
+            while not self._stop.is_set():
+                try:
+                    self._resume()
+                    break
+                except sqlite3.OperationalError as error:
+                    self._pause_for_catalog(error)
             while not self._stop.is_set():
                 try:
                     taken = self.run_batch()
                 except CaptionerUnavailable as error:
                     log.error("ingest paused: %s (retrying in %.0f s)", error, CAPTIONER_RETRY)
                     self._stop.wait(CAPTIONER_RETRY)
+                    continue
+                except sqlite3.OperationalError as error:
+                    self._pause_for_catalog(error)
                     continue
                 if taken == 0:
                     self._wake.wait(IDLE_POLL)
@@ -109,6 +116,22 @@ class IngestWorker:
             log.exception("ingest stopped")
         finally:
             self._decoders.shutdown(wait=False, cancel_futures=True)
+
+    def _resume(self) -> None:
+        """What a start owes to earlier runs: failures that were not the images' fault,
+        captions waiting for the current embedder."""
+        self._engine.record_models()
+        if requeued := self._catalog.requeue_ingest_errors():
+            log.info("queued %d images again that had failed with an ingest error", requeued)
+        if self._engine.reembed(should_stop=self._stop.is_set):
+            self._on_indexed()
+
+    def _pause_for_catalog(self, error: sqlite3.OperationalError) -> None:
+        """The catalog refused a write (a full disk, most often): nothing is lost, the
+        queue is durable; try again in a while."""
+        log.error("ingest paused: cannot write the catalog: %s (retrying in %.0f s)",
+                  error, CATALOG_RETRY)  # fmt: skip
+        self._stop.wait(CATALOG_RETRY)
 
     def run_batch(self) -> int:
         """Ingest one batch; returns how many queued files it took (0: queue empty).
@@ -122,8 +145,8 @@ class IngestWorker:
         prepared = [p for p in self._decoders.map(self._prepare_safely, items) if p is not None]
         try:
             self._describe_and_store(prepared)
-        except CaptionerUnavailable:
-            raise
+        except (CaptionerUnavailable, sqlite3.OperationalError):
+            raise  # no image's fault either: not counted against them
         except Exception as error:  # a model failed: not the images' fault, try again later
             log.exception("ingest batch failed")
             for entry in prepared:
@@ -142,6 +165,8 @@ class IngestWorker:
     def _prepare_safely(self, item: QueueItem) -> Prepared | None:
         try:
             return self._prepare(item)
+        except sqlite3.OperationalError:
+            raise  # the catalog's trouble, not the image's
         except Exception as error:  # e.g. MemoryError: retried later, a few times
             log.exception("cannot read %r", os.fsdecode(item.record.path))
             self._catalog.retry_later(item, f"ingest error: {error!r}", MAX_ATTEMPTS)

@@ -11,7 +11,9 @@ file's content is read through a read-only descriptor opened when the change was
 reported (`Content`), which follows the file whatever happens to its names.
 
 Nothing here is needed for durability: a change lost in a crash is found again by the
-next reconcile, and so is a write through a hard link the mount has never seen.
+next reconcile, and so is a write through a hard link the mount has never seen. A change
+that could not be recorded (the catalog refused the write: a full disk) makes the
+tracker rescan the store every few seconds until a rescan succeeds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import stat
 import threading
 import time
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_HELD_DESCRIPTORS = 1024
 APPLY_BATCH = 256  # most changes applied per trip to a worker thread
 LULL = 0.1  # seconds without a new change before the waiting ones are applied
+CATCH_UP_AFTER = 5.0  # seconds between rescans when changes could not be recorded
 
 Opener = Callable[[], int]  # opens a read-only descriptor of a file's content
 
@@ -97,6 +101,8 @@ class ChangeTracker:
         self._held = 0  # GUARDED_BY(_held_lock): descriptors in queued changes
         self._held_lock = threading.Lock()
         self.reconciled = trio.Event()
+        self._missed = threading.Event()  # a change could not be recorded: rescan
+        self._last_catch_up = 0.0  # time.monotonic() of the last rescan for missed changes
 
     # --- called by the filesystem handlers (trio thread, never blocks) -------------
 
@@ -163,11 +169,33 @@ class ChangeTracker:
             self._on_applied()
         try:
             async with self._receive:
-                async for change in self._receive:
-                    batch = [change, *await self._until_lull(APPLY_BATCH - 1)]
-                    await trio.to_thread.run_sync(self._apply_batch, batch)
+                while True:
+                    try:
+                        change = await self._next_change()
+                    except trio.EndOfChannel:
+                        break
+                    if change is not None:
+                        batch = [change, *await self._until_lull(APPLY_BATCH - 1)]
+                        await trio.to_thread.run_sync(self._apply_batch, batch)
+                    if self._catch_up_due():
+                        await trio.to_thread.run_sync(self._catch_up)
         finally:
             self._store.close()
+
+    async def _next_change(self) -> Change | None:
+        """The next change reported; None after a while if a rescan is owed."""
+        if not self._missed.is_set():
+            return await self._receive.receive()
+        with trio.move_on_after(CATCH_UP_AFTER):
+            return await self._receive.receive()
+        return None
+
+    def _catch_up_due(self) -> bool:
+        return (
+            self._missed.is_set()
+            and not self._stopping.is_set()
+            and time.monotonic() - self._last_catch_up >= CATCH_UP_AFTER
+        )
 
     async def _until_lull(self, most: int) -> list[Change]:
         """The changes reported until none came for LULL seconds, up to `most`.
@@ -193,17 +221,22 @@ class ChangeTracker:
 
     def _reconcile(self) -> None:
         started = time.time()
-        report = reconcile(
-            self._settings, self._catalog, self._store, should_stop=self._stopping.is_set
-        )
-        if report.interrupted:
-            log.info("reconcile interrupted by unmount: %s", report.summary())
-            return
-        log.info("reconcile finished in %.1f s: %s", time.time() - started, report.summary())
-        self._catalog.set_meta(
-            "last_reconcile",
-            json.dumps({"finished": time.time(), "summary": report.summary()}),
-        )
+        try:
+            report = reconcile(
+                self._settings, self._catalog, self._store, should_stop=self._stopping.is_set
+            )
+            if report.interrupted:
+                log.info("reconcile interrupted by unmount: %s", report.summary())
+                return
+            log.info("reconcile finished in %.1f s: %s", time.time() - started, report.summary())
+            self._catalog.set_meta(
+                "last_reconcile",
+                json.dumps({"finished": time.time(), "summary": report.summary()}),
+            )
+        except sqlite3.OperationalError as error:  # e.g. the disk is full
+            self._missed.set()
+            log.warning("reconcile could not write the catalog: %s; retrying in %.0f s",
+                        error, CATCH_UP_AFTER)  # fmt: skip
 
     # --- applying (worker thread) -------------------------------------------------------
 
@@ -217,11 +250,24 @@ class ChangeTracker:
         except Exception:  # a wake-up that failed must not stop the tracker
             log.exception("could not signal applied changes")
 
+    def _catch_up(self) -> None:
+        """Changes were missed (the catalog refused writes): rescan the store, as at
+        mount time, once the catalog takes writes again."""
+        self._last_catch_up = time.monotonic()
+        self._missed.clear()
+        self._reconcile()  # sets _missed again if it fails too
+        self._on_applied()
+
     def _apply_logged(self, change: Change) -> None:
         try:
             self._apply(change)
+        except sqlite3.OperationalError as error:  # e.g. the disk is full
+            self._missed.set()
+            log.warning("could not record %s in the catalog: %s; a rescan will catch up",
+                        change, error)  # fmt: skip
         except Exception:
-            # The next reconcile repairs whatever this missed; the mount must go on.
+            # A rescan repairs whatever this missed; the mount must go on.
+            self._missed.set()
             log.exception("could not record %s in the catalog", change)
         finally:
             for fd in _descriptors(change):

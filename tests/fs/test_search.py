@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -193,46 +192,6 @@ def test_a_caption_set_by_the_user_wins(mounted: Mount) -> None:
     )
     hit = mnt / "search" / "a bicycle" / "rocket.jpg"
     assert os.getxattr(hit, "user.semfs.caption") == b"a red bicycle leaning on a wall"
-
-
-def test_kill_9_mid_ingest_then_remount_loses_nothing(
-    store: Path, tmp_path: Path, photos: dict[str, Path]
-) -> None:
-    from PIL import Image
-
-    source = Image.open(photos["astronaut.png"]).convert("RGB")
-    for i in range(120):  # distinct images: crops at different places
-        source.crop((i, i, i + 200, i + 200)).save(store / f"crop{i:03d}.jpg", quality=85)
-    total = 123
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    semfs("mount", store, mountpoint)
-    pid = int((store / ".semfs" / "mount.lock").read_text().split()[0])
-
-    def mid_ingest() -> bool:
-        try:
-            ((indexed, queued),) = catalog_rows(
-                store,
-                "SELECT (SELECT count(*) FROM files WHERE state = 'indexed'), "
-                "(SELECT count(*) FROM ingest_queue)",
-            )
-        except sqlite3.OperationalError:
-            return False
-        return int(indexed) > 0 and int(queued) > 0  # type: ignore[call-overload]
-
-    wait_for(mid_ingest, timeout=INGEST_TIMEOUT, what="ingest under way")
-    os.kill(pid, signal.SIGKILL)
-    semfs("mount", store, mountpoint)  # cleans up the dead mount, resumes the queue
-    try:
-        again = Mount(store, mountpoint, None, store / ".semfs" / "mount.log")
-        status = wait_indexed(again, files=total)
-        assert status["indexed"] == total and status["failed"] == 0
-        vectors = catalog_rows(store, "SELECT file_id FROM vectors")
-        assert len(vectors) == total == len(set(vectors))  # each image indexed exactly once
-        listed = results(again, "a photo of a bobsleigh")
-        assert len(listed) == len(set(listed))
-    finally:
-        semfs("unmount", mountpoint, check=False)
 
 
 def test_search_settings_from_the_command_line_and_config_file(store: Path, tmp_path: Path) -> None:
