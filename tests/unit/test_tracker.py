@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import trio
 
+from semfs import tracker as tracker_module
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.tracker import ChangeTracker, Opener
@@ -154,3 +158,36 @@ async def test_directory_renamed_over_stale_records(store: Path) -> None:
 
     catalog = await run_tracker(store, report)
     assert set(paths(catalog)) == {b"zoo/cat.png", b"rocket.jpg", b"coffee.png"}
+
+
+async def test_changes_the_catalog_refused_are_caught_up_by_a_rescan(
+    store: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk makes the catalog refuse writes; once it takes them again, a rescan
+    records what was missed, without a remount."""
+    monkeypatch.setattr(tracker_module, "CATCH_UP_AFTER", 0.05)
+    settings = Settings.load(store)
+    catalog = Catalog.open(settings.catalog_path)
+    tracker = ChangeTracker(settings, catalog)
+    real_upsert = catalog.upsert
+    refusals = []
+
+    def full_disk(*args: Any) -> bool:
+        if len(refusals) < 3:  # the first write, and the first rescans, are refused
+            refusals.append(args[0])
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_upsert(*args)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        await tracker.reconciled.wait()
+        monkeypatch.setattr(catalog, "upsert", full_disk)
+        shutil.copy(photos["moon.png"], store / "moon.png")
+        tracker.written([b"moon.png"], reader(store / "moon.png"))
+        with trio.fail_after(20):
+            while catalog.get(b"moon.png") is None:
+                await trio.sleep(0.02)
+        tracker.close()
+    assert refusals == [b"moon.png"] * 3
+    record = catalog.get(b"moon.png")
+    assert record is not None and record.size == photos["moon.png"].stat().st_size
