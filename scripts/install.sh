@@ -6,7 +6,7 @@ set -euo pipefail
 cd -P "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TORCH_VERSION=2.13.0
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config attr python3-venv fio)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config attr python3-venv fio stress-ng)
 
 step() { printf '\n==> %s\n' "$*"; }
 
