@@ -1,9 +1,10 @@
 """Random operation sequences on the mount and on a plain directory must agree.
 
-Our own stand-in for fsx/fsstress-style suites: Hypothesis picks operations on a small
+Our own stand-in for fsx/fsstress-style suites: Hypothesis picks operations (writes,
+truncates, renames, links, symlinks, chmod, chown, xattr calls) on a small
 set of names (so they collide: renames over files, rmdir of full directories, links to
 missing targets), applies each to both trees, and compares every outcome (result or
-errno) and, after each step, the whole trees.
+errno) and, after each step, the whole trees: type, owner, mode, links, bytes, xattrs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ PATHS = st.sampled_from(
     ["a", "b", "c.jpg", "a/b", "a/c.jpg", "b/a", "b/d.png", "a/b/e", "a/b/f.PNG", "g.tmp"]
 )
 DATA = st.binary(max_size=3000)
+XATTR_NAMES = st.sampled_from(["user.a", "user.semfs.caption", "user.b"])
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
@@ -37,13 +39,20 @@ def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
             info = path.lstat()
             key = str(path.relative_to(root))
             mode = stat.S_IMODE(info.st_mode)
+            owner = (info.st_uid, info.st_gid)
             if stat.S_ISLNK(info.st_mode):
-                found[key] = ("link", os.readlink(path))
+                found[key] = ("link", owner, os.readlink(path))
             elif stat.S_ISDIR(info.st_mode):
-                found[key] = ("dir", mode)
+                found[key] = ("dir", owner, mode, xattrs(path))
             else:
-                found[key] = ("file", mode, info.st_nlink, path.read_bytes())
+                content = path.read_bytes()
+                assert info.st_size == len(content)
+                found[key] = ("file", owner, mode, info.st_nlink, content, xattrs(path))
     return found
+
+
+def xattrs(path: Path) -> dict[str, bytes]:
+    return {name: os.getxattr(path, name) for name in sorted(os.listxattr(path))}
 
 
 def outcome(action: Callable[[Path], Any], root: Path) -> tuple[str, Any]:
@@ -118,6 +127,31 @@ def make_machine(mounted_root: Path, plain_root: Path) -> type[RuleBasedStateMac
         def chmod(self, path: str, mode: int) -> None:
             self.both(lambda root: os.chmod(root / path, mode))
 
+        @rule(
+            path=PATHS,
+            name=XATTR_NAMES,
+            value=st.binary(max_size=300),
+            flags=st.sampled_from([0, os.XATTR_CREATE, os.XATTR_REPLACE]),
+        )
+        def setxattr(self, path: str, name: str, value: bytes, flags: int) -> None:
+            self.both(lambda root: os.setxattr(root / path, name, value, flags))
+
+        @rule(path=PATHS, name=XATTR_NAMES)
+        def getxattr(self, path: str, name: str) -> None:
+            self.both(lambda root: os.getxattr(root / path, name))
+
+        @rule(path=PATHS)
+        def listxattr(self, path: str) -> None:
+            self.both(lambda root: sorted(os.listxattr(root / path)))
+
+        @rule(path=PATHS, name=XATTR_NAMES)
+        def removexattr(self, path: str, name: str) -> None:
+            self.both(lambda root: os.removexattr(root / path, name))
+
+        @rule(path=PATHS, owner=st.sampled_from([(0, 0), (1000, 1000), (1234, 0)]))
+        def chown(self, path: str, owner: tuple[int, int]) -> None:
+            self.both(lambda root: os.chown(root / path, *owner, follow_symlinks=False))
+
         @rule(path=PATHS)
         def listdir(self, path: str) -> None:
             self.both(lambda root: sorted(os.listdir(root / path)))
@@ -144,8 +178,8 @@ def test_random_operations_agree_with_a_plain_directory(mounted: Mount, tmp_path
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=40,
-            stateful_step_count=30,
+            max_examples=150,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
