@@ -171,6 +171,14 @@ class Catalog(IngestRecords):
             ).fetchone()
         return None if row is None else file_record(row)
 
+    def path_of(self, file_id: int) -> bytes | None:
+        """Where the file with this id is now, if it is still catalogued."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT dir, name FROM files WHERE id = ?", (file_id,)
+            ).fetchone()
+        return None if row is None else join_path(row[0], row[1])
+
     def files_in_dir(self, directory: bytes) -> dict[bytes, FileRecord]:
         """The records directly inside `directory`, by name."""
         with self._lock:

@@ -13,11 +13,11 @@ failed with its reason; an unexpected error is retried later, a few times.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ MAX_USER_CAPTION_BYTES = 4096
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
+VANISHED_WAIT = 1.0  # seconds before a file not found where queued is tried again
 CATALOG_RETRY = 5.0  # seconds between attempts to write a catalog that refused (disk full)
 
 
@@ -71,6 +72,9 @@ class IngestWorker:
             max_workers=self._settings.ingest_workers, thread_name_prefix="semfs-decode"
         )
         self._rebuilder: threading.Thread | None = None
+        # Files not found where queued (decoder threads write): file id -> when.
+        self._vanished_at: dict[int, float] = {}
+        self._vanished_lock = threading.Lock()
 
     def wake(self) -> None:
         """New work is queued (called from any thread)."""
@@ -139,7 +143,9 @@ class IngestWorker:
         Raises CaptionerUnavailable, leaving the batch queued, when the captioner cannot
         load: that is no image's fault, and counting it against them would fail them all.
         """
-        items = self._catalog.queue_items(self._settings.ingest_batch)
+        items = self._catalog.queue_items(
+            self._settings.ingest_batch, skip=self._waiting_for_tracker()
+        )
         if not items:
             return 0
         prepared = [p for p in self._decoders.map(self._prepare_safely, items) if p is not None]
@@ -176,11 +182,11 @@ class IngestWorker:
         path = item.record.path
         try:
             fd = self._store.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            self._vanished(item)
+            return None
         except OSError as error:
-            reason = (
-                "file vanished" if error.errno == errno.ENOENT else os.strerror(error.errno or 0)
-            )
-            self._catalog.fail(item, f"cannot open: {reason}")
+            self._catalog.fail(item, f"cannot open: {os.strerror(error.errno or 0)}")
             return None
         with os.fdopen(fd, "rb") as file:
             user_caption = _user_caption(fd, path)
@@ -204,6 +210,24 @@ class IngestWorker:
         if image.embedded_caption is not None:
             return Prepared(item, _given(image.embedded_caption, image.embedded_source or "exif"))
         return Prepared(item, image=image)
+
+    def _vanished(self, item: QueueItem) -> None:
+        """Not where the queue saw it: renamed or deleted since, and the catalog hears
+        of that from the tracker a moment later (the record moves, or goes). Until then
+        it waits a little, then is tried again, a few times at most."""
+        if self._catalog.path_of(item.record.id) != item.record.path:
+            return  # already moved (the next batch has its new path) or removed
+        with self._vanished_lock:
+            self._vanished_at[item.record.id] = time.monotonic()
+        self._catalog.retry_later(item, "cannot open: file vanished", MAX_ATTEMPTS)
+
+    def _waiting_for_tracker(self) -> list[int]:
+        now = time.monotonic()
+        with self._vanished_lock:
+            for file_id, when in list(self._vanished_at.items()):
+                if now - when >= VANISHED_WAIT:
+                    del self._vanished_at[file_id]
+            return list(self._vanished_at)
 
     # --- the models ----------------------------------------------------------------------
 
