@@ -15,6 +15,7 @@ read and write (descriptions, vectors, saved queries) in catalog_ingest.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -105,8 +106,10 @@ class Catalog(IngestRecords):
     def open(cls, path: Path) -> Catalog:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Private from the start (SQLite would make it 0644, and its -wal and -shm
-        # files take the database file's mode).
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
+        # files take the database file's mode). Only when new: closing a descriptor of
+        # a database this process has open would drop that connection's POSIX locks.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600))
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across crashes
