@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,6 +147,15 @@ def checked_mount(store: Path, tmp_path: Path) -> Iterator[Mount]:
     finally:
         stop(mount)
     assert_clean_log(mount)
+
+
+@pytest.fixture
+def open_to_all() -> Iterator[Path]:
+    """A directory every user can reach (pytest's own tmp dirs are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="semfs-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,15 +108,6 @@ def _catalogued(store: Path, path: str) -> bool:
     from tests.fs.test_catalog_mount import catalog_of
 
     return path in catalog_of(store)
-
-
-@pytest.fixture
-def open_to_all() -> Iterator[Path]:
-    """A directory every user can reach (pytest's own tmp dirs are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="semfs-shared-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_allow_other_reaches_the_daemon(open_to_all: Path, store: Path) -> None:

@@ -9,8 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,6 @@ def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory other users can reach (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="semfs-security-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def mount_options(mountpoint: Path) -> set[str]:
     entry = find_mount(str(mountpoint))
     assert entry is not None
@@ -47,12 +37,12 @@ def mount_options(mountpoint: Path) -> set[str]:
     raise AssertionError("not in /proc/self/mounts")
 
 
-def test_other_users_are_kept_out_unless_asked_for(shared_dir: Path, store: Path) -> None:
-    shared_store = shared_dir / "store"
+def test_other_users_are_kept_out_unless_asked_for(open_to_all: Path, store: Path) -> None:
+    shared_store = open_to_all / "store"
     shutil.copytree(store, shared_store)
     (shared_store / "private.jpg").write_bytes(b"mine")
     (shared_store / "private.jpg").chmod(0o600)
-    mnt = shared_dir / "mnt"
+    mnt = open_to_all / "mnt"
     mnt.mkdir()
 
     semfs("mount", shared_store, mnt)
