@@ -6,7 +6,12 @@ set -euo pipefail
 cd -P "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TORCH_VERSION=2.13.0
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config attr python3-venv fio stress-ng)
+APT_PACKAGES=(
+    fuse3 libfuse3-dev pkg-config attr python3-venv  # semfs itself
+    fio stress-ng                                    # benchmarks and stress tests
+    systemd                                          # the boot units' tests
+    xvfb pcmanfm xdotool imagemagick dbus            # the file manager test
+)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -20,7 +25,7 @@ done
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
     echo "already installed"
 fi

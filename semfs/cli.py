@@ -1,4 +1,5 @@
-"""The `semfs` command: mount, unmount, index, search, status, check, service."""
+"""The `semfs` command: mount, unmount, index, search, status, check, config, doctor,
+install-service; and `semfs STORE MOUNTPOINT -o OPTIONS`, as mount(8) runs it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from pathlib import Path
 
 from semfs import __version__
 from semfs.bulk import format_hits, index_store, search_store
-from semfs.catalog import Catalog
 from semfs.check import check_store
-from semfs.config import Settings
+from semfs.config import Settings, effective_settings
+from semfs.doctor import as_dicts, report_text, run_checks
 from semfs.errors import QuietError
+from semfs.logs import setup_daemon_logging
 from semfs.mount import MountRequest, mount, read_lock_holder, unmount
+from semfs.mount_options import parse_mount_options
 from semfs.repair import repair_store
-from semfs.service import systemd_unit
+from semfs.service import FSTAB, LINK_DIR, carry_out, plan_install
+from semfs.status import status_data, status_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_options(mount_cmd)
     mount_cmd.add_argument("--top-k", type=int, help="results listed per query (default 50)")
     mount_cmd.add_argument("--search-dir", help="name of the search directory (default search)")
+    mount_cmd.add_argument(
+        "-o",
+        dest="options",
+        metavar="OPTIONS",
+        help="comma-separated mount options: ro, debug, allow_other, or any setting of "
+        "config.toml as name=value (top_k=20,ingest_workers=1)",
+    )
+    # Set by `semfs mount` on the daemon it starts: stderr is then the log file itself.
+    mount_cmd.add_argument("--daemon-child", action="store_true", help=argparse.SUPPRESS)
 
     index_cmd = commands.add_parser(
         "index", help="caption and index every image of STORE now (resumable)"
@@ -64,11 +77,42 @@ def _parser() -> argparse.ArgumentParser:
         "--lazy", action="store_true", help="detach now even if files are open there"
     )
 
-    service_cmd = commands.add_parser(
-        "service", help="print a systemd unit that mounts STORE at MOUNTPOINT at boot"
+    install_cmd = commands.add_parser(
+        "install-service",
+        help="mount STORE at MOUNTPOINT at every boot: a systemd unit (default) or fstab",
     )
-    service_cmd.add_argument("store")
-    service_cmd.add_argument("mountpoint", help="an existing directory")
+    install_cmd.add_argument("store")
+    install_cmd.add_argument("mountpoint", help="created if missing")
+    install_cmd.add_argument(
+        "--user", action="store_true", help="a user unit (systemctl --user), not system-wide"
+    )
+    install_cmd.add_argument(
+        "--fstab", action="store_true", help="an /etc/fstab line (mount -t fuse.semfs) instead"
+    )
+    install_cmd.add_argument("-o", dest="options", default="", help="mount options, as for mount")
+    install_cmd.add_argument(
+        "--no-enable", action="store_true", help="write the files only; do not start it"
+    )
+    install_cmd.add_argument("--dry-run", action="store_true", help="print what would be done")
+    install_cmd.add_argument("--unit-dir", type=Path, help=argparse.SUPPRESS)
+    install_cmd.add_argument("--link-dir", type=Path, default=LINK_DIR, help=argparse.SUPPRESS)
+    install_cmd.add_argument("--fstab-file", type=Path, default=FSTAB, help=argparse.SUPPRESS)
+
+    config_cmd = commands.add_parser(
+        "config", help="show the settings in effect for STORE and where config.toml is"
+    )
+    config_cmd.add_argument("store")
+    config_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    doctor_cmd = commands.add_parser(
+        "doctor", help="check FUSE, permissions, the store and the models; say what to fix"
+    )
+    doctor_cmd.add_argument("store", nargs="?", help="also check this store")
+    doctor_cmd.add_argument("mountpoint", nargs="?", help="also check this mountpoint")
+    doctor_cmd.add_argument(
+        "--no-models", action="store_true", help="skip loading the models (seconds)"
+    )
+    doctor_cmd.add_argument("--json", action="store_true", help="machine-readable output")
 
     status_cmd = commands.add_parser("status", help="report the catalog of STORE")
     status_cmd.add_argument("store")
@@ -99,23 +143,46 @@ def _add_model_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--max-distance",
+        "--threshold",
         type=float,
-        help="angular distance cut (0..2); default: calibrated for the models",
+        help="relevance cut as angular distance (0..2); default: calibrated for the models",
+    )
+    command.add_argument(
+        "--workers", type=int, help="ingest threads that read and decode images (default 2)"
     )
 
 
-def _settings(args: argparse.Namespace, **more: object) -> Settings:
-    return Settings.load(
-        args.store,
-        captioner=args.captioner,
-        embedder=args.embedder,
-        max_distance=args.max_distance,
-        **more,
-    )
+def _model_overrides(args: argparse.Namespace) -> dict[str, object]:
+    chosen = {
+        "captioner": args.captioner,
+        "embedder": args.embedder,
+        "max_distance": args.max_distance,
+        "ingest_workers": args.workers,
+    }
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(args.store, **_model_overrides(args))
+
+
+COMMANDS = frozenset(
+    {"mount", "unmount", "index", "search", "status", "check", "config", "doctor",
+     "install-service"}
+)  # fmt: skip
+
+
+def as_mount_helper(argv: list[str]) -> list[str]:
+    """mount(8) runs `semfs STORE MOUNTPOINT -o OPTIONS` (through mount.fuse3): that is
+    `semfs mount STORE MOUNTPOINT -o OPTIONS`."""
+    if len(argv) >= 2 and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        return ["mount", *argv]
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(as_mount_helper(arguments))
     debug = getattr(args, "debug", False)
     quiet_level = logging.INFO if args.command == "mount" else logging.WARNING
     logging.basicConfig(
@@ -125,26 +192,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "mount":
-            settings = _settings(
-                args,
-                allow_other=args.allow_other,
-                top_k=args.top_k,
-                search_dir_name=args.search_dir,
-            )
-            forwarded = [
-                f"--{name.replace('_', '-')}={value}"
-                for name in ("captioner", "embedder", "max_distance", "top_k", "search_dir")
-                if (value := getattr(args, name)) is not None
-            ]
-            request = MountRequest(
-                settings, os.path.abspath(args.mountpoint), debug, tuple(forwarded)
-            )
-            mount(request, foreground=args.foreground)
+            mount_command(args)
         elif args.command == "unmount":
             unmount(os.path.abspath(args.mountpoint), lazy=args.lazy)
-        elif args.command == "service":
+        elif args.command == "install-service":
+            install_command(args)
+        elif args.command == "config":
             settings = Settings.load(args.store)
-            print(systemd_unit(settings.store, os.path.abspath(args.mountpoint)), end="")
+            values = effective_settings(settings)
+            if args.json:
+                print(json.dumps(values, indent=2))
+            else:
+                print(
+                    f"# {settings.config_path}"
+                    + ("" if settings.config_path.exists() else " (none yet: all defaults)")
+                )
+                print("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+        elif args.command == "doctor":
+            findings = run_checks(args.store, args.mountpoint, models=not args.no_models)
+            print(json.dumps(as_dicts(findings), indent=2) if args.json else report_text(findings))
+            return 0 if all(f.ok for f in findings) else 1
         elif args.command == "index":
             print(index_store(_settings(args), progress=not args.quiet).text())
         elif args.command == "search":
@@ -153,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hits = search_store(_settings(args), args.query, args.k, through_mount=not own_models)
             print(format_hits(hits, as_json=args.json))
         elif args.command == "status":
-            print(status_report(Settings.load(args.store), as_json=args.json))
+            report = status_data(Settings.load(args.store))
+            print(json.dumps(report, indent=2) if args.json else status_text(report))
         elif args.command == "check":
             return check_command(Settings.load(args.store), args.repair, args.json)
     except QuietError as error:
@@ -162,6 +230,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def mount_command(args: argparse.Namespace) -> None:
+    options = parse_mount_options(args.options)
+    flags = {
+        **_model_overrides(args),
+        "allow_other": args.allow_other,
+        "top_k": args.top_k,
+        "search_dir_name": args.search_dir,
+    }
+    overrides = {**options.settings, **{k: v for k, v in flags.items() if v is not None}}
+    settings = Settings.load(args.store, **overrides)
+    debug = args.debug or options.debug
+    request = MountRequest(
+        settings, os.path.abspath(args.mountpoint), debug, options.read_only, overrides
+    )
+    if args.foreground:
+        setup_daemon_logging(settings, debug, stderr_is_log_file=args.daemon_child)
+    mount(request, foreground=args.foreground)
+
+
+def install_command(args: argparse.Namespace) -> None:
+    store = Settings.load(args.store).store
+    parse_mount_options(args.options)  # refuse a bad option now, not at boot
+    mountpoint = os.path.abspath(args.mountpoint)
+    plan = plan_install(
+        store,
+        mountpoint,
+        user=args.user,
+        options=args.options,
+        use_fstab=args.fstab,
+        enable=not args.no_enable,
+        unit_dir=args.unit_dir,
+        link_dir=args.link_dir,
+        fstab=args.fstab_file,
+    )
+    if args.dry_run:
+        print(plan.describe())
+        return
+    print("\n".join(carry_out(plan, mountpoint)))
+    if args.fstab:
+        print(f"mount it now with: mount {mountpoint} (and it mounts at every boot)")
 
 
 # Exit codes of `semfs check`, as fsck's: problems corrected, problems left.
@@ -186,51 +296,3 @@ def check_command(settings: Settings, repair: bool, as_json: bool) -> int:
     if not after.consistent:
         return CHECK_PROBLEMS_LEFT
     return CHECK_REPAIRED if actions else 0
-
-
-def status_report(settings: Settings, as_json: bool) -> str:
-    holder = read_lock_holder(settings)
-    report: dict[str, object] = {
-        "store": str(settings.store),
-        "mounted_at": holder.mountpoint if holder else None,
-        "pid": holder.pid if holder else None,
-    }
-    if settings.catalog_path.exists():
-        catalog = Catalog.open(settings.catalog_path)
-        try:
-            report["schema_version"] = catalog.schema_version
-            report.update(asdict(catalog.stats()))
-            report["captioner"] = catalog.get_meta("captioner")
-            report["embedder"] = catalog.get_meta("embedder")
-            report["failures"] = [
-                {"path": os.fsdecode(path), "reason": reason}
-                for path, reason in catalog.failures(20)
-            ]
-            last = catalog.get_meta("last_reconcile")
-            report["last_reconcile"] = json.loads(last) if last else None
-        finally:
-            catalog.close()
-    else:
-        report.update(schema_version=None, files=0, indexed=0, queued=0, failed=0)
-        report["last_reconcile"] = None
-    if as_json:
-        return json.dumps(report, indent=2)
-    reconciled = report["last_reconcile"]
-    mounted = f"at {holder.mountpoint} (pid {holder.pid})" if holder else "no"
-    lines = [
-        f"store:    {report['store']}",
-        f"mounted:  {mounted}",
-        f"files:    {report['files']}",
-        f"indexed:  {report['indexed']}",
-        f"queued:   {report['queued']}",
-        f"failed:   {report['failed']}",
-        f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
-        f"captioner: {report.get('captioner') or '-'}",
-        f"embedder: {report.get('embedder') or '-'}",
-    ]
-    failures = report.get("failures")
-    if isinstance(failures, list):
-        lines += [f"  failed: {f['path']}: {f['reason']}" for f in failures]
-    if report["schema_version"] is None:
-        lines.append("(no catalog yet: the store has not been mounted)")
-    return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,48 +25,71 @@ DEFAULT_IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 
+def setting(default: Any, doc: str) -> Any:
+    """A setting with the one line of documentation config.toml's template shows."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a mount needs to know; one instance per store."""
 
     store: Path
-    # Kernel cache lifetimes. Changes made through the mount are seen at once whatever
-    # these are; changes made directly in the store while mounted show up after them.
-    entry_timeout: float = 5.0
-    attr_timeout: float = 5.0
-    # Threads for blocking file I/O and hashing, so the trio thread never waits on disk.
-    io_threads: int = 8
-    image_extensions: frozenset[str] = field(default=DEFAULT_IMAGE_EXTENSIONS)
-    allow_other: bool = False
-    # The kernel's writeback cache: fewer, larger writes to the daemon (a 100 MiB cp
-    # 1.4x faster), but data written and not yet closed or fsynced is lost if the daemon
-    # dies, and small files cost one request more. Off: every write() reaches the store
-    # before it returns (docs/benchmarks-passthrough.md).
-    writeback_cache: bool = False
-
-    # --- search -----------------------------------------------------------------------
-    # Models: "classifier[:efficientnet-lite0|1|2]" (offline, the default) or
-    # "transformers:<hub id or directory>"; "sentence-transformers:<name or directory>"
-    # or "onnx:paraphrase-MiniLM-L3-v2" (low memory).
-    captioner: str = "classifier:efficientnet-lite0"
-    embedder: str = "sentence-transformers:all-MiniLM-L6-v2"
-    search_dir_name: str = "search"
-    top_k: int = 50
+    # --- the mount ----------------------------------------------------------------------
+    entry_timeout: float = setting(
+        5.0,
+        "seconds the kernel caches names: changes made directly in the store while mounted"
+        " show up after this (changes made through the mount: at once)",
+    )
+    attr_timeout: float = setting(5.0, "seconds the kernel caches sizes and times, likewise")
+    io_threads: int = setting(
+        8, "threads for file I/O and hashing (the trio thread never waits on disk)"
+    )
+    image_extensions: frozenset[str] = setting(
+        DEFAULT_IMAGE_EXTENSIONS, "which files are images (case-insensitive)"
+    )
+    allow_other: bool = setting(
+        False, "let users other than the one mounting in (each file's permissions apply)"
+    )
+    writeback_cache: bool = setting(
+        False,
+        "kernel write cache: a 100 MiB cp 1.4x faster, but data written and not yet closed"
+        " is lost if the daemon dies (docs/benchmarks-passthrough.md)",
+    )
+    log_max_bytes: int = setting(10_000_000, "mount.log is rotated at this size")
+    log_backups: int = setting(3, "rotated logs kept (mount.log.1 ...)")
+    # --- search ---------------------------------------------------------------------------
+    captioner: str = setting(
+        "classifier:efficientnet-lite0",
+        "classifier[:efficientnet-lite0|1|2][+wide+gloss+plain+crops] (offline) or"
+        " transformers:<hub id or directory>, e.g. Salesforce/blip-image-captioning-base",
+    )
+    embedder: str = setting(
+        "sentence-transformers:all-MiniLM-L6-v2",
+        "sentence-transformers:<name or directory>, or onnx:paraphrase-MiniLM-L3-v2 (low memory)",
+    )
+    search_dir_name: str = setting("search", "the name of the search directory at the mount's root")
+    top_k: int = setting(50, "results listed per query, best first")
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
-    # None: the value calibrated for the captioner/embedder pair (see semfs/ml/calibration.py).
-    max_distance: float | None = None
-    # Ingest: threads that read and decode images (the models run one batch at a time).
-    ingest_workers: int = 2
-    ingest_batch: int = 8
-    torch_threads: int = 0  # 0: let torch decide
-    max_image_pixels: int = 100_000_000  # larger images are refused as decompression bombs
-    # Index: Annoy trees and search_k (nodes inspected per query; see docs/architecture.md).
-    index_trees: int = 25
-    index_search_k: int = 10_000
-    # New vectors are searched exactly until this many wait; then the base index is rebuilt.
-    rebuild_threshold: int = 2_000
-    # How long a search waits for the models to load before giving up (EAGAIN).
-    model_wait: float = 120.0
+    max_distance: float | None = setting(
+        None,
+        "relevance cut, as angular distance (0 same meaning .. 2 opposite); unset: the value"
+        " calibrated for the captioner and embedder (docs/evaluation.md)",
+    )
+    ingest_workers: int = setting(2, "threads that read and decode images for the models")
+    ingest_batch: int = setting(8, "images per model call")
+    torch_threads: int = setting(0, "torch's threads, for models that run on torch (0: its choice)")
+    max_image_pixels: int = setting(100_000_000, "larger images are refused as decompression bombs")
+    index_trees: int = setting(25, "Annoy trees of the base index")
+    index_search_k: int = setting(
+        10_000, "Annoy nodes inspected per query (recall against time; docs/benchmarks-search.md)"
+    )
+    rebuild_threshold: int = setting(
+        2_000, "new vectors searched exactly before the base index is rebuilt"
+    )
+    model_wait: float = setting(
+        120.0, "seconds a search waits for the models after mounting before EAGAIN"
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -108,6 +132,8 @@ class Settings:
     @classmethod
     def load(cls, store: str | os.PathLike[str], **overrides: Any) -> Settings:
         """Settings for `store`: defaults, then config.toml, then `overrides`."""
+        if not os.fspath(store).strip():  # e.g. a unit whose SEMFS_STORE is not set
+            raise QuietError("no store given (an empty path)")
         root = Path(store).resolve()
         if not root.is_dir():
             raise QuietError(f"store {root} is not a directory")
@@ -131,3 +157,53 @@ def _read_config(path: Path) -> dict[str, Any]:
     if "image_extensions" in data:
         data["image_extensions"] = frozenset(e.lower() for e in data["image_extensions"])
     return data
+
+
+def config_template() -> str:
+    """config.toml as first written into a store: every setting, commented out at its
+    default, with what it does. Uncomment a line to change it."""
+    lines = [
+        "# semfs settings for this store. Uncomment a line to change it; the values shown",
+        "# are the defaults. Command-line flags and `-o name=value` mount options win over",
+        "# this file. `semfs config STORE` shows what is in effect.",
+        "",
+    ]
+    for setting_field in dataclasses.fields(Settings):
+        if setting_field.name == "store":
+            continue
+        lines += textwrap.wrap(setting_field.metadata["doc"], 88, initial_indent="# ",
+                               subsequent_indent="# ")  # fmt: skip
+        lines.append(f"#{setting_field.name} = {_toml_value(setting_field.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config_template(settings: Settings) -> bool:
+    """Write the documented config.toml into a store that has none; True if written."""
+    settings.make_state_dir()
+    try:
+        with open(settings.config_path, "x", encoding="utf-8") as file:
+            file.write(config_template())
+    except FileExistsError:
+        return False
+    return True
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every setting's value in effect, as plain data (for `semfs config`)."""
+    return {
+        f.name: sorted(value) if isinstance(value := getattr(settings, f.name), frozenset)
+        else str(value) if isinstance(value, Path) else value
+        for f in dataclasses.fields(Settings)
+    }  # fmt: skip
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return "1.0  # an example: unset by default"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, frozenset):
+        return "[" + ", ".join(f'"{item}"' for item in sorted(value)) + "]"
+    return f"{value:_}" if isinstance(value, int) else str(value)

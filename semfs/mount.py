@@ -18,15 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pyfuse3
 import trio
 
 from semfs.catalog import Catalog
-from semfs.config import Settings
+from semfs.config import Settings, write_config_template
 from semfs.engine import Engine
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
@@ -37,7 +37,9 @@ from semfs.fs.views import ViewRegistry
 from semfs.ingest import IngestWorker
 from semfs.ml.captioner import captioner_factory
 from semfs.ml.embedder import embedder_factory
+from semfs.mount_options import MountOptions, format_mount_options
 from semfs.mounttable import FSTYPE, find_mount, fuse_unmount, is_stale
+from semfs.sdnotify import notify
 from semfs.tracker import ChangeTracker
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,9 @@ class MountRequest:
     settings: Settings
     mountpoint: str  # absolute, not resolved: resolving would touch a dead mount
     debug: bool = False
-    options: tuple[str, ...] = ()  # command-line settings, passed on to the daemon
+    read_only: bool = False
+    # Settings given on the command line or as -o options, handed on to the daemon.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def mount(request: MountRequest, foreground: bool) -> None:
@@ -166,6 +170,8 @@ def _fuse_options(request: MountRequest) -> set[str]:
     options = set(pyfuse3.default_options) | {f"fsname={fsname}", "subtype=semfs"}
     if request.settings.allow_other:
         options.add("allow_other")
+    if request.read_only:
+        options.add("ro")
     return options
 
 
@@ -173,6 +179,7 @@ def serve(request: MountRequest) -> None:
     """Mount and serve in this process until unmounted or signalled."""
     settings = request.settings
     lock = _take_lock(settings, request.mountpoint)
+    write_config_template(settings)
     catalog = Catalog.open(settings.catalog_path)
     os.umask(0)  # modes asked for by callers are applied exactly (FUSE passes their umask)
     engine = Engine(settings, catalog)
@@ -196,6 +203,7 @@ def serve(request: MountRequest) -> None:
         lock.close()
         raise QuietError(f"cannot mount at {request.mountpoint}: {error}") from error
     log.info("mounted %s at %s (pid %d)", settings.store, request.mountpoint, os.getpid())
+    notify("READY=1", f"STATUS=mounted {settings.store} at {request.mountpoint}")
     engine.start_loading()
     ingest_thread = threading.Thread(target=ingest.run, name="semfs-ingest", daemon=True)
     try:
@@ -263,6 +271,7 @@ async def _terminate_on_signal(scope: trio.CancelScope) -> None:
     with scope, trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
         async for signum in sigs:
             log.info("signal %d: unmounting", signum)
+            notify("STOPPING=1")
             pyfuse3.terminate()
             return
 
@@ -273,12 +282,9 @@ async def _terminate_on_signal(scope: trio.CancelScope) -> None:
 def _start_daemon(request: MountRequest) -> None:
     settings = request.settings
     settings.make_state_dir()
-    command = [sys.executable, "-m", "semfs", "mount", "--foreground"]
-    if request.debug:
-        command.append("--debug")
-    if settings.allow_other:
-        command.append("--allow-other")
-    command += [*request.options, str(settings.store), request.mountpoint]
+    options = MountOptions(request.overrides, request.read_only, request.debug)
+    command = [sys.executable, "-m", "semfs", "mount", "--foreground", "--daemon-child"]
+    command += ["-o", format_mount_options(options), str(settings.store), request.mountpoint]
     with open(settings.log_path, "ab") as log_file:
         log_start = log_file.tell()
         child = subprocess.Popen(
@@ -304,7 +310,8 @@ def _start_daemon(request: MountRequest) -> None:
 
 def _log_since(path: Path, offset: int) -> str:
     with open(path, "rb") as file:
-        file.seek(offset)
+        if os.fstat(file.fileno()).st_size >= offset:  # else rotated meanwhile: all of it
+            file.seek(offset)
         return file.read().decode(errors="replace").strip()
 
 

@@ -187,7 +187,7 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
         listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search"]
         assert sorted(os.listdir(mnt)) == listed
         status = semfs("status", store).stdout
-        assert f"at {mnt}" in status and "files:" in status
+        assert f"at {mnt}" in status and "images:" in status
         again = semfs("mount", store, mnt, check=False)
         assert again.returncode == 1 and "already mounted" in again.stderr
         assert "Traceback" not in again.stderr
@@ -238,7 +238,7 @@ def test_cli_errors_are_explained(
 
 def test_status_of_a_store_never_mounted(store: Path) -> None:
     status = semfs("status", store).stdout
-    assert "files:    0" in status and "not been mounted" in status
+    assert "images:     0" in status and "not been mounted" in status
     assert not (store / ".semfs").exists()  # status creates nothing
 
 

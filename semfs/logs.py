@@ -1,0 +1,76 @@
+"""Where the daemon's log goes: STORE/.semfs/mount.log, rotated, and the journal under
+systemd (or the terminal when run in the foreground by hand)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+from semfs.config import Settings
+
+FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The journal stamps time itself; `<N>` is the syslog priority it reads off each line.
+JOURNAL_FORMAT = "<%(priority)d>%(levelname)s %(name)s: %(message)s"
+_SYSLOG_PRIORITY = {
+    logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2,
+}  # fmt: skip
+
+
+class _StderrFollowingHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose file is also the process's stdout and stderr (a daemon
+    started by `semfs mount`): after a rollover those follow to the new file, so what
+    libraries print lands beside the log lines instead of in an old, rotated file."""
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        if self.stream is not None:
+            for fd in (1, 2):
+                os.dup2(self.stream.fileno(), fd)
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
+        return super().format(record)
+
+
+def stderr_is_journal() -> bool:
+    """Whether systemd connected stderr to the journal ($JOURNAL_STREAM names it)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}"
+
+
+def setup_daemon_logging(settings: Settings, debug: bool, stderr_is_log_file: bool) -> None:
+    """Log to the store's rotating mount.log, and to stderr unless stderr *is* that file
+    (the daemon `semfs mount` starts). Under systemd stderr is the journal."""
+    settings.make_state_dir()
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    handler_class = (
+        _StderrFollowingHandler if stderr_is_log_file else logging.handlers.RotatingFileHandler
+    )
+    file_handler = handler_class(
+        settings.log_path,
+        maxBytes=settings.log_max_bytes,
+        backupCount=settings.log_backups,
+        encoding="utf-8",
+    )
+    file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    root.addHandler(file_handler)
+    if stderr_is_log_file:
+        return
+    console = logging.StreamHandler(sys.stderr)
+    if stderr_is_journal():
+        console.setFormatter(_JournalFormatter(JOURNAL_FORMAT))
+    else:
+        console.setFormatter(logging.Formatter(FILE_FORMAT))
+    root.addHandler(console)

@@ -1,0 +1,108 @@
+"""`semfs status`: what a store holds and whether it is mounted, for people and scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from semfs.catalog import Catalog
+from semfs.config import Settings
+from semfs.index import base_files
+from semfs.mount import read_lock_holder
+from semfs.mounttable import FSTYPE, find_mount, is_stale
+
+FAILURES_SHOWN = 20
+
+
+def status_data(settings: Settings) -> dict[str, Any]:
+    report: dict[str, Any] = {"store": str(settings.store), "mount": _mount_state(settings)}
+    report.update(schema_version=None, images=0, files=0, indexed=0, queued=0, failed=0)
+    report.update(failures=[], last_reconcile=None, captioner=None, embedder=None)
+    report["index"] = _index_state(settings, None)
+    if not settings.catalog_path.exists():
+        return report
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        report["schema_version"] = catalog.schema_version
+        stats = asdict(catalog.stats())
+        report.update(stats, images=stats["files"])
+        report["captioner"] = catalog.get_meta("captioner")
+        report["embedder"] = catalog.get_meta("embedder")
+        report["failures"] = [
+            {"path": os.fsdecode(path), "reason": reason}
+            for path, reason in catalog.failures(FAILURES_SHOWN)
+        ]
+        last = catalog.get_meta("last_reconcile")
+        report["last_reconcile"] = json.loads(last) if last else None
+        report["index"] = _index_state(settings, catalog.get_meta("dimensions"))
+    finally:
+        catalog.close()
+    return report
+
+
+def _mount_state(settings: Settings) -> dict[str, Any]:
+    holder = read_lock_holder(settings)
+    if holder is None or not holder.search_dir:  # nobody, or `semfs index`
+        return {"active": False, "mountpoint": None, "pid": None, "stale": False}
+    entry = find_mount(holder.mountpoint)
+    mounted = entry is not None and entry.fstype == FSTYPE
+    stale = mounted and is_stale(holder.mountpoint)
+    return {
+        "active": mounted and not stale,
+        "mountpoint": holder.mountpoint,
+        "pid": holder.pid,
+        "stale": stale,
+    }
+
+
+def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:
+    files = [p for p in settings.index_dir.glob("*") if p.is_file()]
+    bases = base_files(settings.index_dir, int(dimensions)) if dimensions else []
+    newest = bases[-1] if bases else None
+    return {
+        "bytes": sum(p.stat().st_size for p in files),
+        "base_file": newest[2].name if newest else None,
+        "base_vectors": newest[1] if newest else 0,
+        "dimensions": int(dimensions) if dimensions else None,
+    }
+
+
+def status_text(report: dict[str, Any]) -> str:
+    mount = report["mount"]
+    if mount["active"]:
+        mounted = f"at {mount['mountpoint']} (pid {mount['pid']})"
+    elif mount["stale"]:
+        mounted = f"DEAD mount at {mount['mountpoint']}: run semfs unmount --lazy on it"
+    else:
+        mounted = "no"
+    index = report["index"]
+    reconciled = report["last_reconcile"]
+    lines = [
+        f"store:      {report['store']}",
+        f"mounted:    {mounted}",
+        f"images:     {report['images']}",
+        f"indexed:    {report['indexed']}",
+        f"queued:     {report['queued']}",
+        f"failed:     {report['failed']}",
+        f"index:      {_size(index['bytes'])}, {index['base_vectors']} vectors in the base"
+        + (f" ({index['dimensions']}-d)" if index["dimensions"] else ""),
+        f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
+        f"captioner:  {report['captioner'] or '-'}",
+        f"embedder:   {report['embedder'] or '-'}",
+    ]
+    lines += [f"  failed: {f['path']}: {f['reason']}" for f in report["failures"]]
+    if report["failed"] > len(report["failures"]):
+        lines.append(f"  ... and {report['failed'] - len(report['failures'])} more")
+    if report["schema_version"] is None:
+        lines.append("(no catalog yet: the store has not been mounted or indexed)")
+    return "\n".join(lines)
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
