@@ -16,8 +16,8 @@ from PIL import Image
 
 from semfs.config import Settings
 from semfs.errors import QuietError
-from semfs.mount import read_lock_holder
 from semfs.mounttable import find_mount, is_stale
+from semfs.status import mount_state
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # the catalog and index need room to grow
 
@@ -138,13 +138,13 @@ def _store_checks(settings: Settings) -> Iterator[Finding]:
     )  # fmt: skip
     if settings.allow_other and os.geteuid() != 0:
         yield _allow_other_check()
-    holder = read_lock_holder(settings)
-    if holder is not None and holder.search_dir:
-        dead = is_stale(holder.mountpoint)
+    mount = mount_state(settings)
+    if mount["active"] or mount["stale"]:
         yield Finding(
-            "mount", not dead,
-            f"{'DEAD' if dead else 'mounted'} at {holder.mountpoint} (pid {holder.pid})",
-            f"semfs unmount --lazy {holder.mountpoint}, then mount again",
+            "mount", not mount["stale"],
+            f"{'DEAD (its daemon is gone)' if mount['stale'] else 'mounted'} at "
+            f"{mount['mountpoint']}",
+            f"semfs unmount --lazy {mount['mountpoint']}, then mount again",
         )  # fmt: skip
 
 

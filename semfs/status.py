@@ -17,7 +17,7 @@ FAILURES_SHOWN = 20
 
 
 def status_data(settings: Settings) -> dict[str, Any]:
-    report: dict[str, Any] = {"store": str(settings.store), "mount": _mount_state(settings)}
+    report: dict[str, Any] = {"store": str(settings.store), "mount": mount_state(settings)}
     report.update(schema_version=None, images=0, files=0, indexed=0, queued=0, failed=0)
     report.update(failures=[], last_reconcile=None, captioner=None, embedder=None)
     report["index"] = _index_state(settings, None)
@@ -42,19 +42,30 @@ def status_data(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def _mount_state(settings: Settings) -> dict[str, Any]:
+def mount_state(settings: Settings) -> dict[str, Any]:
     holder = read_lock_holder(settings)
-    if holder is None or not holder.search_dir:  # nobody, or `semfs index`
-        return {"active": False, "mountpoint": None, "pid": None, "stale": False}
-    entry = find_mount(holder.mountpoint)
-    mounted = entry is not None and entry.fstype == FSTYPE
-    stale = mounted and is_stale(holder.mountpoint)
-    return {
-        "active": mounted and not stale,
-        "mountpoint": holder.mountpoint,
-        "pid": holder.pid,
-        "stale": stale,
-    }
+    if holder is not None and holder.search_dir:
+        entry = find_mount(holder.mountpoint)
+        mounted = entry is not None and entry.fstype == FSTYPE
+        stale = mounted and is_stale(holder.mountpoint)
+        return {"active": mounted and not stale, "mountpoint": holder.mountpoint,
+                "pid": holder.pid, "stale": stale}  # fmt: skip
+    # No daemon holds the lock. If one died without unmounting, its mount is still there,
+    # dead, at the mountpoint it wrote into the lock file.
+    last = _last_mountpoint(settings)
+    entry = find_mount(last) if last else None
+    ours = last and entry and entry.fstype == FSTYPE and entry.source == str(settings.store)
+    if ours and last and is_stale(last):
+        return {"active": False, "mountpoint": last, "pid": None, "stale": True}
+    return {"active": False, "mountpoint": None, "pid": None, "stale": False}
+
+
+def _last_mountpoint(settings: Settings) -> str | None:
+    try:
+        lines = settings.lock_path.read_text().split("\n")
+    except OSError:
+        return None
+    return lines[1].strip() if len(lines) > 2 and lines[1].startswith("/") else None
 
 
 def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:

@@ -79,12 +79,18 @@ class _Query:
     lock: trio.Lock = field(default_factory=trio.Lock)
 
 
+def is_probe(name: bytes) -> bool:
+    """Hidden names and the files file managers look for in every folder (`.hidden`,
+    `.directory`, `desktop.ini`, `folder.jpg`, ...): never queries nor results."""
+    return name.startswith(b".") or name.lower() in PROBE_NAMES
+
+
 def query_text(name: bytes) -> str:
     """The query a directory name asks for; FileNotFoundError if it is a probe, OSError
     EINVAL if it cannot be a query."""
     if len(name) > NAME_MAX:  # FUSE passes names up to 1024 bytes; a query is a file name
         raise OSError(errno.ENAMETOOLONG, f"a query name holds at most {NAME_MAX} bytes")
-    if name.startswith(b".") or name.lower() in PROBE_NAMES:
+    if is_probe(name):
         raise FileNotFoundError(errno.ENOENT, "not a query")
     try:
         text = name.decode("utf-8")
@@ -168,6 +174,12 @@ class SearchView(VirtualView):
         if parent == ROOT_INODE:
             self._root_lookups += 1
             return self._directory_attributes(self.root_inode, self._root_changed_ns)
+        parent_query = self._query_by_inode.get(parent)
+        if is_probe(name) and (parent_query is None or name not in parent_query.by_name):
+            # A negative entry the kernel keeps, so a file manager's probes of every
+            # folder come here once and never cost a search. (A hidden image can still
+            # be a result.)
+            return negative_entry(self._entry_timeout)
         if parent == self.root_inode:
             text = query_text(name)
             known = self._queries.get(name)
@@ -177,7 +189,6 @@ class SearchView(VirtualView):
             query = self._query(name, text)
             query.lookups += 1
             return self._query_attributes(query)
-        parent_query = self._query_by_inode.get(parent)
         if parent_query is None:
             raise OSError(errno.ENOTDIR, "not a directory")
         await self._refresh(parent_query)

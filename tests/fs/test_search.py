@@ -161,6 +161,25 @@ def test_query_names_that_cannot_be_queries_get_clear_errors(mounted: Mount) -> 
     expect_errno(errno.EEXIST, os.mkdir, mounted.mountpoint / "search")
 
 
+FILE_MANAGER_PROBES = (
+    ".hidden", ".directory", "desktop.ini", "Desktop.ini", "folder.jpg", ".xdg-volume-info",
+    "Thumbs.db", ".DS_Store", ".thumbnails", ".sh_thumbnails", "autorun.inf", ".Trash-0",
+)  # fmt: skip
+
+
+def test_file_manager_probes_are_absent_and_cost_no_search(mounted: Mount) -> None:
+    search = mounted.mountpoint / "search"
+    wait_indexed(mounted, 3)
+    assert os.listdir(search / "a cup of coffee") == ["coffee.png"]
+    searches = mounted.log_text().count(" search '")
+    for folder in (search, search / "a cup of coffee"):
+        for probe in FILE_MANAGER_PROBES:
+            expect_errno(errno.ENOENT, os.stat, folder / probe)
+    log = mounted.log_text()
+    assert log.count(" search '") == searches  # nothing searched again, no probe searched
+    assert not any(f" search '{probe}'" in log for probe in FILE_MANAGER_PROBES)
+
+
 def test_bad_images_are_recorded_with_reasons_and_skipped(
     mounted: Mount, photos: dict[str, Path]
 ) -> None:

@@ -4,6 +4,7 @@ local directory, switching the embedder (re-embeds, never re-captions), resuming
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -68,3 +69,16 @@ def test_search_before_any_index_is_explained(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "no catalog yet" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_index_shows_progress_with_rate_and_time_left_then_a_summary(store: Path) -> None:
+    (store / "fake.jpg").write_text("a shopping list, not a photo\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "semfs", "index", str(store), "--workers", "1"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # tqdm's bar, last drawn at the end: done/total [elapsed<left, rate]
+    assert re.search(r"indexing: 100%.*\| 4/4 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+image/s\]",
+                     result.stderr), result.stderr  # fmt: skip
+    assert result.stdout.startswith("indexed 3, failed 1, still queued 0\n  failed: fake.jpg: ")
