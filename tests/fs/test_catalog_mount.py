@@ -194,7 +194,7 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
     finally:
         semfs("unmount", mnt)
     assert not is_mounted(mnt)
-    assert "mounted:  no" in semfs("status", store).stdout
+    assert "mounted:    no" in semfs("status", store).stdout
     log = (store / ".semfs" / "mount.log").read_text()
     assert "Traceback" not in log and "unmounted" in log
 
