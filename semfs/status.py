@@ -37,6 +37,9 @@ def status_data(settings: Settings) -> dict[str, Any]:
         last = catalog.get_meta("last_reconcile")
         report["last_reconcile"] = json.loads(last) if last else None
         report["index"] = _index_state(settings, catalog.get_meta("dimensions"))
+        if report["embedder"]:
+            in_base, newer = catalog.vector_counts(report["embedder"], report["index"]["base_seq"])
+            report["index"].update(vectors=in_base + newer, exact_vectors=newer)
     finally:
         catalog.close()
     return report
@@ -73,9 +76,12 @@ def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:
     bases = base_files(settings.index_dir, int(dimensions)) if dimensions else []
     newest = bases[-1] if bases else None
     return {
+        "vectors": 0,
+        "base_vectors": newest[1] if newest else 0,  # in the memory-mapped Annoy base
+        "exact_vectors": 0,  # newer: searched exactly until the next rebuild
         "bytes": sum(p.stat().st_size for p in files),
         "base_file": newest[2].name if newest else None,
-        "base_vectors": newest[1] if newest else 0,
+        "base_seq": newest[0] if newest else 0,
         "dimensions": int(dimensions) if dimensions else None,
     }
 
@@ -97,8 +103,8 @@ def status_text(report: dict[str, Any]) -> str:
         f"indexed:    {report['indexed']}",
         f"queued:     {report['queued']}",
         f"failed:     {report['failed']}",
-        f"index:      {_size(index['bytes'])}, {index['base_vectors']} vectors in the base"
-        + (f" ({index['dimensions']}-d)" if index["dimensions"] else ""),
+        f"index:      {index['vectors']} vectors: {index['base_vectors']} in the Annoy base "
+        f"({_size(index['bytes'])}), {index['exact_vectors']} searched exactly",
         f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
         f"captioner:  {report['captioner'] or '-'}",
         f"embedder:   {report['embedder'] or '-'}",

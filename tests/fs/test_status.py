@@ -38,6 +38,7 @@ def test_status_reports_counts_failures_models_index_and_the_mount(
     assert report["embedder"] == "sentence-transformers:all-MiniLM-L6-v2"
     index = report["index"]
     assert isinstance(index, dict) and index["dimensions"] == 384
+    assert index["vectors"] == 3 and index["base_vectors"] + index["exact_vectors"] == 3
     text = semfs("status", daemon_mount.store).stdout
     assert f"mounted:    at {daemon_mount.mountpoint} (pid {daemon_mount.pid})" in text
     assert "failed: fake.jpg: " in text
