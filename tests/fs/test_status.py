@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 from pathlib import Path
 
+from semfs import __version__
 from tests.fs.conftest import Daemon, semfs, wait_for
 from tests.fs.test_search import INGEST_TIMEOUT
 
@@ -57,3 +59,29 @@ def test_a_dead_mount_is_reported_with_what_to_do(daemon_mount: Daemon) -> None:
     assert (
         semfs("doctor", "--no-models", daemon_mount.store, daemon_mount.mountpoint).returncode == 0
     )
+
+
+def test_version() -> None:
+    assert semfs("--version").stdout.strip() == f"semfs {__version__}"
+
+
+def test_mount_options_reach_the_daemon(store: Path, tmp_path: Path) -> None:
+    """`-o` as mount(8) passes it: generic options ignored, ro honoured, settings set."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    semfs(
+        "mount", store, mountpoint, "-o", "rw,nosuid,nodev,ro,top_k=1,threshold=2,search_dir=find"
+    )
+    try:
+        assert sorted(os.listdir(mountpoint)) == ["animals", "coffee.png", "find", "notes.txt",
+                                                  "rocket.jpg"]  # fmt: skip
+        try:
+            (mountpoint / "new.txt").write_text("x")
+            raise AssertionError("a read-only mount took a write")
+        except OSError as error:
+            assert error.errno == errno.EROFS
+        wait_for(lambda: status(store)["indexed"] == 3, INGEST_TIMEOUT, "ingest")
+        # threshold=2 lets every image through the cut; top_k=1 keeps the best one.
+        assert len(os.listdir(mountpoint / "find" / "a photo of something")) == 1
+    finally:
+        semfs("unmount", mountpoint)
