@@ -50,4 +50,7 @@ lists the matching images, best first ("snow on mountains" lists nothing: no pho
 shows that). Save a query with mkdir demo/mnt/search/"<query>"; search from the shell
 with .venv/bin/semfs search demo/store "<query>".
 Unmount with:  .venv/bin/semfs unmount demo/mnt
+Mount your own photos at every boot (README "Mount at boot"):
+  .venv/bin/semfs install-service ~/Pictures /mnt/photos
+Check the set-up and get fixes: .venv/bin/semfs doctor demo/store demo/mnt
 MSG
