@@ -20,6 +20,7 @@ from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
 from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.mount import hold_store_lock, read_lock_holder
+from semfs.query import QuerySyntaxError, parse_query
 from semfs.reconcile import reconcile
 
 
@@ -115,7 +116,13 @@ def search_store(
         engine = Engine(settings, catalog)
         engine.load(read_only=True)
         cut = engine.max_distance
-        hits = engine.searcher.search(query, k or settings.top_k, cut if cut > 0 else math.inf)
+        try:
+            parsed = parse_query(" ".join(query.split()))
+        except QuerySyntaxError as error:
+            raise QuietError(f"query {query!r}: {error}") from None
+        hits = engine.searcher.search_query(
+            parsed, k or settings.top_k, cut if cut > 0 else math.inf
+        )
     finally:
         catalog.close()
     return [

@@ -28,11 +28,40 @@ from semfs.catalog_records import (
 # "+v.embedder": without the plus, SQLite answers by scanning every vector of the
 # embedder (index vectors_by_embedder) and joining files to it: 376 ms a search at 100 k
 # images, seconds at 1 M (docs/benchmarks-search.md). With it, each id is looked up.
+HIT_COLUMNS = (
+    "f.id, f.dir, f.name, v.seq, coalesce(d.caption, ''), f.size, "
+    "coalesce(d.taken_ns, f.mtime_ns), coalesce(d.camera, '')"
+)
 HITS_QUERY = (
-    "SELECT f.id, f.dir, f.name, v.seq, coalesce(d.caption, '') FROM files f "
+    f"SELECT {HIT_COLUMNS} FROM files f "
     "JOIN vectors v ON v.file_id = f.id LEFT JOIN descriptions d ON d.file_id = f.id "
     "WHERE f.id IN ({marks}) AND +v.embedder = ?"
 )
+# Indexed images by the query filters alone (no text): each filter is off when its
+# parameter is NULL. `order` is one of FILTER_ORDERS.
+FILTERED_QUERY = (
+    f"SELECT {HIT_COLUMNS} FROM files f "
+    "JOIN vectors v ON v.file_id = f.id LEFT JOIN descriptions d ON d.file_id = f.id "
+    "WHERE f.state = 'indexed' AND +v.embedder = ? "
+    "AND (? IS NULL OR coalesce(d.taken_ns, f.mtime_ns) BETWEEN ? AND ?) "
+    "AND (? IS NULL OR instr(lower(coalesce(d.camera, '')), ?) > 0) "
+    "AND (? IS NULL OR instr(lower(CAST(f.dir AS TEXT)), ?) > 0) "
+    "ORDER BY {order} LIMIT ?"
+)
+FILTER_ORDERS = {
+    "date": "coalesce(d.taken_ns, f.mtime_ns) DESC, f.id",
+    "oldest": "coalesce(d.taken_ns, f.mtime_ns), f.id",
+    "name": "f.name, f.id",
+    "size": "f.size DESC, f.id",
+}
+
+
+VECTORS_QUERY = "SELECT file_id, vector FROM vectors WHERE file_id IN ({marks}) AND embedder = ?"
+
+
+def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
+    file_id, directory, name, seq, caption, size, time_ns, camera = row
+    return StoredHit(file_id, join_path(directory, name), seq, caption, size, time_ns, camera)
 
 
 class IngestRecords:
@@ -67,13 +96,15 @@ class IngestRecords:
                 return None
             db.execute(
                 "INSERT OR REPLACE INTO descriptions (file_id, caption, source, captioner, "
-                "keywords) VALUES (?, ?, ?, ?, ?)",
+                "keywords, taken_ns, camera) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     item.record.id,
                     description.caption,
                     description.source,
                     description.captioner,
                     json.dumps(description.keywords),
+                    description.taken_ns,
+                    description.camera,
                 ),
             )
             seq = _write_vector(db, item.record.id, embedder, vector)
@@ -106,15 +137,18 @@ class IngestRecords:
         by `embedder`, so a copy need not pass through the models again."""
         with self._lock:
             row = self._db.execute(
-                "SELECT d.caption, d.source, d.captioner, d.keywords, v.vector FROM files f "
+                "SELECT d.caption, d.source, d.captioner, d.keywords, d.taken_ns, d.camera, "
+                "v.vector FROM files f "
                 "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
                 "WHERE f.content_hash = ? AND v.embedder = ? AND d.source = 'model' LIMIT 1",
                 (content_hash, embedder),
             ).fetchone()
         if row is None:
             return None
-        caption, source, captioner, keywords, vector = row
-        return Description(caption, source, captioner, json.loads(keywords)), bytes(vector)
+        caption, source, captioner, keywords, taken_ns, camera, vector = row
+        description = Description(caption, source, captioner, json.loads(keywords), taken_ns,
+                                  camera)  # fmt: skip
+        return description, bytes(vector)
 
     def requeue(self, path: bytes) -> bool:
         """Ingest the file at `path` again (e.g. its user caption changed)."""
@@ -146,8 +180,65 @@ class IngestRecords:
                 rows = self._db.execute(
                     HITS_QUERY.format(marks=marks), (*chunk, embedder)
                 ).fetchall()
-                for file_id, directory, name, seq, caption in rows:
-                    found[file_id] = StoredHit(file_id, join_path(directory, name), seq, caption)
+                for row in rows:
+                    found[row[0]] = _stored_hit(row)
+        return found
+
+    def filtered(
+        self,
+        embedder: str,
+        time_range_ns: tuple[int, int] | None,
+        camera: str | None,
+        folder: str | None,
+        order: str,
+        limit: int,
+    ) -> list[StoredHit]:
+        """Indexed images matching the filters (None: any), in `order` (FILTER_ORDERS)."""
+        first, last = time_range_ns or (None, None)
+        with self._lock:
+            rows = self._db.execute(
+                FILTERED_QUERY.format(order=FILTER_ORDERS[order]),
+                (embedder, first, first, last, camera, camera, folder, folder, limit),
+            ).fetchall()
+        return [_stored_hit(row) for row in rows]
+
+    def described_after(self, file_id: int, limit: int) -> list[tuple[int, bytes]]:
+        """(id, path) of described files after `file_id`, by id: the facts backfill."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT f.id, f.dir, f.name FROM files f JOIN descriptions d ON d.file_id = f.id "
+                "WHERE f.id > ? ORDER BY f.id LIMIT ?",
+                (file_id, limit),
+            ).fetchall()
+        return [(row[0], join_path(row[1], row[2])) for row in rows]
+
+    def set_facts(self, facts: list[tuple[int, int | None, str | None]], done_to: int) -> None:
+        """Store (id, taken_ns, camera) of described files; the backfill is done up to
+        `done_to` (0: finished)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE descriptions SET taken_ns = ?, camera = ? WHERE file_id = ?",
+                [(taken, camera, file_id) for file_id, taken, camera in facts],
+            )
+            if done_to:
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'facts_backfilled_to'", (str(done_to),)
+                )
+            else:
+                db.execute("DELETE FROM meta WHERE key = 'facts_backfilled_to'")
+
+    def vectors_of(self, file_ids: Collection[int], embedder: str) -> dict[int, bytes]:
+        """The current vectors by `embedder` of these files."""
+        found: dict[int, bytes] = {}
+        ids = list(file_ids)
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    VECTORS_QUERY.format(marks=marks), (*chunk, embedder)
+                ).fetchall()
+                found.update((file_id, bytes(vector)) for file_id, vector in rows)
         return found
 
     def vectors_since(self, embedder: str, after_seq: int) -> Iterator[tuple[int, int, bytes]]:

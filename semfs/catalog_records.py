@@ -44,6 +44,8 @@ class Description:
     source: str  # user | exif | xmp | model
     captioner: str  # the model's name, or the source for user-given text
     keywords: list[str]
+    taken_ns: int | None = None  # when the photo was taken (EXIF), if it says
+    camera: str | None = None  # EXIF make and model, if any
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class StoredHit:
     path: bytes
     seq: int  # of the file's current vector
     caption: str
+    size: int = 0
+    time_ns: int = 0  # when the photo was taken (EXIF), else the file's mtime
+    camera: str = ""
 
 
 def split_path(path: bytes) -> tuple[bytes, bytes]:

@@ -66,6 +66,24 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    # Facts for the query filters (year:, camera:), read from EXIF at ingest: when the
+    # photo was taken (DateTimeOriginal, as UTC ns) and the camera (Make and Model). Images
+    # described before are read by ingest when idle, by id (meta facts_backfilled_to).
+    _run_script(
+        db,
+        """
+        ALTER TABLE descriptions ADD COLUMN taken_ns INTEGER;
+        ALTER TABLE descriptions ADD COLUMN camera TEXT;
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('facts_backfilled_to', '0')
+        """,
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1, _migrate_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from semfs.config import CAPTION_XATTR
 from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
-from semfs.ml.imaging import BadImage, DecodedImage, decode
+from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.ml.keywords import keywords
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
 VANISHED_WAIT = 1.0  # seconds before a file not found where queued is tried again
 CATALOG_RETRY = 5.0  # seconds between attempts to write a catalog that refused (disk full)
+BACKFILL_BATCH = 256  # images whose EXIF facts are read per idle step (about 0.1 s)
 
 
 class CaptionerUnavailable(Exception):
@@ -55,6 +56,7 @@ class Prepared:
     description: Description | None = None  # known without the captioner
     image: DecodedImage | None = None  # needs the captioner
     vector: bytes | None = None  # reused from an identical file
+    facts: PhotoFacts = field(default_factory=PhotoFacts)  # for the query filters
 
 
 class IngestWorker:
@@ -113,7 +115,7 @@ class IngestWorker:
                 except sqlite3.OperationalError as error:
                     self._pause_for_catalog(error)
                     continue
-                if taken == 0:
+                if taken == 0 and self._backfill_facts() == 0:
                     self._wake.wait(IDLE_POLL)
                     self._wake.clear()
         except Exception:
@@ -129,6 +131,27 @@ class IngestWorker:
             log.info("queued %d images again that had failed with an ingest error", requeued)
         if self._engine.reembed(should_stop=self._stop.is_set):
             self._on_indexed()
+
+    def _backfill_facts(self) -> int:
+        """When idle: read the EXIF facts (year:, camera: filters) of images described
+        before the catalog kept them, a batch at a time. Returns how many were read."""
+        start = self._catalog.get_meta("facts_backfilled_to")
+        if start is None:
+            return 0
+        files = self._catalog.described_after(int(start), BACKFILL_BATCH)
+        facts = []
+        for file_id, path in files:
+            try:
+                fd = self._store.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                continue  # gone or unreadable: the tracker or ingest deals with it
+            with os.fdopen(fd, "rb") as file:
+                found = read_facts(file)
+            facts.append((file_id, found.taken_ns, found.camera))
+        self._catalog.set_facts(facts, files[-1][0] if files else 0)
+        if not files:
+            log.info("photo facts (EXIF date and camera) read for every described image")
+        return len(files)
 
     def _pause_for_catalog(self, error: sqlite3.OperationalError) -> None:
         """The catalog refused a write (a full disk, most often): nothing is lost, the
@@ -189,15 +212,16 @@ class IngestWorker:
             self._catalog.fail(item, f"cannot open: {os.strerror(error.errno or 0)}")
             return None
         with os.fdopen(fd, "rb") as file:
+            facts = read_facts(file)
             user_caption = _user_caption(fd, path)
             if user_caption is not None:
-                return Prepared(item, _given(user_caption, "user"))
+                return Prepared(item, _given(user_caption, "user"), facts=facts)
             if item.record.content_hash:
                 reused = self._catalog.reusable(
                     item.record.content_hash, self._engine.embedder.name
                 )
                 if reused is not None:
-                    return Prepared(item, description=reused[0], vector=reused[1])
+                    return Prepared(item, description=reused[0], vector=reused[1], facts=facts)
             try:
                 image = decode(file, self._settings.max_image_pixels)
             except BadImage as error:
@@ -208,8 +232,9 @@ class IngestWorker:
                 self._catalog.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
                 return None
         if image.embedded_caption is not None:
-            return Prepared(item, _given(image.embedded_caption, image.embedded_source or "exif"))
-        return Prepared(item, image=image)
+            given = _given(image.embedded_caption, image.embedded_source or "exif")
+            return Prepared(item, given, facts=facts)
+        return Prepared(item, image=image, facts=facts)
 
     def _vanished(self, item: QueueItem) -> None:
         """Not where the queue saw it: renamed or deleted since, and the catalog hears
@@ -251,7 +276,9 @@ class IngestWorker:
         embedder = self._engine.embedder.name
         for entry in prepared:
             assert entry.description is not None and entry.vector is not None
-            seq = self._catalog.store_result(entry.item, entry.description, embedder, entry.vector)
+            description = replace(entry.description, taken_ns=entry.facts.taken_ns,
+                                  camera=entry.facts.camera)  # fmt: skip
+            seq = self._catalog.store_result(entry.item, description, embedder, entry.vector)
             if seq is not None:
                 vector = np.frombuffer(entry.vector, dtype=np.float32)
                 self._engine.index.add(entry.item.record.id, seq, vector)

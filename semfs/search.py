@@ -5,14 +5,23 @@ The same ranking serves the `search/` view and `semfs search`.
 
 from __future__ import annotations
 
+import datetime
 import math
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from semfs.catalog import Catalog
+from semfs.catalog_records import StoredHit
 from semfs.index import Candidate, VectorIndex
 from semfs.ml.embedder import QueryCache
+from semfs.query import Query
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
+SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,14 @@ class Hit:
     path: bytes  # store-relative
     distance: float  # angular distance of caption and query
     caption: str
+    size: int = 0
+    time_ns: int = 0  # when the photo was taken (EXIF), else the file's mtime
+    camera: str = ""
+
+    @classmethod
+    def of(cls, stored: StoredHit, distance: float) -> Hit:
+        return cls(stored.file_id, stored.path, distance, stored.caption, stored.size,
+                   stored.time_ns, stored.camera)  # fmt: skip
 
     @property
     def score(self) -> float:
@@ -42,16 +59,56 @@ class Searcher:
         """Changes whenever a search could give a different answer."""
         return self._index.version
 
-    def search(self, text: str, k: int, max_distance: float = math.inf) -> list[Hit]:
-        """Up to k hits within max_distance, nearest first. Blocking: call in a thread."""
+    def search(
+        self, text: str, k: int, max_distance: float = math.inf, keep: HitFilter | None = None
+    ) -> list[Hit]:
+        """Up to k hits within max_distance (and passing `keep`), nearest first.
+        Blocking: call in a thread."""
         vector = self._queries.vector(" ".join(text.split())[:MAX_QUERY_CHARS])
         wanted = 2 * k + 16
         while True:
             shortlist = self._index.search(vector, wanted)
             hits = self._valid(shortlist.merged(), max_distance)
+            if keep is not None:
+                hits = keep(hits)
             if len(hits) >= k or shortlist.exhausted(max_distance) or wanted > 64 * k + 1024:
                 return hits[:k]
-            wanted *= 4  # stale candidates crowded the shortlist out: look further
+            wanted *= 4  # stale or filtered candidates crowded the shortlist out: look further
+
+    def search_query(self, query: Query, k: int, max_distance: float) -> list[Hit]:
+        """A query with modifiers (semfs/query.py): its own k, cut, filters, exclusions
+        and order override the defaults given."""
+        k = query.k or k
+        cut = query.max_distance if query.max_distance is not None else max_distance
+        if not query.text:  # filters alone: the matching images themselves
+            order = "date" if query.sort == "score" else query.sort
+            stored = self._catalog.filtered(self._embedder, year_range_ns(query.years),
+                                            query.camera, query.folder, order, k)  # fmt: skip
+            return [Hit.of(hit, 0.0) for hit in stored]
+        # `-word` leaves out what would be a result for `word` at the usual cut, whatever
+        # cut the query sets for itself.
+        negation_cut = max_distance if math.isfinite(max_distance) else SEED_CUT
+        hits = self.search(query.text, k, cut, self._keep(query, negation_cut))
+        return sort_hits(hits, query.sort)
+
+    def _keep(self, query: Query, cut: float) -> HitFilter | None:
+        if not (query.exclude or query.has_filters):
+            return None
+        years = year_range_ns(query.years)
+        negatives = [(word, self._queries.vector(word)) for word in query.exclude]
+
+        def keep(hits: list[Hit]) -> list[Hit]:
+            hits = [hit for hit in hits if matches_filters(hit, years, query.camera, query.folder)]
+            if not negatives or not hits:
+                return hits
+            vectors = self._catalog.vectors_of([hit.file_id for hit in hits], self._embedder)
+            return [
+                hit for hit in hits
+                if not any(_excluded(hit, vectors.get(hit.file_id), word, negative, cut)
+                           for word, negative in negatives)
+            ]  # fmt: skip
+
+        return keep
 
     def _valid(self, candidates: list[Candidate], max_distance: float) -> list[Hit]:
         """Candidates whose vector is still the file's current one (the rest are
@@ -67,5 +124,52 @@ class Searcher:
             current = hit.seq <= candidate.seq if candidate.from_base else hit.seq == candidate.seq
             if current:
                 seen.add(candidate.file_id)
-                hits.append(Hit(hit.file_id, hit.path, candidate.distance, hit.caption))
+                hits.append(Hit.of(hit, candidate.distance))
         return hits
+
+
+HitFilter = Callable[[list[Hit]], list[Hit]]
+
+
+def year_range_ns(years: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The first and last nanosecond (UTC, as EXIF times are read) of a range of years."""
+    if years is None:
+        return None
+    first = datetime.datetime(years[0], 1, 1, tzinfo=datetime.UTC)
+    after = datetime.datetime(years[1] + 1, 1, 1, tzinfo=datetime.UTC)
+    return int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9 - 1
+
+
+def matches_filters(
+    hit: Hit, years: tuple[int, int] | None, camera: str | None, folder: str | None
+) -> bool:
+    if years is not None and not years[0] <= hit.time_ns <= years[1]:
+        return False
+    if camera is not None and camera not in hit.camera.lower():
+        return False
+    directory = os.fsdecode(hit.path.rpartition(b"/")[0]).lower()
+    return folder is None or folder in directory
+
+
+def _excluded(hit: Hit, vector: bytes | None, word: str, negative: np.ndarray, cut: float) -> bool:
+    """A hit is left out for `-word` when its caption names the word or means it (is
+    within the cut of it, as a result for `word` would be)."""
+    if re.search(rf"\b{re.escape(word)}\b", hit.caption, re.IGNORECASE):
+        return True
+    if vector is None:
+        return False
+    cosine = float(np.dot(np.frombuffer(vector, dtype=np.float32), negative))
+    return math.sqrt(max(0.0, 2.0 - 2.0 * cosine)) <= cut
+
+
+_SORT_KEYS: dict[str, Callable[[Hit], tuple[object, ...]]] = {
+    "date": lambda hit: (-hit.time_ns, hit.file_id),
+    "oldest": lambda hit: (hit.time_ns, hit.file_id),
+    "name": lambda hit: (hit.path.rpartition(b"/")[2], hit.file_id),
+    "size": lambda hit: (-hit.size, hit.file_id),
+}
+
+
+def sort_hits(hits: list[Hit], order: str) -> list[Hit]:
+    """Hits come best first; any other order is applied to the k best."""
+    return hits if order == "score" else sorted(hits, key=_SORT_KEYS[order])

@@ -36,6 +36,7 @@ from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import caller_is_making_a_directory
 from semfs.fs.views import VirtualView
+from semfs.query import QuerySyntaxError, parse_query
 from semfs.search import Hit
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,13 @@ def query_text(name: bytes) -> str:
         raise OSError(errno.EINVAL, "a query must be UTF-8 text") from None
     if not any(character.isalnum() for character in text):
         raise OSError(errno.EINVAL, "a query needs at least one letter or digit")
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    try:
+        parse_query(text)
+    except QuerySyntaxError as error:
+        log.warning("query %r refused (EINVAL): %s", text, error)
+        raise OSError(errno.EINVAL, str(error)) from None
+    return text
 
 
 def result_names(hits: list[Hit]) -> list[bytes]:
@@ -343,7 +350,8 @@ class SearchView(VirtualView):
         searcher = self._engine.wait_ready()
         version = searcher.version  # before searching: a change during it triggers another
         started = time.perf_counter()
-        hits = searcher.search(text, self._settings.top_k, self._engine.max_distance)
+        query = parse_query(text)  # valid: query_text checked it
+        hits = searcher.search_query(query, self._settings.top_k, self._engine.max_distance)
         log.info("search %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
         return hits, version

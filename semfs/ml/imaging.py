@@ -6,6 +6,7 @@ person can act on; the ingest worker records it and goes on.
 
 from __future__ import annotations
 
+import datetime
 import html
 import re
 import warnings
@@ -18,6 +19,8 @@ XMP_SEARCH_BYTES = 1 << 20  # XMP packets sit near the start of a file
 MODEL_SIDE = 384  # pixels on the longer side handed to the models (they use 224..384)
 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
+_EXIF_MAKE, _EXIF_MODEL, _EXIF_DATE_TIME = 0x010F, 0x0110, 0x0132
+_EXIF_IFD, _EXIF_DATE_TAKEN = 0x8769, 0x9003  # the Exif sub-IFD and DateTimeOriginal
 _XMP_DESCRIPTION = re.compile(
     rb"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL | re.IGNORECASE
 )
@@ -69,6 +72,52 @@ def decode(file: BinaryIO, max_pixels: int) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImage(f"corrupt or truncated image: {error}") from None
     return DecodedImage(image, caption, source)
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What the file says about the photo, for the query filters."""
+
+    taken_ns: int | None = None  # EXIF DateTimeOriginal (else DateTime), read as UTC
+    camera: str | None = None  # EXIF Make and Model
+
+
+def read_facts(file: BinaryIO) -> PhotoFacts:
+    """The photo's EXIF facts; reads the header only (no pixels). Never raises: a file
+    without them, or not an image at all, has none."""
+    try:
+        with Image.open(file) as image:
+            exif = image.getexif()
+            taken = exif.get_ifd(_EXIF_IFD).get(_EXIF_DATE_TAKEN) or exif.get(_EXIF_DATE_TIME)
+            make, model = (_exif_text(exif.get(tag)) for tag in (_EXIF_MAKE, _EXIF_MODEL))
+    except Exception:  # any unreadable header: simply no facts
+        return PhotoFacts()
+    finally:
+        file.seek(0)
+    camera = (
+        model
+        if make and model and model.lower().startswith(make.lower())
+        else (" ".join(part for part in (make, model) if part) or None)
+    )
+    return PhotoFacts(_exif_time_ns(_exif_text(taken)), camera)
+
+
+def _exif_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = value.replace("\0", " ").strip() if isinstance(value, str) else ""
+    return text or None
+
+
+def _exif_time_ns(text: str | None) -> int | None:
+    """EXIF writes "2023:07:14 18:03:12", local time of unknown zone: taken as UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    return int(moment.replace(tzinfo=datetime.UTC).timestamp()) * 1_000_000_000
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

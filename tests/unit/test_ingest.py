@@ -74,3 +74,33 @@ def test_a_captioner_that_cannot_load_leaves_every_image_queued(engine: Engine) 
     stats = engine.catalog.stats()
     assert (stats.queued, stats.failed) == (3, 0)
     assert all(item.attempts == 0 for item in engine.catalog.queue_items(10))
+
+
+def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
+    engine: Engine, photos: dict[str, Path]
+) -> None:
+    from PIL import Image
+
+    from semfs.search import Hit, matches_filters, year_range_ns
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "FUJIFILM", "X-T3"
+    exif.get_ifd(0x8769)[0x9003] = "2020:02:29 12:00:00"
+    store = engine.settings.store
+    Image.open(photos["rocket.jpg"]).save(store / "rocket.jpg", "JPEG", exif=exif)
+    reconcile(engine.settings, engine.catalog, BackingStore(os.fsencode(store)))
+    worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
+    while worker.run_batch():
+        pass
+    (hit,) = [h for h in engine.catalog.hits([1, 2, 3], engine.embedder.name).values()
+              if h.path == b"rocket.jpg"]  # fmt: skip
+    assert hit.camera == "FUJIFILM X-T3"
+    assert matches_filters(Hit.of(hit, 0.0), year_range_ns((2020, 2020)), "x-t3", None)
+
+    # A catalog from before the facts were kept: they are read when ingest is idle.
+    engine.catalog.set_facts([(hit.file_id, None, None)], done_to=0)
+    engine.catalog.set_meta("facts_backfilled_to", "0")
+    assert worker._backfill_facts() == 3  # one batch: all three described images
+    assert worker._backfill_facts() == 0 and engine.catalog.get_meta("facts_backfilled_to") is None
+    again = engine.catalog.hits([hit.file_id], engine.embedder.name)[hit.file_id]
+    assert again.camera == "FUJIFILM X-T3" and again.time_ns == 1582977600 * 10**9

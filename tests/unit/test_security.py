@@ -103,8 +103,10 @@ def test_names_and_queries_reach_sql_only_as_parameters(tmp_path: Path) -> None:
 
 
 # Interpolated into SQL text: only names whose values are fixed in the code (column
-# lists, table names of the salvage, runs of "?" marks, the schema version).
-FIXED_SQL_PIECES = {"FILE_COLUMNS", "SCHEMA_VERSION", "marks", "columns", "table"}
+# lists, table names of the salvage, runs of "?" marks, the schema version, an ORDER BY
+# chosen from FILTER_ORDERS).
+FIXED_SQL_PIECES = {"FILE_COLUMNS", "SCHEMA_VERSION", "marks", "columns", "table", "order",
+                    "HIT_COLUMNS"}  # fmt: skip
 
 
 def _interpolated_names(node: ast.expr) -> list[str]:
