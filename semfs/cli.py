@@ -14,7 +14,7 @@ from pathlib import Path
 from semfs import __version__
 from semfs.bulk import format_hits, index_store, search_store
 from semfs.check import check_store
-from semfs.config import Settings, effective_settings
+from semfs.config import PROFILES, Settings, effective_settings
 from semfs.doctor import as_dicts, report_text, run_checks
 from semfs.errors import QuietError
 from semfs.logs import setup_daemon_logging
@@ -150,6 +150,11 @@ def _add_model_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--workers", type=int, help="ingest threads that read and decode images (default 2)"
     )
+    command.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="a bundle of defaults; low-memory: for small devices (docs/low-memory.md)",
+    )
 
 
 def _model_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -158,6 +163,7 @@ def _model_overrides(args: argparse.Namespace) -> dict[str, object]:
         "embedder": args.embedder,
         "max_distance": args.max_distance,
         "ingest_workers": args.workers,
+        "profile": args.profile,
     }
     return {name: value for name, value in chosen.items() if value is not None}
 

@@ -25,6 +25,22 @@ DEFAULT_IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 
+# What a profile changes of the defaults. low-memory: the storage design's small-device
+# set-up (an SSD's ARM cores); docs/low-memory.md has what it costs and saves.
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "low-memory": {
+        "embedder": "onnx:paraphrase-MiniLM-L3-v2-int8",
+        "ingest_workers": 1,
+        "ingest_batch": 2,
+        "io_threads": 2,
+        "rebuild_threshold": 500,
+        "query_cache": 64,
+        "release_captioner_after": 30.0,
+    },
+}
+
+
 def setting(default: Any, doc: str) -> Any:
     """A setting with the one line of documentation config.toml's template shows."""
     return field(default=default, metadata={"doc": doc})
@@ -35,6 +51,12 @@ class Settings:
     """Everything a mount needs to know; one instance per store."""
 
     store: Path
+    profile: str = setting(
+        "default",
+        "a bundle of defaults: default, or low-memory (small devices: the small ONNX"
+        " embedder, one ingest thread, small batches and caches); settings given here or"
+        " on the command line still win",
+    )
     # --- the mount ----------------------------------------------------------------------
     entry_timeout: float = setting(
         5.0,
@@ -90,6 +112,10 @@ class Settings:
     model_wait: float = setting(
         120.0, "seconds a search waits for the models after mounting before EAGAIN"
     )
+    query_cache: int = setting(1024, "query vectors kept (a file manager repeats queries)")
+    release_captioner_after: float = setting(
+        0.0, "seconds of idle ingest after which the captioner's memory is let go (0: never)"
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -142,7 +168,10 @@ class Settings:
         if config_file.is_file():
             values.update(_read_config(config_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(store=root, **values)
+        profile = values.get("profile", "default")
+        if profile not in PROFILES:
+            raise QuietError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        return cls(store=root, **{**PROFILES[profile], **values})
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ only when ingest first needs it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -98,7 +99,10 @@ class Engine:
         )
         self.index.load(self.catalog, tidy=not read_only)
         self.searcher = Searcher(
-            self.catalog, self.index, QueryCache(self.embedder), self.embedder.name
+            self.catalog,
+            self.index,
+            QueryCache(self.embedder, self.settings.query_cache),
+            self.embedder.name,
         )
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
@@ -136,6 +140,16 @@ class Engine:
                 log.info("captioner %s ready in %.1f s",
                          captioner.name, time.monotonic() - started)  # fmt: skip
             return self._captioner
+
+    def release_captioner(self) -> bool:
+        """Let the captioner's memory go (low-memory profile, when ingest is idle); the
+        next image loads it again. True if one was loaded."""
+        with self._captioner_lock:
+            released, self._captioner = self._captioner is not None, None
+        if released:
+            gc.collect()  # the model's arrays go now, not at some later collection
+            log.info("captioner released while idle")
+        return released
 
     def reembed(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Give every stored caption a vector by the current embedder (after the

@@ -105,6 +105,7 @@ class IngestWorker:
                     break
                 except sqlite3.OperationalError as error:
                     self._pause_for_catalog(error)
+            last_work = time.monotonic()
             while not self._stop.is_set():
                 try:
                     taken = self.run_batch()
@@ -115,7 +116,10 @@ class IngestWorker:
                 except sqlite3.OperationalError as error:
                     self._pause_for_catalog(error)
                     continue
-                if taken == 0 and self._backfill_facts() == 0:
+                if taken:
+                    last_work = time.monotonic()
+                elif self._backfill_facts() == 0:
+                    self._release_captioner_if_idle(last_work)
                     self._wake.wait(IDLE_POLL)
                     self._wake.clear()
         except Exception:
@@ -131,6 +135,11 @@ class IngestWorker:
             log.info("queued %d images again that had failed with an ingest error", requeued)
         if self._engine.reembed(should_stop=self._stop.is_set):
             self._on_indexed()
+
+    def _release_captioner_if_idle(self, last_work: float) -> None:
+        after = self._settings.release_captioner_after
+        if after > 0 and time.monotonic() - last_work >= after:
+            self._engine.release_captioner()
 
     def _backfill_facts(self) -> int:
         """When idle: read the EXIF facts (year:, camera: filters) of images described

@@ -9,6 +9,7 @@ forking a Python that may already hold threads and open databases.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -178,6 +179,8 @@ def _fuse_options(request: MountRequest) -> set[str]:
 def serve(request: MountRequest) -> None:
     """Mount and serve in this process until unmounted or signalled."""
     settings = request.settings
+    if settings.profile == "low-memory":
+        limit_malloc_arenas()
     lock = _take_lock(settings, request.mountpoint)
     write_config_template(settings)
     catalog = Catalog.open(settings.catalog_path)
@@ -218,6 +221,20 @@ def serve(request: MountRequest) -> None:
         catalog.close()
         lock.close()
         log.info("unmounted %s", request.mountpoint)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own arena, up to 8 per core, and each
+    keeps freed memory; two arenas hold the daemon's many threads to less. Before any
+    thread starts."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to limit
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
+M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 
 
 class TrioNotifier:

@@ -20,12 +20,17 @@ from semfs.ml.captioner import CaptionOptions
 SEED_CUT = 1.0
 MINILM_L6 = "sentence-transformers:all-MiniLM-L6-v2"
 MINILM_L3 = "onnx:paraphrase-MiniLM-L3-v2"
+MINILM_L3_INT8 = "onnx:paraphrase-MiniLM-L3-v2-int8"
 MPNET = "sentence-transformers:all-mpnet-base-v2"
 
 _CUTS: dict[tuple[str, str], float] = {
     # The default captions: up to five labels and what the first one is (+wide+gloss).
     ("classifier:efficientnet-lite0+wide+gloss", MINILM_L6): 1.125,
     ("classifier:efficientnet-lite0+wide+gloss", MINILM_L3): 1.025,
+    (
+        "classifier:efficientnet-lite0+wide+gloss",
+        MINILM_L3_INT8,
+    ): 1.025,  # L3's cut, checked in docs/low-memory.md
     ("classifier:efficientnet-lite0+wide+gloss", MPNET): 1.125,
     # The labels alone (+plain, the default before).
     ("classifier:efficientnet-lite0", MINILM_L6): 1.075,

@@ -137,3 +137,24 @@ def _check(what: Export, exported: Path) -> None:
     if not np.allclose(actual, expected, rtol=TOLERANCE, atol=TOLERANCE):
         worst = float(np.abs(actual - expected).max())
         raise RuntimeError(f"the ONNX export differs from torch (by up to {worst:.4g})")
+
+
+def quantized(model_file: Path) -> Path:
+    """An int8 copy of an ONNX model (dynamic quantisation of its weights: about a
+    quarter of the memory), made once beside the other exports."""
+    target = user_cache_dir() / "onnx" / f"{model_file.stem}-int8-{weights_key(model_file)}.onnx"
+    if target.exists():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    log.info("quantising %s to int8, once: %s", model_file.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(handle)
+    try:
+        with _quiet():
+            quantize_dynamic(model_file, temporary, weight_type=QuantType.QInt8)
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return target
