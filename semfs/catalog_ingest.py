@@ -202,6 +202,31 @@ class IngestRecords:
             ).fetchall()
         return [_stored_hit(row) for row in rows]
 
+    def keyword_counts(self, limit: int) -> list[tuple[str, int]]:
+        """The keywords of indexed images with how many images have each, most first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT j.value, count(*) FROM files f JOIN descriptions d ON d.file_id = f.id, "
+                "json_each(d.keywords) j WHERE f.state = 'indexed' "
+                "GROUP BY j.value ORDER BY count(*) DESC, j.value LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(str(value), int(count)) for value, count in rows]
+
+    def with_keywords(self, keywords: list[str], embedder: str, limit: int) -> list[StoredHit]:
+        """Indexed images that have every one of `keywords`, newest photo first."""
+        wanted = sorted(set(keywords))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {HIT_COLUMNS} FROM files f JOIN descriptions d ON d.file_id = f.id "
+                "JOIN vectors v ON v.file_id = f.id WHERE f.state = 'indexed' "
+                "AND +v.embedder = ? AND (SELECT count(DISTINCT j.value) FROM "
+                "json_each(d.keywords) j WHERE j.value IN (SELECT value FROM json_each(?))) = ? "
+                "ORDER BY coalesce(d.taken_ns, f.mtime_ns) DESC, f.id LIMIT ?",
+                (embedder, json.dumps(wanted), len(wanted), limit),
+            ).fetchall()
+        return [_stored_hit(row) for row in rows]
+
     def described_after(self, file_id: int, limit: int) -> list[tuple[int, bytes]]:
         """(id, path) of described files after `file_id`, by id: the facts backfill."""
         with self._lock:

@@ -91,6 +91,7 @@ class Settings:
         "sentence-transformers:<name or directory>, or onnx:paraphrase-MiniLM-L3-v2 (low memory)",
     )
     search_dir_name: str = setting("search", "the name of the search directory at the mount's root")
+    tags_dir_name: str = setting("tags", "the name of the tags directory at the mount's root")
     top_k: int = setting(50, "results listed per query, best first")
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(

@@ -34,6 +34,7 @@ from semfs.fs.backing import BackingStore
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
 from semfs.fs.search_view import SearchView
+from semfs.fs.tags_view import TagsView
 from semfs.fs.views import ViewRegistry
 from semfs.ingest import IngestWorker
 from semfs.ml.captioner import captioner_factory
@@ -197,8 +198,11 @@ def serve(request: MountRequest) -> None:
 
     tracker = ChangeTracker(settings, catalog, on_applied=catalog_changed)
     passthrough = Passthrough(settings, tracker)
-    search = SearchView(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
-    operations = SemfsOperations(settings, passthrough, ViewRegistry([search]))
+    views = [
+        view_class(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
+        for view_class in (SearchView, TagsView)
+    ]
+    operations = SemfsOperations(settings, passthrough, ViewRegistry(views))
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
     except RuntimeError as error:
@@ -210,7 +214,7 @@ def serve(request: MountRequest) -> None:
     engine.start_loading()
     ingest_thread = threading.Thread(target=ingest.run, name="semfs-ingest", daemon=True)
     try:
-        trio.run(_main_loop, tracker, search, notifier, ingest_thread)
+        trio.run(_main_loop, tracker, views, notifier, ingest_thread)
     finally:
         engine.close()
         passthrough.close_all()
@@ -243,39 +247,42 @@ class TrioNotifier:
 
     def __init__(self) -> None:
         self._token: trio.lowlevel.TrioToken | None = None
-        self._view: SearchView | None = None
+        self._views: list[SearchView] = []
 
-    def attach(self, view: SearchView) -> None:
+    def attach(self, views: list[SearchView]) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        self._view = view
+        self._views = views
 
     def notify(self) -> None:
-        token, view = self._token, self._view
-        if token is None or view is None:
+        token = self._token
+        if token is None:
             return
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(view.index_changed)
+        for view in self._views:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(view.index_changed)
 
 
 async def _main_loop(
     tracker: ChangeTracker,
-    search: SearchView,
+    views: list[SearchView],
     notifier: TrioNotifier,
     ingest_thread: threading.Thread,
 ) -> None:
     async with trio.open_nursery() as nursery:
-        notifier.attach(search)
+        notifier.attach(views)
         ingest_thread.start()
         nursery.start_soon(tracker.run)
-        watcher = trio.CancelScope()
-        nursery.start_soon(_run_in_scope, watcher, search.watch)
+        watchers = [trio.CancelScope() for _ in views]
+        for watcher, view in zip(watchers, views, strict=True):
+            nursery.start_soon(_run_in_scope, watcher, view.watch)
         signals = trio.CancelScope()
         nursery.start_soon(_terminate_on_signal, signals)
         try:
             await pyfuse3.main()
         finally:
             signals.cancel()
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
             tracker.close()  # the tracker applies what is pending, then ends
 
 

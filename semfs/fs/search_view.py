@@ -154,6 +154,9 @@ class SearchView(VirtualView):
         self._pinned: dict[int, int] = {}
         self._changed = trio.Event()
         self._stale_attributes: set[int] = set()  # query inodes whose mtime moved
+        self._load_saved()
+
+    def _load_saved(self) -> None:
         for saved in self._catalog.saved_queries():
             try:
                 self._query(saved, query_text(saved)).saved = True

@@ -27,10 +27,7 @@ _CUTS: dict[tuple[str, str], float] = {
     # The default captions: up to five labels and what the first one is (+wide+gloss).
     ("classifier:efficientnet-lite0+wide+gloss", MINILM_L6): 1.125,
     ("classifier:efficientnet-lite0+wide+gloss", MINILM_L3): 1.025,
-    (
-        "classifier:efficientnet-lite0+wide+gloss",
-        MINILM_L3_INT8,
-    ): 1.025,  # L3's cut, checked in docs/low-memory.md
+    ("classifier:efficientnet-lite0+wide+gloss", MINILM_L3_INT8): 1.05,
     ("classifier:efficientnet-lite0+wide+gloss", MPNET): 1.125,
     # The labels alone (+plain, the default before).
     ("classifier:efficientnet-lite0", MINILM_L6): 1.075,

@@ -1,0 +1,59 @@
+"""The tags view through a real mount: keywords with counts, the images of one keyword
+and of several, read-only, and following the store as images come and go."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from tests.fs.conftest import Mount, wait_for
+from tests.fs.test_search import INGEST_TIMEOUT, expect_errno, wait_indexed
+
+
+def keywords_of(mount: Mount, name: str) -> list[str]:
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(mount.store / ".semfs" / "catalog.sqlite3")
+    try:
+        rows = db.execute(
+            "SELECT d.keywords FROM descriptions d JOIN files f ON f.id = d.file_id "
+            "WHERE f.name = ?", (name.encode(),)
+        ).fetchall()  # fmt: skip
+    finally:
+        db.close()
+    return [str(k) for k in json.loads(rows[0][0])]
+
+
+def test_tags_list_keywords_with_counts_and_their_images(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    wait_indexed(mounted, 3)
+    tags = mounted.mountpoint / "tags"
+    cat_words = keywords_of(mounted, "cat.png")
+    assert "cat" in cat_words
+    listed = os.listdir(tags)
+    assert set(cat_words) <= set(listed)
+    assert (tags / "cat").stat().st_size == 1  # how many images have it
+    assert os.listdir(tags / "cat") == ["cat.png"]
+    assert (tags / "cat" / "cat.png").read_bytes() == photos["chelsea.png"].read_bytes()
+    assert os.getxattr(tags / "cat" / "cat.png", "user.semfs.path") == b"animals/cat.png"
+    # Two keywords: the images with both; any keyword of another image: none.
+    other = next(word for word in cat_words if word != "cat")
+    assert os.listdir(tags / "cat" / other) == ["cat.png"]
+    coffee_word = next(w for w in keywords_of(mounted, "coffee.png") if w not in cat_words)
+    assert os.listdir(tags / "cat" / coffee_word) == []
+    expect_errno(errno.ENOENT, os.listdir, tags / "no such keyword")
+    expect_errno(errno.ENOENT, os.listdir, tags / "cat" / "no such keyword")
+    expect_errno(errno.EROFS, os.mkdir, tags / "mine")
+    expect_errno(errno.EROFS, (tags / "cat" / "new.txt").write_text, "x")
+
+    # A second cat: the count and the folder follow; the keyword goes with its images.
+    shutil.copy(photos["chelsea.png"], mounted.mountpoint / "another cat.png")
+    wait_for(lambda: (tags / "cat").stat().st_size == 2, INGEST_TIMEOUT, "the second cat")
+    assert sorted(os.listdir(tags / "cat")) == ["another cat.png", "cat.png"]
+    os.unlink(mounted.mountpoint / "another cat.png")
+    os.unlink(mounted.mountpoint / "animals" / "cat.png")
+    wait_for(lambda: "cat" not in os.listdir(tags), 20, "the keyword to go")
