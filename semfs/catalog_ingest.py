@@ -203,12 +203,13 @@ class IngestRecords:
         return [_stored_hit(row) for row in rows]
 
     def keyword_counts(self, limit: int) -> list[tuple[str, int]]:
-        """The keywords of indexed images with how many images have each, most first."""
+        """The keywords of described images with how many images have each, most first.
+        (An image being ingested again still counts with its old keywords: counting only
+        indexed ones would join every row with its file, ten times slower.)"""
         with self._lock:
             rows = self._db.execute(
-                "SELECT j.value, count(*) FROM files f JOIN descriptions d ON d.file_id = f.id, "
-                "json_each(d.keywords) j WHERE f.state = 'indexed' "
-                "GROUP BY j.value ORDER BY count(*) DESC, j.value LIMIT ?",
+                "SELECT keyword, count(*) FROM keywords GROUP BY keyword "
+                "ORDER BY count(*) DESC, keyword LIMIT ?",
                 (limit,),
             ).fetchall()
         return [(str(value), int(count)) for value, count in rows]
@@ -219,11 +220,11 @@ class IngestRecords:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {HIT_COLUMNS} FROM files f JOIN descriptions d ON d.file_id = f.id "
-                "JOIN vectors v ON v.file_id = f.id WHERE f.state = 'indexed' "
-                "AND +v.embedder = ? AND (SELECT count(DISTINCT j.value) FROM "
-                "json_each(d.keywords) j WHERE j.value IN (SELECT value FROM json_each(?))) = ? "
+                "JOIN vectors v ON v.file_id = f.id WHERE f.id IN (SELECT file_id FROM keywords "
+                "WHERE keyword IN (SELECT value FROM json_each(?)) GROUP BY file_id "
+                "HAVING count(*) = ?) AND f.state = 'indexed' AND +v.embedder = ? "
                 "ORDER BY coalesce(d.taken_ns, f.mtime_ns) DESC, f.id LIMIT ?",
-                (embedder, json.dumps(wanted), len(wanted), limit),
+                (json.dumps(wanted), len(wanted), embedder, limit),
             ).fetchall()
         return [_stored_hit(row) for row in rows]
 

@@ -80,10 +80,47 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_4(db: sqlite3.Connection) -> None:
+    # Each image's keywords as rows, for the tags view: an index finds the images of a
+    # keyword without reading every description. Triggers keep it equal to the
+    # descriptions' JSON lists, whoever writes them (ingest, repair's salvage). An
+    # INSERT OR REPLACE does not fire delete triggers, so the insert trigger clears first.
+    _run_script(
+        db,
+        """
+        CREATE TABLE keywords (
+            keyword TEXT NOT NULL,
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            PRIMARY KEY (keyword, file_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX keywords_by_file ON keywords (file_id);
+        INSERT OR IGNORE INTO keywords (keyword, file_id)
+            SELECT j.value, d.file_id FROM descriptions d, json_each(d.keywords) j
+        """,
+    )
+    db.execute(
+        "CREATE TRIGGER keywords_on_insert AFTER INSERT ON descriptions BEGIN "
+        "DELETE FROM keywords WHERE file_id = NEW.file_id; "
+        "INSERT OR IGNORE INTO keywords (keyword, file_id) "
+        "SELECT value, NEW.file_id FROM json_each(NEW.keywords); END"
+    )
+    db.execute(
+        "CREATE TRIGGER keywords_on_update AFTER UPDATE OF keywords ON descriptions BEGIN "
+        "DELETE FROM keywords WHERE file_id = NEW.file_id; "
+        "INSERT OR IGNORE INTO keywords (keyword, file_id) "
+        "SELECT value, NEW.file_id FROM json_each(NEW.keywords); END"
+    )
+    db.execute(
+        "CREATE TRIGGER keywords_on_delete AFTER DELETE ON descriptions BEGIN "
+        "DELETE FROM keywords WHERE file_id = OLD.file_id; END"
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
