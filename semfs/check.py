@@ -52,6 +52,13 @@ RECORD_CHECKS = [
         "marked failed without a reason",
         "SELECT id, dir, name FROM files WHERE state = 'failed' AND coalesce(error, '') = ''",
     ),
+    (
+        "keywords-out-of-date",
+        "have tag rows that differ from their caption's keywords",
+        "SELECT f.id, f.dir, f.name FROM files f JOIN descriptions d ON d.file_id = f.id "
+        "WHERE (SELECT count(DISTINCT value) FROM json_each(d.keywords)) "
+        "!= (SELECT count(*) FROM keywords k WHERE k.file_id = f.id)",
+    ),
 ]
 WRONG_SIZE_QUERY = (
     "SELECT f.id, f.dir, f.name FROM vectors v JOIN files f ON f.id = v.file_id "

@@ -119,6 +119,10 @@ def _change_a_vector_behind_the_index(store: Path) -> None:
     sql(store, "UPDATE vectors SET vector = ? WHERE seq = (SELECT min(seq) FROM vectors)", other)
 
 
+def _lose_tag_rows(store: Path) -> None:
+    sql(store, "DELETE FROM keywords WHERE file_id = (SELECT min(file_id) FROM keywords)")
+
+
 def _leave_a_half_written_build(store: Path) -> None:
     (store / ".semfs" / "index" / "base-7.tmp").write_bytes(b"\0" * 4096)
 
@@ -141,6 +145,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "caption lost": (_drop_a_caption, "indexed-without-caption"),
     "queue entry lost": (_lose_a_queue_entry, "queued-but-not-in-queue"),
     "failure without a reason": (_fail_without_reason, "failed-without-reason"),
+    "tag rows lost": (_lose_tag_rows, "keywords-out-of-date"),
     "vector changed behind the index": (_change_a_vector_behind_the_index, "missing-from-index"),
     "half-written index build": (_leave_a_half_written_build, "half-written-index"),
     "unreadable index": (_damage_the_index, "index-unreadable"),
