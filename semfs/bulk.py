@@ -22,6 +22,13 @@ from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.query import QuerySyntaxError, parse_query
 from semfs.reconcile import reconcile
+from semfs.scaleout import index_with_ray
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None  # None: a local cluster of `workers` processes
+    workers: int  # actors, each holding the models
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,26 @@ class IndexSummary:
         return "\n".join(lines)
 
 
-def index_store(settings: Settings, progress: bool = True) -> IndexSummary:
+def index_store(
+    settings: Settings, progress: bool = True, ray: RayOptions | None = None
+) -> IndexSummary:
     """Catalog and ingest the whole store; resumable (the queue is durable). While the
-    store is mounted, its daemon does the work and this follows its progress."""
+    store is mounted, its daemon does the work and this follows its progress. With
+    `ray`, the models run on a Ray cluster (semfs/scaleout.py)."""
     holder = read_lock_holder(settings)
+    if holder is not None and ray is not None:
+        raise QuietError(
+            f"store {settings.store} is in use at {holder.mountpoint} (pid {holder.pid}): "
+            "unmount it to index it on Ray (the catalog has one writer)"
+        )
+    if ray is not None:
+        with hold_store_lock(settings, "being indexed by semfs index --engine ray"):
+            index_with_ray(settings, progress, ray.address, ray.workers)
+            catalog = Catalog.open(settings.catalog_path)
+            try:
+                return _summary(catalog)
+            finally:
+                catalog.close()
     if holder is not None:
         if not holder.search_dir:
             raise QuietError(f"store {settings.store} is {holder.mountpoint} (pid {holder.pid})")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from semfs import __version__
-from semfs.bulk import format_hits, index_store, search_store
+from semfs.bulk import RayOptions, format_hits, index_store, search_store
 from semfs.check import check_store
 from semfs.config import PROFILES, Settings, effective_settings
 from semfs.doctor import as_dicts, report_text, run_checks
@@ -61,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     index_cmd.add_argument("store")
     _add_model_options(index_cmd)
     index_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    index_cmd.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: decode, caption and embed on a Ray cluster (docs/scale-out.md)",
+    )
+    index_cmd.add_argument(
+        "--ray-address",
+        help="a running cluster (e.g. auto, or ray://HOST:10001); default: start a local one",
+    )
+    index_cmd.add_argument(
+        "--ray-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="actors holding the models (default: one per CPU here)",
+    )
 
     search_cmd = commands.add_parser(
         "search", help="print the images of STORE matching QUERY, best first"
@@ -219,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(as_dicts(findings), indent=2) if args.json else report_text(findings))
             return 0 if all(f.ok for f in findings) else 1
         elif args.command == "index":
-            print(index_store(_settings(args), progress=not args.quiet).text())
+            ray = RayOptions(args.ray_address, args.ray_workers) if args.engine == "ray" else None
+            print(index_store(_settings(args), progress=not args.quiet, ray=ray).text())
         elif args.command == "search":
             # Other models or cut than the mount's: compute here rather than ask it.
             own_models = any((args.captioner, args.embedder, args.max_distance is not None))

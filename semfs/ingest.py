@@ -222,9 +222,9 @@ class IngestWorker:
             return None
         with os.fdopen(fd, "rb") as file:
             facts = read_facts(file)
-            user_caption = _user_caption(fd, path)
-            if user_caption is not None:
-                return Prepared(item, _given(user_caption, "user"), facts=facts)
+            caption_set = user_caption(fd, path)
+            if caption_set is not None:
+                return Prepared(item, given_description(caption_set, "user"), facts=facts)
             if item.record.content_hash:
                 reused = self._catalog.reusable(
                     item.record.content_hash, self._engine.embedder.name
@@ -241,7 +241,7 @@ class IngestWorker:
                 self._catalog.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
                 return None
         if image.embedded_caption is not None:
-            given = _given(image.embedded_caption, image.embedded_source or "exif")
+            given = given_description(image.embedded_caption, image.embedded_source or "exif")
             return Prepared(item, given, facts=facts)
         return Prepared(item, image=image, facts=facts)
 
@@ -309,12 +309,12 @@ class IngestWorker:
             log.exception("index rebuild failed; the delta keeps serving new vectors")
 
 
-def _given(text: str, source: str) -> Description:
+def given_description(text: str, source: str) -> Description:
     """A description a person wrote (xattr, EXIF, XMP): it wins over the model's."""
     return Description(text, source, source, keywords(text))
 
 
-def _user_caption(fd: int, path: bytes) -> str | None:
+def user_caption(fd: int, path: bytes) -> str | None:
     """The caption a person set on the file (`setfattr -n user.semfs.caption`)."""
     try:
         value = os.getxattr(fd, CAPTION_XATTR)

@@ -1,0 +1,202 @@
+"""Bulk ingest on a Ray cluster: `semfs index STORE --engine ray`.
+
+Decode, caption and embed run in Ray Data, in a pool of actors that each load the
+models once (the expensive part: model-holding actors, not one task per image). The
+driver, this process, is the only writer: it takes the queue from the catalog, sends
+the paths out, and stores what comes back into the same catalog and index as the
+single-process path, through the same calls (`store_result`, the index's delta and
+rebuild). So a store indexed on a cluster mounts and searches like any other, and an
+interrupted run resumes from the durable queue.
+
+On a real cluster every node needs semfs installed and the store at the same path
+(shared storage); docs/scale-out.md says how, and what stops fitting one machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from semfs.catalog import Catalog, Description, QueueItem
+from semfs.config import Settings
+from semfs.engine import Engine
+from semfs.errors import QuietError
+from semfs.fs.backing import BackingStore
+from semfs.ingest import given_description, user_caption
+from semfs.ml.imaging import BadImage, decode, read_facts
+from semfs.ml.keywords import keywords
+from semfs.reconcile import reconcile
+
+log = logging.getLogger(__name__)
+
+WINDOW = 2_000  # queued images handed to Ray at a time (bounds the driver's memory)
+
+
+class Describer:
+    """A Ray actor: the captioner and embedder, loaded once, describing batches of
+    images read from the shared store. Returns one row per image: the description and
+    vector, or the reason it failed."""
+
+    def __init__(self, store: str, captioner: str, embedder: str, max_pixels: int) -> None:
+        from semfs.ml.captioner import make_captioner
+        from semfs.ml.embedder import make_embedder
+
+        self._store = Path(store)
+        self._captioner = make_captioner(captioner)
+        self._embedder = make_embedder(embedder)
+        self._max_pixels = max_pixels
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows = [self._read(path) for path in batch["path"]]
+        to_caption = [row for row in rows if "image" in row]
+        if to_caption:
+            captions = self._captioner.caption([row.pop("image") for row in to_caption])
+            for row, caption in zip(to_caption, captions, strict=True):
+                text = caption or "an image"
+                row["description"] = Description(text, "model", self._captioner.name,
+                                                 keywords(text))  # fmt: skip
+        described = [row for row in rows if "description" in row]
+        if described:
+            vectors = self._embedder.embed([row["description"].caption for row in described])
+            for row, vector in zip(described, vectors, strict=True):
+                row["vector"] = vector.astype(np.float32).tobytes()
+        return _columns(batch["id"], rows)
+
+    def _read(self, path: str) -> dict[str, Any]:
+        try:
+            with open(self._store / path, "rb") as file:
+                facts = read_facts(file)
+                given = user_caption(file.fileno(), os.fsencode(path))
+                if given is not None:
+                    return {"description": given_description(given, "user"), "facts": facts}
+                image = decode(file, self._max_pixels)
+        except BadImage as error:
+            return {"error": str(error)}
+        except OSError as error:
+            return {"error": f"cannot read: {os.strerror(error.errno or 0)}"}
+        if image.embedded_caption is not None:
+            source = image.embedded_source or "exif"
+            return {"description": given_description(image.embedded_caption, source),
+                    "facts": facts}  # fmt: skip
+        return {"image": image.image, "facts": facts}
+
+
+def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as the columns Ray Data moves (Arrow): plain values only."""
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "id", "error", "caption", "source", "captioner", "keywords", "taken_ns", "camera",
+        "vector",
+    )}  # fmt: skip
+    for file_id, row in zip(ids, rows, strict=True):
+        description, facts = row.get("description"), row.get("facts")
+        columns["id"].append(int(file_id))
+        columns["error"].append(row.get("error", ""))
+        columns["caption"].append(description.caption if description else "")
+        columns["source"].append(description.source if description else "")
+        columns["captioner"].append(description.captioner if description else "")
+        columns["keywords"].append(list(description.keywords) if description else [])
+        columns["taken_ns"].append(facts.taken_ns if facts else None)
+        columns["camera"].append(facts.camera if facts else None)
+        columns["vector"].append(row.get("vector", b""))
+    return columns
+
+
+def index_with_ray(
+    settings: Settings, progress: bool, address: str | None, workers: int
+) -> tuple[int, int]:
+    """Ingest every queued image of the store (already locked by the caller) on Ray.
+    Returns (images stored, images failed)."""
+    try:
+        import ray
+    except ImportError:
+        raise QuietError("--engine ray needs Ray: pip install 'ray[data]'") from None
+    catalog = Catalog.open(settings.catalog_path)
+    store = BackingStore(os.fsencode(settings.store))
+    try:
+        reconcile(settings, catalog, store)
+        engine = Engine(settings, catalog)
+        engine.load()
+        engine.record_models()
+        engine.reembed()
+        catalog.requeue_ingest_errors()
+        _start_ray(ray, address, workers)
+        try:
+            stored = failed = 0
+            changed: set[int] = set()  # changed while described: queued anew, left for later
+            with tqdm(total=catalog.stats().queued, unit="image", desc="indexing (ray)",
+                      disable=not progress, smoothing=0.1) as bar:  # fmt: skip
+                for item, row in _describe_queue(ray, settings, catalog, workers, changed):
+                    outcome = _store(engine, catalog, item, row)
+                    stored += outcome == "stored"
+                    failed += outcome == "failed"
+                    if outcome == "changed":
+                        changed.add(item.record.id)
+                    bar.update(1)
+        finally:
+            ray.shutdown()
+        if engine.index.needs_rebuild(catalog):
+            engine.index.rebuild(catalog)
+        return stored, failed
+    finally:
+        store.close()
+        catalog.close()
+
+
+def _start_ray(ray: Any, address: str | None, workers: int) -> None:
+    for name in ("ray", "ray.data"):  # its INFO lines would drown the progress bar
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if address is None:  # a local cluster: this machine, `workers` worker processes
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts images stored
+    context.verbose_stats_logs = False
+
+
+def _describe_queue(
+    ray: Any, settings: Settings, catalog: Catalog, workers: int, skip: set[int]
+) -> Iterator[tuple[QueueItem, dict[str, Any]]]:
+    """Windows of the queue, described on Ray; `skip` grows with the images that
+    changed while described (the next `semfs index` takes them)."""
+    while items := catalog.queue_items(WINDOW, skip=skip):
+        by_id = {item.record.id: item for item in items}
+        dataset = ray.data.from_items(
+            [{"id": item.record.id, "path": os.fsdecode(item.record.path)} for item in items]
+        )
+        described = dataset.map_batches(
+            Describer,
+            fn_constructor_kwargs={
+                "store": str(settings.store), "captioner": settings.captioner,
+                "embedder": settings.embedder, "max_pixels": settings.max_image_pixels,
+            },
+            batch_size=settings.ingest_batch,
+            concurrency=workers,
+            num_cpus=1,
+        )  # fmt: skip
+        for row in described.iter_rows():
+            yield by_id[int(row["id"])], row
+
+
+def _store(engine: Engine, catalog: Catalog, item: QueueItem, row: dict[str, Any]) -> str:
+    """Store one image's outcome: "stored", "failed" (a bad image, with its reason), or
+    "changed" (the file changed meanwhile; its new version stays queued)."""
+    if row["error"]:
+        return "failed" if catalog.fail(item, str(row["error"])) else "changed"
+    description = Description(
+        str(row["caption"]), str(row["source"]), str(row["captioner"]),
+        [str(word) for word in row["keywords"]], row["taken_ns"], row["camera"],
+    )  # fmt: skip
+    vector = bytes(row["vector"])
+    seq = catalog.store_result(item, description, engine.embedder.name, vector)
+    if seq is None:
+        return "changed"
+    engine.index.add(item.record.id, seq, np.frombuffer(vector, dtype=np.float32))
+    return "stored"

@@ -1,0 +1,63 @@
+"""`semfs index --engine ray` on a local Ray cluster of two worker processes: the same
+catalog and index as the single-process path, bad images failed with their reasons."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semfs.catalog import join_path
+
+pytest.importorskip("ray", reason="the ray extra: pip install 'semfs-images[ray]'")
+
+
+def semfs(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "semfs", *map(str, args)],
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def described(store: Path) -> dict[str, tuple[str, str, np.ndarray]]:
+    db = sqlite3.connect(store / ".semfs" / "catalog.sqlite3")
+    try:
+        rows = db.execute(
+            "SELECT f.dir, f.name, d.caption, d.keywords, v.vector FROM files f "
+            "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id"
+        ).fetchall()
+    finally:
+        db.close()
+    return {
+        join_path(directory, name).decode(): (
+            caption,
+            keywords,
+            np.frombuffer(vector, dtype=np.float32),
+        )
+        for directory, name, caption, keywords, vector in rows
+    }
+
+
+def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Path) -> None:
+    (store / "fake.jpg").write_text("not a photo\n")
+    on_ray = tmp_path / "on-ray"
+    shutil.copytree(store, on_ray)
+
+    local = semfs("index", store, "--quiet")
+    ray = semfs("index", on_ray, "--engine", "ray", "--ray-workers", "2", "--quiet")
+    assert ray.stdout.startswith("indexed 3, failed 1, still queued 0")
+    assert ray.stdout == local.stdout  # the same summary, failure reasons included
+
+    expected, found = described(store), described(on_ray)
+    assert sorted(found) == sorted(expected) and len(found) == 3
+    for path, (caption, keywords, vector) in expected.items():
+        assert found[path][:2] == (caption, keywords), path
+        assert float(found[path][2] @ vector) > 0.9999, path  # the same model, same text
+    hits = semfs("search", on_ray, "a cat", "--json").stdout
+    assert '"path": "animals/cat.png"' in hits
+    assert semfs("check", on_ray).stdout.rstrip().endswith("consistent")
