@@ -131,13 +131,18 @@ def index_with_ray(
             changed: set[int] = set()  # changed while described: queued anew, left for later
             with tqdm(total=catalog.stats().queued, unit="image", desc="indexing (ray)",
                       disable=not progress, smoothing=0.1) as bar:  # fmt: skip
-                for item, row in _describe_queue(ray, settings, catalog, workers, changed):
-                    outcome = _store(engine, catalog, item, row)
-                    stored += outcome == "stored"
-                    failed += outcome == "failed"
-                    if outcome == "changed":
-                        changed.add(item.record.id)
-                    bar.update(1)
+                try:
+                    for item, row in _describe_queue(ray, settings, catalog, workers, changed):
+                        outcome = _store(engine, catalog, item, row)
+                        stored += outcome == "stored"
+                        failed += outcome == "failed"
+                        if outcome == "changed":
+                            changed.add(item.record.id)
+                        bar.update(1)
+                except ray.exceptions.RayError as error:
+                    # e.g. a captioner the workers cannot load; what was not stored stays
+                    # queued for the next run.
+                    raise QuietError(f"ingest on Ray stopped: {_first_line(error)}") from None
         finally:
             ray.shutdown()
         if engine.index.needs_rebuild(catalog):
@@ -146,6 +151,11 @@ def index_with_ray(
     finally:
         store.close()
         catalog.close()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def _start_ray(ray: Any, address: str | None, workers: int) -> None:
