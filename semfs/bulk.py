@@ -15,13 +15,12 @@ from tqdm import tqdm
 
 from semfs.catalog import Catalog
 from semfs.config import CAPTION_XATTR, Settings
-from semfs.engine import Engine
+from semfs.engine import Engine, ready_for_bulk_ingest
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
 from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.query import QuerySyntaxError, parse_query
-from semfs.reconcile import reconcile
 from semfs.scaleout import index_with_ray
 
 
@@ -77,12 +76,7 @@ def index_store(
         catalog = Catalog.open(settings.catalog_path)
         store = BackingStore(os.fsencode(settings.store))
         try:
-            reconcile(settings, catalog, store)
-            engine = Engine(settings, catalog)
-            engine.load()
-            engine.record_models()
-            engine.reembed()
-            catalog.requeue_ingest_errors()
+            engine = ready_for_bulk_ingest(settings, catalog, store)
             worker = IngestWorker(engine, store)
             with _bar(catalog.stats().queued, progress) as bar:
                 try:

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.errors import ModelError
+from semfs.fs.backing import BackingStore
 from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut
 from semfs.ml.captioner import Captioner, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
+from semfs.reconcile import reconcile
 from semfs.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,19 @@ class Engine:
             self.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
         return done
+
+
+def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingStore) -> Engine:
+    """What `semfs index` does before ingesting, on either engine: the catalog brought in
+    line with the store, the embedder loaded and recorded, captions waiting for it
+    embedded, images that failed for no fault of theirs queued again."""
+    reconcile(settings, catalog, store)
+    engine = Engine(settings, catalog)
+    engine.load()
+    engine.record_models()
+    engine.reembed()
+    catalog.requeue_ingest_errors()
+    return engine
 
 
 def _quiet_model_libraries() -> None:

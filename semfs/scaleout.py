@@ -25,13 +25,12 @@ from tqdm import tqdm
 
 from semfs.catalog import Catalog, Description, QueueItem
 from semfs.config import Settings
-from semfs.engine import Engine
+from semfs.engine import Engine, ready_for_bulk_ingest
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
 from semfs.ingest import given_description, user_caption
 from semfs.ml.imaging import BadImage, decode, read_facts
 from semfs.ml.keywords import keywords
-from semfs.reconcile import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +118,7 @@ def index_with_ray(
     catalog = Catalog.open(settings.catalog_path)
     store = BackingStore(os.fsencode(settings.store))
     try:
-        reconcile(settings, catalog, store)
-        engine = Engine(settings, catalog)
-        engine.load()
-        engine.record_models()
-        engine.reembed()
-        catalog.requeue_ingest_errors()
+        engine = ready_for_bulk_ingest(settings, catalog, store)
         _start_ray(ray, address, workers)
         try:
             stored = failed = 0
