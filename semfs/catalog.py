@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from semfs.catalog_images import ImageRecords
 from semfs.catalog_ingest import IngestRecords, enqueue, forget_derived
 from semfs.catalog_records import (
     FILE_COLUMNS,
@@ -96,7 +97,7 @@ def _remove_tree(db: sqlite3.Connection, directory: bytes) -> int:
     return cursor.rowcount
 
 
-class Catalog(IngestRecords):
+class Catalog(IngestRecords, ImageRecords):
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db  # GUARDED_BY(_lock)
         self._path = path

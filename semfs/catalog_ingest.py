@@ -34,8 +34,18 @@ HIT_COLUMNS = (
 )
 HITS_QUERY = (
     f"SELECT {HIT_COLUMNS} FROM files f "
-    "JOIN vectors v ON v.file_id = f.id LEFT JOIN descriptions d ON d.file_id = f.id "
+    "JOIN {table} v ON v.file_id = f.id LEFT JOIN descriptions d ON d.file_id = f.id "
     "WHERE f.id IN ({marks}) AND +v.embedder = ?"
+)
+# The tables of vectors an index is built from: caption vectors (text search) and image
+# features (search by example). Same columns; the only names spliced into their SQL.
+VECTOR_TABLES = ("vectors", "image_vectors")
+VECTORS_SINCE_QUERY = (
+    "SELECT file_id, seq, vector FROM {table} WHERE embedder = ? AND seq > ? ORDER BY seq"
+)
+VECTOR_COUNTS_QUERY = (
+    "SELECT count(*) FILTER (WHERE seq <= ?), count(*) FILTER (WHERE seq > ?) "
+    "FROM {table} WHERE embedder = ?"
 )
 # Indexed images by the query filters alone (no text): each filter is off when its
 # parameter is NULL. `order` is one of FILTER_ORDERS.
@@ -168,9 +178,13 @@ class IngestRecords:
                 forget_derived(db, file_id)
                 requeue_file(db, file_id)
 
-    def hits(self, file_ids: Collection[int], embedder: str) -> dict[int, StoredHit]:
+    def hits(
+        self, file_ids: Collection[int], embedder: str, table: str = "vectors"
+    ) -> dict[int, StoredHit]:
         """For search results: where each file is now, its caption and the sequence
-        number of its current vector by `embedder` (files without one are left out)."""
+        number of its current vector by `embedder` in `table` (one of VECTOR_TABLES;
+        files without one are left out)."""
+        assert table in VECTOR_TABLES
         found: dict[int, StoredHit] = {}
         ids = list(file_ids)
         with self._lock:
@@ -178,7 +192,7 @@ class IngestRecords:
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
-                    HITS_QUERY.format(marks=marks), (*chunk, embedder)
+                    HITS_QUERY.format(table=table, marks=marks), (*chunk, embedder)
                 ).fetchall()
                 for row in rows:
                     found[row[0]] = _stored_hit(row)
@@ -267,24 +281,26 @@ class IngestRecords:
                 found.update((file_id, bytes(vector)) for file_id, vector in rows)
         return found
 
-    def vectors_since(self, embedder: str, after_seq: int) -> Iterator[tuple[int, int, bytes]]:
+    def vectors_since(
+        self, embedder: str, after_seq: int, table: str = "vectors"
+    ) -> Iterator[tuple[int, int, bytes]]:
         """(file id, seq, vector) of `embedder`'s vectors written after `after_seq`."""
+        assert table in VECTOR_TABLES
         with self._lock:
             rows = self._db.execute(
-                "SELECT file_id, seq, vector FROM vectors WHERE embedder = ? AND seq > ? "
-                "ORDER BY seq",
-                (embedder, after_seq),
+                VECTORS_SINCE_QUERY.format(table=table), (embedder, after_seq)
             ).fetchall()
         for file_id, seq, vector in rows:
             yield file_id, seq, bytes(vector)
 
-    def vector_counts(self, embedder: str, up_to_seq: int) -> tuple[int, int]:
+    def vector_counts(
+        self, embedder: str, up_to_seq: int, table: str = "vectors"
+    ) -> tuple[int, int]:
         """How many of `embedder`'s vectors are at most / past `up_to_seq`."""
+        assert table in VECTOR_TABLES
         with self._lock:
             old, new = self._db.execute(
-                "SELECT count(*) FILTER (WHERE seq <= ?), count(*) FILTER (WHERE seq > ?) "
-                "FROM vectors WHERE embedder = ?",
-                (up_to_seq, up_to_seq, embedder),
+                VECTOR_COUNTS_QUERY.format(table=table), (up_to_seq, up_to_seq, embedder)
             ).fetchone()
         return int(old), int(new)
 
@@ -374,6 +390,8 @@ def requeue_file(db: sqlite3.Connection, file_id: int) -> None:
 def forget_derived(db: sqlite3.Connection, file_id: int) -> None:
     db.execute("DELETE FROM descriptions WHERE file_id = ?", (file_id,))
     db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
+    db.execute("DELETE FROM image_vectors WHERE file_id = ?", (file_id,))
+    db.execute("DELETE FROM feature_queue WHERE file_id = ?", (file_id,))
 
 
 def _still_queued(db: sqlite3.Connection, item: QueueItem) -> bool:

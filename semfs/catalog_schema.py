@@ -116,11 +116,55 @@ def _migrate_to_4(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_5(db: sqlite3.Connection) -> None:
+    # Search by example: each image's feature vector (semfs/ml/image_features.py) in a
+    # table like `vectors`, so the same index code serves both. `feature_queue` holds the
+    # described images whose features are to be computed; a trigger queues every newly
+    # described image (and drops its old features), with a new generation number, so a
+    # result computed for an older version of the file is recognised and not stored.
+    # `examples` are the directories made under similar/: a stored image (file_id) or an
+    # image copied in (its vector; the image itself is not kept).
+    _run_script(
+        db,
+        """
+        CREATE TABLE image_vectors (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL UNIQUE REFERENCES files (id) ON DELETE CASCADE,
+            embedder TEXT NOT NULL,          -- the image features model
+            vector BLOB NOT NULL             -- float32, unit length
+        );
+        CREATE INDEX image_vectors_by_embedder ON image_vectors (embedder, seq);
+        CREATE TABLE feature_queue (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            generation INTEGER NOT NULL
+        );
+        INSERT INTO feature_queue (file_id, generation) SELECT file_id, 1 FROM descriptions;
+        CREATE TABLE examples (
+            name BLOB PRIMARY KEY,           -- the directory name under similar/
+            file_id INTEGER REFERENCES files (id) ON DELETE CASCADE,
+            embedder TEXT,
+            vector BLOB,
+            created_ns INTEGER NOT NULL
+        );
+        CREATE INDEX files_by_name ON files (name)
+        """,
+    )
+    db.execute(
+        "CREATE TRIGGER features_on_describe AFTER INSERT ON descriptions BEGIN "
+        "DELETE FROM image_vectors WHERE file_id = NEW.file_id; "
+        "INSERT OR REPLACE INTO feature_queue (file_id, generation) VALUES (NEW.file_id, "
+        "(SELECT coalesce(max(generation), 0) + 1 FROM feature_queue)); END"
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
     _migrate_to_4,
+    _migrate_to_5,
 ]
+
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -92,6 +92,15 @@ class Settings:
     )
     search_dir_name: str = setting("search", "the name of the search directory at the mount's root")
     tags_dir_name: str = setting("tags", "the name of the tags directory at the mount's root")
+    similar_dir_name: str = setting(
+        "similar", "the name of the search-by-example directory at the mount's root"
+    )
+    image_features: str = setting(
+        "efficientnet-lite0",
+        "the network whose pooled features find similar images (efficientnet-lite0|1|2;"
+        " empty: no search by example)",
+    )
+
     top_k: int = setting(50, "results listed per query, best first")
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(
@@ -147,7 +156,17 @@ class Settings:
         return self.state_dir / "index"
 
     @property
+    def image_index_dir(self) -> Path:
+        return self.state_dir / "image-index"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Examples copied into similar/ while they are written (never into the store)."""
+        return self.state_dir / "uploads"
+
+    @property
     def config_path(self) -> Path:
+
         return self.state_dir / "config.toml"
 
     def is_image_name(self, name: bytes | str) -> bool:

@@ -21,6 +21,8 @@ from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut
 from semfs.ml.captioner import Captioner, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
+from semfs.ml.image_features import FEATURE_DIMENSIONS, ImageFeatures, image_features_name
+from semfs.ml.lite_classifier import LITE_MODELS, release_shared
 from semfs.reconcile import reconcile
 from semfs.search import Searcher
 
@@ -45,11 +47,14 @@ class Engine:
         self._load_error: BaseException | None = None
         self._captioner: Captioner | None = None  # GUARDED_BY(_captioner_lock)
         self._captioner_lock = threading.Lock()
+        self._image_features: ImageFeatures | None = None  # GUARDED_BY(_captioner_lock)
         self._closing = False
         # Set by load():
         self.embedder: Embedder
         self.index: VectorIndex
         self.searcher: Searcher
+        self.image_index: VectorIndex | None = None  # None: search by example is off
+        self.image_searcher: Searcher | None = None
 
     @property
     def max_distance(self) -> float:
@@ -61,6 +66,8 @@ class Engine:
         """The catalog changed (a file removed or moved): cached results are stale."""
         if self._ready.is_set() and self._load_error is None:
             self.index.changed()
+            if self.image_index is not None:
+                self.image_index.changed()
 
     def start_loading(self) -> None:
         threading.Thread(target=self._load_logged, name="semfs-models", daemon=True).start()
@@ -106,9 +113,46 @@ class Engine:
             QueryCache(self.embedder, self.settings.query_cache),
             self.embedder.name,
         )
+        self._load_image_index(read_only)
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
         self._ready.set()
+
+    def _load_image_index(self, read_only: bool) -> None:
+        model = self.settings.image_features
+        if not model:
+            return
+        if model not in LITE_MODELS:
+            raise ModelError(f"unknown image_features {model!r}; known: {sorted(LITE_MODELS)}")
+        name = image_features_name(model)
+        self.image_index = VectorIndex(
+            self.settings.image_index_dir,
+            name,
+            FEATURE_DIMENSIONS,
+            trees=self.settings.index_trees,
+            search_k=self.settings.index_search_k,
+            rebuild_threshold=self.settings.rebuild_threshold,
+            table="image_vectors",
+        )
+        self.image_index.load(self.catalog, tidy=not read_only)
+        self.image_searcher = Searcher(self.catalog, self.image_index, None, name, "image_vectors")
+
+    @property
+    def image_searcher_model(self) -> str:
+        """The name image vectors of the current image features model carry."""
+        return image_features_name(self.settings.image_features)
+
+    def image_features(self) -> ImageFeatures:
+        """The image features model, loaded on first use (ingest, an example copied in)."""
+        with self._captioner_lock:
+            if self._image_features is None:
+                try:
+                    self._image_features = ImageFeatures(self.settings.image_features)
+                except ModelError:
+                    raise
+                except Exception as error:  # loading is never an image's fault
+                    raise ModelError(f"{self.settings.image_features}: {error}") from error
+            return self._image_features
 
     def record_models(self) -> None:
         """Write which embedder made the vectors (and their size) into the catalog, for
@@ -147,7 +191,10 @@ class Engine:
         """Let the captioner's memory go (low-memory profile, when ingest is idle); the
         next image loads it again. True if one was loaded."""
         with self._captioner_lock:
-            released, self._captioner = self._captioner is not None, None
+            released = self._captioner is not None or self._image_features is not None
+            self._captioner = self._image_features = None
+            for model in LITE_MODELS:  # the network they shared
+                release_shared(model)
         if released:
             gc.collect()  # the model's arrays go now, not at some later collection
             log.info("captioner released while idle")

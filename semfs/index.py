@@ -42,6 +42,8 @@ from semfs.catalog import Catalog
 log = logging.getLogger(__name__)
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
+MAX_SEQ_QUERY = "SELECT coalesce(max(seq), 0) FROM {table}"
+REBUILD_QUERY = "SELECT file_id, vector FROM {table} WHERE embedder = ? AND seq <= ?"
 _BASE_NAME = re.compile(r"base-(\d+)-(\d+)d-(\d+)n\.ann")
 
 
@@ -175,8 +177,10 @@ class VectorIndex:
         search_k: int = 10_000,
         rebuild_threshold: int = 2_000,
         exact_below: int = 20_000,
+        table: str = "vectors",
     ) -> None:
         self._directory = directory
+        self._table = table  # the catalog table of its vectors (catalog_ingest.VECTOR_TABLES)
         self._embedder = embedder
         self._dimensions = dimensions
         self._trees = trees
@@ -216,7 +220,9 @@ class VectorIndex:
         if tidy:
             self._remove_old_files(keep=best[0] if best else None)
         delta = Delta(self._dimensions)
-        for file_id, seq, blob in catalog.vectors_since(self._embedder, self._base_seq):
+        for file_id, seq, blob in catalog.vectors_since(
+            self._embedder, self._base_seq, self._table
+        ):
             delta.add(file_id, seq, np.frombuffer(blob, dtype=np.float32))
         with self._lock:
             self._delta = delta
@@ -288,7 +294,7 @@ class VectorIndex:
             waiting, base_seq, base_items = len(self._delta), self._base_seq, self._base_items
         if waiting >= self._rebuild_threshold:
             return True
-        live_in_base, _ = catalog.vector_counts(self._embedder, base_seq)
+        live_in_base, _ = catalog.vector_counts(self._embedder, base_seq, self._table)
         dead = base_items - live_in_base  # deleted, changed or re-embedded since the build
         return dead >= max(self._rebuild_threshold, base_items // 4)
 
@@ -306,11 +312,8 @@ class VectorIndex:
         started = time.monotonic()
         reader = catalog.open_reader()  # a long scan must not hold the shared connection
         try:
-            top = reader.execute("SELECT coalesce(max(seq), 0) FROM vectors").fetchone()[0]
-            rows = reader.execute(
-                "SELECT file_id, vector FROM vectors WHERE embedder = ? AND seq <= ?",
-                (self._embedder, top),
-            )
+            top = reader.execute(MAX_SEQ_QUERY.format(table=self._table)).fetchone()[0]
+            rows = reader.execute(REBUILD_QUERY.format(table=self._table), (self._embedder, top))
             temporary = self._directory / f"base-{top}.tmp"
             base = AnnoyIndex(self._dimensions, "angular")
             base.on_disk_build(str(temporary))  # built in the file: memory stays bounded

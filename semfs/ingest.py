@@ -29,6 +29,9 @@ from semfs.config import CAPTION_XATTR
 from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
+from semfs.image_ingest import compute_features
+from semfs.index import VectorIndex
+from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.ml.keywords import keywords
 
@@ -77,6 +80,7 @@ class IngestWorker:
         # Files not found where queued (decoder threads write): file id -> when.
         self._vanished_at: dict[int, float] = {}
         self._vanished_lock = threading.Lock()
+        self._features_paused_until = 0.0  # the features model failed to load: wait
 
     def wake(self) -> None:
         """New work is queued (called from any thread)."""
@@ -118,7 +122,7 @@ class IngestWorker:
                     continue
                 if taken:
                     last_work = time.monotonic()
-                elif self._backfill_facts() == 0:
+                elif self._backfill_facts() == 0 and self._compute_features() == 0:
                     self._release_captioner_if_idle(last_work)
                     self._wake.wait(IDLE_POLL)
                     self._wake.clear()
@@ -133,8 +137,28 @@ class IngestWorker:
         self._engine.record_models()
         if requeued := self._catalog.requeue_ingest_errors():
             log.info("queued %d images again that had failed with an ingest error", requeued)
+        if self._engine.image_searcher is not None:
+            model = image_features_name(self._settings.image_features)
+            if requeued := self._catalog.requeue_features_not_by(model):
+                log.info("computing image features again for %d images (now %s)", requeued, model)
         if self._engine.reembed(should_stop=self._stop.is_set):
             self._on_indexed()
+
+    def _compute_features(self) -> int:
+        """When the caption queue is empty: image features for search by example, a
+        batch at a time. Returns how many images were taken."""
+        if time.monotonic() < self._features_paused_until:
+            return 0
+        try:
+            taken = compute_features(self._engine, self._store, self._decoders.map)
+        except ModelError as error:
+            log.error("image features paused: %s (retrying in %.0f s)", error, CAPTIONER_RETRY)
+            self._features_paused_until = time.monotonic() + CAPTIONER_RETRY
+            return 0
+        if taken:
+            self._on_indexed()
+            self._maybe_rebuild()
+        return taken
 
     def _release_captioner_if_idle(self, last_work: float) -> None:
         after = self._settings.release_captioner_after
@@ -295,18 +319,21 @@ class IngestWorker:
     def _maybe_rebuild(self) -> None:
         if self._rebuilder is not None and self._rebuilder.is_alive():
             return
-        if self._engine.index.needs_rebuild(self._catalog):
+        indexes = [self._engine.index, self._engine.image_index]
+        due = [index for index in indexes if index and index.needs_rebuild(self._catalog)]
+        if due:
             self._rebuilder = threading.Thread(
-                target=self._rebuild, name="semfs-index-rebuild", daemon=True
+                target=self._rebuild, args=(due,), name="semfs-index-rebuild", daemon=True
             )
             self._rebuilder.start()
 
-    def _rebuild(self) -> None:
-        try:
-            self._engine.index.rebuild(self._catalog)
-            self._on_indexed()
-        except Exception:
-            log.exception("index rebuild failed; the delta keeps serving new vectors")
+    def _rebuild(self, indexes: list[VectorIndex]) -> None:
+        for index in indexes:
+            try:
+                index.rebuild(self._catalog)
+                self._on_indexed()
+            except Exception:
+                log.exception("index rebuild failed; the delta keeps serving new vectors")
 
 
 def given_description(text: str, source: str) -> Description:

@@ -34,6 +34,7 @@ from semfs.fs.backing import BackingStore
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
 from semfs.fs.search_view import SearchView
+from semfs.fs.similar_view import SimilarView
 from semfs.fs.tags_view import TagsView
 from semfs.fs.views import ViewRegistry
 from semfs.ingest import IngestWorker
@@ -200,8 +201,10 @@ def serve(request: MountRequest) -> None:
     passthrough = Passthrough(settings, tracker)
     views = [
         view_class(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
-        for view_class in (SearchView, TagsView)
+        for view_class in (SearchView, TagsView, SimilarView)
+        if view_class is not SimilarView or settings.image_features
     ]
+
     operations = SemfsOperations(settings, passthrough, ViewRegistry(views))
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ SALVAGED = {
     "descriptions": "file_id, caption, source, captioner, keywords",
     "vectors": "seq, file_id, embedder, vector",
     "saved_queries": "query, created_ns",
+    "examples": "name, file_id, embedder, vector, created_ns",
 }
 
 
@@ -58,6 +60,10 @@ def _repair(settings: Settings, found: CheckReport) -> list[str]:
     salvaged = "catalog-damaged" in found.kinds()
     if salvaged:
         actions.append(_salvage(settings.catalog_path))
+        # Image features are not salvaged (the descriptions copied back queue them all
+        # again), so their index, numbered by the old catalog's vectors, goes too.
+        shutil.rmtree(settings.image_index_dir, ignore_errors=True)
+        actions.append("image index removed: image features are computed again")
     catalog = Catalog.open(settings.catalog_path)
     try:
         store = BackingStore(os.fsencode(settings.store))

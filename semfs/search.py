@@ -46,13 +46,23 @@ class Hit:
 
 
 class Searcher:
+    """Ranks by one index: caption vectors for text queries (`search`, `search_query`),
+    or image features for search by example (`search_vector` with `table` "image_vectors";
+    `queries` None)."""
+
     def __init__(
-        self, catalog: Catalog, index: VectorIndex, queries: QueryCache, embedder: str
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        queries: QueryCache | None,
+        embedder: str,
+        table: str = "vectors",
     ) -> None:
         self._catalog = catalog
         self._index = index
         self._queries = queries
         self._embedder = embedder
+        self._table = table
 
     @property
     def version(self) -> int:
@@ -64,7 +74,20 @@ class Searcher:
     ) -> list[Hit]:
         """Up to k hits within max_distance (and passing `keep`), nearest first.
         Blocking: call in a thread."""
+        assert self._queries is not None
         vector = self._queries.vector(" ".join(text.split())[:MAX_QUERY_CHARS])
+        return self.search_vector(vector, k, max_distance, keep)
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        max_distance: float = math.inf,
+        keep: HitFilter | None = None,
+    ) -> list[Hit]:
+        """Up to k hits nearest to a query vector. Distances are exact: Annoy computes
+        them on the stored vectors of its shortlist, the delta and small bases are
+        scanned exactly, and the merged shortlist is sorted by them."""
         wanted = 2 * k + 16
         while True:
             shortlist = self._index.search(vector, wanted)
@@ -95,6 +118,7 @@ class Searcher:
         if not (query.exclude or query.has_filters):
             return None
         years = year_range_ns(query.years)
+        assert self._queries is not None
         negatives = [(word, self._queries.vector(word)) for word in query.exclude]
 
         def keep(hits: list[Hit]) -> list[Hit]:
@@ -114,7 +138,7 @@ class Searcher:
         """Candidates whose vector is still the file's current one (the rest are
         tombstoned: deleted, changed or re-embedded since they were indexed)."""
         close = [c for c in candidates if c.distance <= max_distance]
-        stored = self._catalog.hits({c.file_id for c in close}, self._embedder)
+        stored = self._catalog.hits({c.file_id for c in close}, self._embedder, self._table)
         hits: list[Hit] = []
         seen: set[int] = set()
         for candidate in close:

@@ -73,6 +73,7 @@ class SemfsOperations(pyfuse3.Operations):
         self._views = views or ViewRegistry()
         self._view_listings: dict[int, _ViewListing] = {}
         self._view_files: set[int] = set()  # handles (= descriptors) of files opened in views
+        self._view_uploads: dict[int, VirtualView] = {}  # handles of files created in views
         self._view_io = trio.CapacityLimiter(settings.io_threads)
         self._view_handles = iter(range(1 << 62, 1 << 63))  # apart from real dir handles
 
@@ -148,7 +149,9 @@ class SemfsOperations(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        self._refuse_view(inode)
+        view = self._views.owner(inode)
+        if view is not None:
+            return await view.truncate(inode, attr.st_size if fields.update_size else None)
         changes = AttributeChanges(
             mode=attr.st_mode if fields.update_mode else None,
             uid=attr.st_uid if fields.update_uid else None,
@@ -250,7 +253,11 @@ class SemfsOperations(pyfuse3.Operations):
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        self._refuse_view(parent_inode)
+        view = self._views.owner(parent_inode)
+        if view is not None:
+            fd, attributes = await view.create(parent_inode, name, flags)
+            self._view_uploads[fd] = view
+            return pyfuse3.FileInfo(fh=fd), attributes
         self._refuse_view_name(parent_inode, name)
         fh, number, info = self._fs.create(parent_inode, name, mode, flags, ctx)
         return pyfuse3.FileInfo(fh=fh), self.attributes(number, info)
@@ -265,18 +272,26 @@ class SemfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
+        if fh in self._view_uploads:
+            return await self._view_uploads[fh].write(fh, off, buf)
         return await self._fs.write(fh, off, buf)
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        pass  # nothing is buffered here: writes go straight to the backing file
+        # Real files: nothing is buffered here, writes go straight to the backing file.
+        if fh in self._view_uploads:
+            await self._view_uploads[fh].flush(fh)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._fs.fsync(fh, datasync)
+        if fh not in self._view_uploads:  # a view's file is not kept: nothing to sync
+            await self._fs.fsync(fh, datasync)
 
     @fuse_errors
     async def release(self, fh: int) -> None:
+        if fh in self._view_uploads:
+            await self._view_uploads.pop(fh).release(fh)
+            return
         if fh in self._view_files:
             self._view_files.discard(fh)
             os.close(fh)

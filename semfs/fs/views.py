@@ -62,6 +62,26 @@ class VirtualView(ABC):
         """A read-only descriptor of the entry's content."""
         raise pyfuse3.FUSEError(errno.EROFS)
 
+    async def create(
+        self, parent: int, name: bytes, flags: int
+    ) -> tuple[int, pyfuse3.EntryAttributes]:
+        """A file written into the view (similar/ takes example images): its descriptor,
+        which is also its file handle, and its attributes."""
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def truncate(self, inode: int, size: int | None) -> pyfuse3.EntryAttributes:
+        """A setattr on a view's entry: `size` to truncate a file being written."""
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def flush(self, fh: int) -> None:  # noqa: B027 - optional hook
+        """A descriptor of a created file was closed (its error reaches close())."""
+
+    async def release(self, fh: int) -> None:  # noqa: B027 - optional hook
+        """The last descriptor of a created file was closed."""
+
     def getxattr(self, inode: int, name: bytes) -> bytes:
         raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 

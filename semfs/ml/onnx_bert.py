@@ -95,7 +95,7 @@ def _bert_export(model_dir: Path) -> Export:
         module=_token_embeddings(model),
         inputs=tuple(probe[name] for name in INPUT_NAMES),
         input_names=INPUT_NAMES,
-        output_name="token_embeddings",
+        output_names=["token_embeddings"],
         dynamic_axes=axes,
     )
 

@@ -37,7 +37,7 @@ class Export:
     module: Any  # torch.nn.Module
     inputs: tuple[Any, ...]  # example tensors, one per input name
     input_names: list[str]
-    output_name: str
+    output_names: list[str]
     dynamic_axes: dict[str, dict[int, str]]
 
 
@@ -92,7 +92,7 @@ def export(what: Export, model_file: Path) -> None:
                 what.inputs,
                 temporary,
                 input_names=what.input_names,
-                output_names=[what.output_name],
+                output_names=what.output_names,
                 dynamic_axes=what.dynamic_axes,
                 dynamo=True,  # the older tracer mis-exports transformers' attention masks
                 external_data=False,  # one file, so one rename publishes it
@@ -130,13 +130,14 @@ def _check(what: Export, exported: Path) -> None:
     import torch
 
     with torch.inference_mode():
-        expected = what.module(*what.inputs).numpy()
+        outputs = what.module(*what.inputs)
+    expected = [t.numpy() for t in (outputs if isinstance(outputs, tuple) else (outputs,))]
     names, tensors = what.input_names, what.inputs
     feeds = {name: tensor.numpy() for name, tensor in zip(names, tensors, strict=True)}
-    (actual,) = session(exported).run(None, feeds)
-    if not np.allclose(actual, expected, rtol=TOLERANCE, atol=TOLERANCE):
-        worst = float(np.abs(actual - expected).max())
-        raise RuntimeError(f"the ONNX export differs from torch (by up to {worst:.4g})")
+    for wanted, actual in zip(expected, session(exported).run(None, feeds), strict=True):
+        if not np.allclose(actual, wanted, rtol=TOLERANCE, atol=TOLERANCE):
+            worst = float(np.abs(actual - wanted).max())
+            raise RuntimeError(f"the ONNX export differs from torch (by up to {worst:.4g})")
 
 
 def quantized(model_file: Path) -> Path:

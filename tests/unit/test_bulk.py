@@ -79,6 +79,6 @@ def test_index_shows_progress_with_rate_and_time_left_then_a_summary(store: Path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     # tqdm's bar, last drawn at the end: done/total [elapsed<left, rate]
-    assert re.search(r"indexing: 100%.*\| 4/4 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+image/s\]",
+    assert re.search(r"indexing: 100%.*\| 4/4 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+(image/s|s/image)\]",
                      result.stderr), result.stderr  # fmt: skip
     assert result.stdout.startswith("indexed 3, failed 1, still queued 0\n  failed: fake.jpg: ")

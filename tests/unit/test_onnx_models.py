@@ -20,6 +20,7 @@ from semfs.ml.embedder import (
     _packaged_minilm_dir,
     make_embedder,
 )
+from semfs.ml.image_features import ImageFeatures
 from semfs.ml.onnx_bert import sentence_transformer_encoder
 
 TEXTS = [
@@ -91,7 +92,13 @@ def test_classifier_on_onnx_captions_as_torch_does(monkeypatch: pytest.MonkeyPat
         raise RuntimeError("no exporter here")
 
     monkeypatch.setattr(lite_classifier, "cached_session", cannot_export)
+    monkeypatch.setattr(lite_classifier, "_shared", {})  # not the ONNX one loaded above
     torch_captioner = ClassifierCaptioner("efficientnet-lite0")  # the fallback
     assert np.abs(torch_captioner.probabilities(photos) - onnx_probabilities).max() < 1e-4
     assert torch_captioner.caption(photos) == onnx.caption(photos)
     assert "espresso" in onnx.caption(photos)[1]
+    onnx_features = ImageFeatures("efficientnet-lite0").features(photos)
+    monkeypatch.setattr(lite_classifier, "_shared", {})
+    torch_features = ImageFeatures("efficientnet-lite0").features(photos)
+    assert onnx_features.shape == (5, 1280)
+    assert np.abs(torch_features - onnx_features).max() < 1e-4

@@ -1,0 +1,148 @@
+"""The catalog's side of search by example: the queue of images whose features are to
+be computed, their feature vectors, and the examples saved under similar/.
+
+A mixin of `Catalog` (catalog.py), which owns the connection, its lock and transactions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from semfs.catalog_records import join_path
+
+
+@dataclass(frozen=True)
+class FeatureTask:
+    """An indexed image waiting for its features; `generation` tells whether the image
+    was described again while they were computed."""
+
+    file_id: int
+    generation: int
+    path: bytes
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Example:
+    """A directory under similar/: a stored image, or the features of one copied in."""
+
+    name: bytes
+    file_id: int | None
+    embedder: str | None
+    vector: bytes | None
+
+
+class ImageRecords:
+    _db: sqlite3.Connection  # GUARDED_BY(_lock)
+    _lock: AbstractContextManager[Any]
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # Catalog's
+
+    # --- the feature queue (written by a trigger on descriptions) ---------------------
+
+    def feature_tasks(self, limit: int) -> list[FeatureTask]:
+        """Indexed images waiting for their features, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT q.file_id, q.generation, f.dir, f.name, f.size, f.mtime_ns "
+                "FROM feature_queue q JOIN files f ON f.id = q.file_id "
+                "WHERE f.state = 'indexed' ORDER BY q.generation LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            FeatureTask(file_id, generation, join_path(directory, name), size, mtime_ns)
+            for file_id, generation, directory, name, size, mtime_ns in rows
+        ]
+
+    def store_features(
+        self, embedder: str, results: list[tuple[FeatureTask, bytes | None]]
+    ) -> list[tuple[int, int]]:
+        """Store each task's vector (None: the image cannot be read; it gets none) and
+        take it off the queue, unless it was queued again meanwhile. Returns the (file
+        id, seq) of the vectors stored."""
+        stored = []
+        with self._transaction() as db:
+            for task, vector in results:
+                row = db.execute(
+                    "SELECT generation FROM feature_queue WHERE file_id = ?", (task.file_id,)
+                ).fetchone()
+                if row is None or row[0] != task.generation:
+                    continue  # described again since: its newer version is queued
+                db.execute("DELETE FROM feature_queue WHERE file_id = ?", (task.file_id,))
+                if vector is None:
+                    continue
+                db.execute("DELETE FROM image_vectors WHERE file_id = ?", (task.file_id,))
+                cursor = db.execute(
+                    "INSERT INTO image_vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
+                    (task.file_id, embedder, vector),
+                )
+                assert cursor.lastrowid is not None
+                stored.append((task.file_id, cursor.lastrowid))
+        return stored
+
+    def requeue_features_not_by(self, embedder: str) -> int:
+        """Queue again the images whose features another model computed."""
+        with self._transaction() as db:
+            return db.execute(
+                "INSERT OR IGNORE INTO feature_queue (file_id, generation) "
+                "SELECT file_id, (SELECT coalesce(max(generation), 0) + 1 FROM feature_queue) "
+                "FROM image_vectors WHERE embedder != ?",
+                (embedder,),
+            ).rowcount
+
+    def feature_counts(self) -> tuple[int, int]:
+        """(images with features, images waiting for them)."""
+        with self._lock:
+            done, waiting = self._db.execute(
+                "SELECT (SELECT count(*) FROM image_vectors), (SELECT count(*) FROM feature_queue)"
+            ).fetchone()
+        return int(done), int(waiting)
+
+    def image_vector_of(self, file_id: int, embedder: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT vector FROM image_vectors WHERE file_id = ? AND embedder = ?",
+                (file_id, embedder),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def indexed_named(self, name: bytes) -> list[tuple[int, bytes]]:
+        """(id, path) of the indexed images called `name` (in any folder), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, dir, name FROM files WHERE name = ? AND state = 'indexed' ORDER BY id",
+                (name,),
+            ).fetchall()
+        return [(file_id, join_path(directory, base)) for file_id, directory, base in rows]
+
+    # --- examples: the directories made under similar/ ----------------------------------
+
+    def save_example(
+        self, name: bytes, file_id: int | None, embedder: str | None, vector: bytes | None
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO examples (name, file_id, embedder, vector, created_ns) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, file_id, embedder, vector, time.time_ns()),
+            )
+
+    def remove_example(self, name: bytes) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM examples WHERE name = ?", (name,)).rowcount > 0
+
+    def examples(self) -> list[Example]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, file_id, embedder, vector FROM examples ORDER BY created_ns"
+            ).fetchall()
+        return [
+            Example(bytes(name), file_id, embedder, None if vector is None else bytes(vector))
+            for name, file_id, embedder, vector in rows
+        ]

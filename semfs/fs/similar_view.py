@@ -1,0 +1,310 @@
+"""The search-by-example view: `similar/<example>/` lists the stored images that look
+most like the example, best first, by image features (semfs/ml/image_features.py) in
+their own index.
+
+An example is made in one of two ways, and kept until `rmdir` (it survives remounts):
+- `mkdir similar/<name of a stored image>`: that image (a name listed as `cat~42.png`
+  in a view picks file 42; a plain name shared by several images picks the oldest). It
+  is left out of its own results.
+- `cp photo.jpg similar/`: an image from anywhere, not added to the store. It is
+  written to an unlinked file in the state directory; when the copy is closed its
+  features are computed (a bad image fails the close with EINVAL, and the log says
+  why), only they are kept, and the name becomes the example's directory.
+
+It is the search view with another source of results, so result entries, reads, xattrs
+and the refresh when the index changes work the same way. Only the trio thread touches
+this state; decoding and the model run in worker threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyfuse3
+import trio
+
+from semfs.catalog_images import Example
+from semfs.engine import Engine, NotReady
+from semfs.errors import ModelError
+from semfs.fs.attributes import entry_attributes, negative_entry
+from semfs.fs.backing import BackingStore
+from semfs.fs.inodes import InodeTable
+from semfs.fs.search_view import NAME_MAX, SearchView, is_probe
+from semfs.ml.imaging import BadImage, decode
+from semfs.search import Hit
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # an example larger than this is refused (EFBIG)
+_DISAMBIGUATED = re.compile(rb"(.*)~(\d+)(\.[^.~]*)?")  # cat~42.png, as views list them
+
+
+@dataclass
+class _Upload:
+    """An image being copied into similar/: its bytes live in an unlinked file."""
+
+    inode: int
+    name: bytes
+    fd: int
+    lookups: int = 1  # create counts as a lookup
+    is_open: bool = True
+    written: bool = False  # since its features were last computed
+    closed: os.stat_result | None = None  # its last attributes, once released
+
+
+class SimilarView(SearchView):
+    def __init__(
+        self, engine: Engine, inodes: InodeTable, store: BackingStore, entry_timeout: float
+    ) -> None:
+        self._examples: dict[bytes, Example] = {}  # filled by _load_saved, in super()
+        super().__init__(engine, inodes, store, entry_timeout)
+        self.name = os.fsencode(self._settings.similar_dir_name)
+        self._uploads: dict[int, _Upload] = {}  # by descriptor (= file handle)
+        self._upload_by_inode: dict[int, _Upload] = {}
+
+    def _load_saved(self) -> None:
+        for example in self._catalog.examples():
+            self._examples[example.name] = example
+            self._query(example.name, os.fsdecode(example.name)).saved = True
+
+    # --- the tree ----------------------------------------------------------------------
+
+    def owns(self, inode: int) -> bool:
+        return inode in self._upload_by_inode or super().owns(inode)
+
+    def _upload_named(self, name: bytes) -> _Upload | None:
+        return next((u for u in self._upload_by_inode.values() if u.name == name), None)
+
+    async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
+        if parent != self.root_inode:
+            return await super().lookup(parent, name, pid)  # the root's entry, or results
+        upload = self._upload_named(name)
+        if upload is not None and upload.is_open:
+            upload.lookups += 1
+            return self._upload_attributes(upload)
+        query = self._queries.get(name)
+        if query is not None and query.saved:
+            query.lookups += 1
+            return self._query_attributes(query)
+        if is_probe(name):
+            return negative_entry(self._entry_timeout)
+        raise FileNotFoundError(errno.ENOENT, "no such example")
+
+    async def getattr(self, inode: int) -> pyfuse3.EntryAttributes:
+        upload = self._upload_by_inode.get(inode)
+        if upload is not None:
+            return self._upload_attributes(upload)
+        return await super().getattr(inode)
+
+    async def listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
+        entries = await super().listing(inode)
+        if inode == self.root_inode:
+            open_uploads = [u for u in self._upload_by_inode.values() if u.is_open]
+            entries += [(u.name, self._upload_attributes(u)) for u in open_uploads]
+        return entries
+
+    def counted(self, inode: int) -> None:
+        if inode in self._upload_by_inode:
+            self._upload_by_inode[inode].lookups += 1
+        else:
+            super().counted(inode)
+
+    def forget(self, inode: int, count: int) -> None:
+        upload = self._upload_by_inode.get(inode)
+        if upload is None:
+            super().forget(inode, count)
+            return
+        upload.lookups = max(0, upload.lookups - count)
+        if upload.lookups == 0 and not upload.is_open:
+            del self._upload_by_inode[inode]
+
+    # --- examples of stored images -------------------------------------------------------
+
+    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+        if parent != self.root_inode:
+            raise OSError(errno.EROFS, "only similar/ holds examples")
+        self._check_new_name(name)
+        file_id = await trio.to_thread.run_sync(self._stored_image, name, limiter=self._limiter)
+        return await self._save(Example(name, file_id, None, None))
+
+    def _check_new_name(self, name: bytes) -> None:
+        if len(name) > NAME_MAX:
+            raise OSError(errno.ENAMETOOLONG, f"a name holds at most {NAME_MAX} bytes")
+        query = self._queries.get(name)
+        if (query is not None and query.saved) or self._upload_named(name) is not None:
+            raise FileExistsError(errno.EEXIST, "an example of this name exists")
+
+    def _stored_image(self, name: bytes) -> int:
+        """The id of the indexed image `name` names (worker thread)."""
+        match = _DISAMBIGUATED.fullmatch(name)
+        if match is not None:
+            basename = match.group(1) + (match.group(3) or b"")
+            wanted = int(match.group(2))
+            if any(file_id == wanted for file_id, _ in self._catalog.indexed_named(basename)):
+                return wanted
+        found = self._catalog.indexed_named(name)
+        if not found:
+            log.warning("similar/%r refused: no indexed image of that name", name)
+            raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")
+        return found[0][0]
+
+    async def rmdir(self, parent: int, name: bytes) -> None:
+        if parent != self.root_inode:
+            raise OSError(errno.EROFS, "results cannot be removed here")
+        query = self._queries.get(name)
+        if query is None or not query.saved:
+            raise FileNotFoundError(errno.ENOENT, "no such example")
+        await trio.to_thread.run_sync(self._catalog.remove_example, name, limiter=self._limiter)
+        self._examples.pop(name, None)
+        query.saved = False
+        self._root_changed_ns = time.time_ns()
+        log.info("removed example %r", name)
+        self._drop_query_if_unused(query)
+
+    async def _save(self, example: Example) -> pyfuse3.EntryAttributes:
+        await trio.to_thread.run_sync(
+            self._catalog.save_example, example.name, example.file_id, example.embedder,
+            example.vector, limiter=self._limiter,
+        )  # fmt: skip
+        self._examples[example.name] = example
+        query = self._query(example.name, os.fsdecode(example.name))
+        query.saved = True
+        query.version = -1  # a new example under an old name: search again
+        query.lookups += 1
+        self._root_changed_ns = time.time_ns()
+        log.info("saved example %r", example.name)
+        return self._query_attributes(query)
+
+    # --- examples copied in --------------------------------------------------------------
+
+    async def create(
+        self, parent: int, name: bytes, flags: int
+    ) -> tuple[int, pyfuse3.EntryAttributes]:
+        if parent != self.root_inode:
+            raise OSError(errno.EROFS, "results are read-only")
+        self._check_new_name(name)
+        directory = self._settings.uploads_dir
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=directory, prefix="example-")
+        os.unlink(path)  # nothing to clean up after a crash: the bytes go with the descriptor
+        upload = _Upload(self._inodes.allocate(), name, fd)
+        self._uploads[fd] = upload
+        self._upload_by_inode[upload.inode] = upload
+        return fd, self._upload_attributes(upload)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        if offset + len(data) > MAX_UPLOAD_BYTES:
+            raise OSError(errno.EFBIG, "an example image is at most 512 MiB")
+        upload = self._uploads[fh]
+        upload.written = True
+        return await trio.to_thread.run_sync(os.pwrite, fh, data, offset, limiter=self._limiter)
+
+    async def truncate(self, inode: int, size: int | None) -> pyfuse3.EntryAttributes:
+        upload = self._upload_by_inode.get(inode)
+        if upload is None or not upload.is_open:
+            raise OSError(errno.EROFS, "the views are read-only")
+        if size is not None:
+            os.ftruncate(upload.fd, size)
+            upload.written = True
+        return self._upload_attributes(upload)  # times and modes are not kept: only features
+
+    async def flush(self, fh: int) -> None:
+        """The copy is closed: its features become the example (errors reach close())."""
+        upload = self._uploads[fh]
+        if upload.written and os.fstat(fh).st_size > 0:
+            await self._make_example(upload)
+
+    async def release(self, fh: int) -> None:
+        upload = self._uploads.pop(fh)
+        try:
+            if upload.written and os.fstat(fh).st_size > 0:
+                await self._make_example(upload)  # written after its last flush (mmap)
+        except OSError as error:
+            log.warning("similar/%r: %s", upload.name, error)
+        finally:
+            upload.closed = os.fstat(fh)
+            os.close(fh)
+            upload.is_open = False
+            if upload.lookups == 0:
+                del self._upload_by_inode[upload.inode]
+
+    async def _make_example(self, upload: _Upload) -> None:
+        upload.written = False
+        try:
+            model, vector = await trio.to_thread.run_sync(
+                self._features_of, upload.fd, limiter=self._limiter
+            )
+        except BadImage as error:
+            log.warning("similar/%r refused (EINVAL): %s", upload.name, error)
+            raise OSError(errno.EINVAL, str(error)) from None
+        except ModelError as error:
+            log.error("similar/%r: the image features model cannot load: %s", upload.name, error)
+            raise OSError(errno.EAGAIN, str(error)) from None
+        await self._save(Example(upload.name, None, model, vector))
+        # The kernel holds the name as this file; from now on it is the example's folder.
+        pyfuse3.invalidate_entry_async(self.root_inode, upload.name, ignore_enoent=True)
+
+    def _features_of(self, fd: int) -> tuple[str, bytes]:
+        """Decode the copied image and compute its features (worker thread)."""
+        with os.fdopen(os.dup(fd), "rb") as file:
+            image = decode(file, self._settings.max_image_pixels).image
+        features = self._engine.image_features()
+        return features.name, features.features([image])[0].tobytes()
+
+    def _upload_attributes(self, upload: _Upload) -> pyfuse3.EntryAttributes:
+        info = upload.closed or os.fstat(upload.fd)
+        attr = entry_attributes(upload.inode, info, 0, 0)  # never cached: it becomes a folder
+        attr.st_mode = stat.S_IFREG | 0o644
+        attr.st_nlink = 1
+        root = self._store.lstat(b"")
+        attr.st_uid, attr.st_gid = root.st_uid, root.st_gid
+        return attr
+
+    # --- results ----------------------------------------------------------------------------
+
+    def _engine_version(self) -> int:
+        index = self._engine.image_index
+        try:
+            self._engine.wait_ready(timeout=0)
+        except NotReady:
+            return -1
+        return -1 if index is None else index.version
+
+    def _search(self, text: str) -> tuple[list[Hit], int]:
+        self._engine.wait_ready()
+        index, searcher = self._engine.image_index, self._engine.image_searcher
+        if index is None or searcher is None:
+            raise NotReady("search by example is off (the image_features setting is empty)")
+        version = index.version  # before searching: a change during it triggers another
+        started = time.perf_counter()
+        example = self._examples.get(os.fsencode(text))
+        vector = self._example_vector(example) if example is not None else None
+        if vector is None:
+            return [], version  # its features are not computed yet: refreshed when they are
+        own = example.file_id if example is not None else None
+        hits = searcher.search_vector(
+            vector, self._settings.top_k,
+            keep=lambda found: [hit for hit in found if hit.file_id != own],
+        )  # fmt: skip
+        log.info("similar %r: %d results in %.1f ms",
+                 text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
+        return hits, version
+
+    def _example_vector(self, example: Example) -> np.ndarray | None:
+        model = self._engine.image_searcher_model
+        if example.file_id is not None:
+            stored = self._catalog.image_vector_of(example.file_id, model)
+            return None if stored is None else np.frombuffer(stored, dtype=np.float32)
+        if example.vector is None or example.embedder != model:
+            log.warning("example %r was made with %s, not %s: copy it in again",
+                        example.name, example.embedder, model)  # fmt: skip
+            return None
+        return np.frombuffer(example.vector, dtype=np.float32)

@@ -1,0 +1,70 @@
+"""Image features for search by example, computed after the captions.
+
+Ingest makes an image searchable by text first; when its queue is empty it takes the
+indexed images waiting in the catalog's feature queue (every newly described image
+lands there, see catalog_schema), decodes them again and runs the features model. An
+image that cannot be decoded (a caption a person gave to a file that is no image) gets
+no features and is simply not found by example. A kill -9 loses nothing: the queue is
+in the catalog, and a result is stored together with taking its task off the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from semfs.catalog_images import FeatureTask
+from semfs.engine import Engine
+from semfs.fs.backing import BackingStore
+from semfs.ml.imaging import BadImage, decode
+
+log = logging.getLogger(__name__)
+
+FEATURE_BATCH = 8  # images per model call
+
+Mapper = Callable[[Callable[[FeatureTask], Image.Image | None], Iterable[FeatureTask]],
+                  Iterator[Image.Image | None]]  # fmt: skip
+
+
+def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) -> int:
+    """One batch of the feature queue; returns how many tasks it took (0: none waits).
+    `mapper` decodes the images (the ingest worker's thread pool). Raises ModelError if
+    the model cannot load (the tasks stay queued)."""
+    index = engine.image_index
+    if index is None:
+        return 0
+    tasks = engine.catalog.feature_tasks(FEATURE_BATCH)
+    if not tasks:
+        return 0
+    max_pixels = engine.settings.max_image_pixels
+    images = list(mapper(lambda task: _decode(store, task, max_pixels), tasks))
+    decoded = [image for image in images if image is not None]
+    features = engine.image_features()
+    rows = iter(features.features(decoded)) if decoded else iter(())
+    vectors: list[bytes | None] = [
+        None if image is None else next(rows).tobytes() for image in images
+    ]
+    stored = engine.catalog.store_features(features.name, list(zip(tasks, vectors, strict=True)))
+    by_id = {task.file_id: vector for task, vector in zip(tasks, vectors, strict=True)}
+    for file_id, seq in stored:
+        vector = by_id[file_id]
+        assert vector is not None
+        index.add(file_id, seq, np.frombuffer(vector, dtype=np.float32))
+    return len(tasks)
+
+
+def _decode(store: BackingStore, task: FeatureTask, max_pixels: int) -> Image.Image | None:
+    try:
+        fd = store.open(task.path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None  # gone or changed: the tracker requeues it, which queues it here again
+    with os.fdopen(fd, "rb") as file:
+        try:
+            return decode(file, max_pixels).image
+        except (BadImage, OSError) as error:
+            log.info("no image features for %r: %s", os.fsdecode(task.path), error)
+            return None
