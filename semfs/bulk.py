@@ -16,9 +16,11 @@ from tqdm import tqdm
 from semfs.catalog import Catalog
 from semfs.config import CAPTION_XATTR, Settings
 from semfs.engine import Engine, ready_for_bulk_ingest
-from semfs.errors import QuietError
+from semfs.errors import ModelError, QuietError
 from semfs.fs.backing import BackingStore
+from semfs.image_ingest import compute_features
 from semfs.ingest import CaptionerUnavailable, IngestWorker
+from semfs.ml.imaging import BadImage, decode
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.query import QuerySyntaxError, parse_query
 from semfs.scaleout import index_with_ray
@@ -84,11 +86,67 @@ def index_store(
                         bar.update(taken)
                 except CaptionerUnavailable as error:
                     raise QuietError(f"cannot caption: {error}") from None
+            _compute_all_features(engine, store, progress)
+            worker.maybe_rebuild()
             worker.wait_for_rebuild()
             return _summary(catalog)
         finally:
             store.close()
             catalog.close()
+
+
+def _compute_all_features(engine: Engine, store: BackingStore, progress: bool) -> None:
+    """The image features of every indexed image that waits for them (search by example)."""
+    if engine.image_index is None:
+        return
+    waiting = engine.catalog.feature_counts()[1]
+    with tqdm(total=waiting, unit="image", desc="image features", disable=not progress) as bar:
+        try:
+            while taken := compute_features(engine, store):
+                bar.update(taken)
+        except ModelError as error:
+            raise QuietError(f"cannot compute image features: {error}") from None
+
+
+def search_image_store(settings: Settings, image: Path, k: int | None) -> list[dict[str, object]]:
+    """The stored images that look most like `image`, best first: the ranking of
+    MOUNT/similar/<image>/. Computed here, from the catalog and the image index (which a
+    mount may be writing meanwhile: it is only read)."""
+    if not settings.image_features:
+        raise QuietError("search by example is off: the image_features setting is empty")
+    if not settings.catalog_path.exists():
+        raise QuietError(f"{settings.store} has no catalog yet: run semfs index or mount it")
+    try:
+        with open(image, "rb") as file:
+            decoded = decode(file, settings.max_image_pixels)
+    except OSError as error:
+        raise QuietError(f"cannot read {image}: {error.strerror}") from None
+    except BadImage as error:
+        raise QuietError(f"{image}: {error}") from None
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        engine = Engine(settings, catalog)
+        engine.load_image_index(read_only=True)
+        assert engine.image_searcher is not None
+        vector = engine.image_features().features([decoded.image])[0]
+        hits = engine.image_searcher.search_vector(vector, k or settings.top_k)
+        waiting = catalog.feature_counts()[1]
+    except ModelError as error:
+        raise QuietError(f"cannot compute image features: {error}") from None
+    finally:
+        catalog.close()
+    if waiting:
+        print(f"semfs: {waiting} images have no image features yet (mount the store or run "
+              "semfs index to compute them)", file=sys.stderr)  # fmt: skip
+    return [
+        {
+            "path": os.fsdecode(hit.path),
+            "score": round(hit.score, 4),
+            "distance": round(hit.distance, 4),
+            "caption": hit.caption,
+        }
+        for hit in hits
+    ]
 
 
 def _follow_daemon(settings: Settings, progress: bool) -> IndexSummary:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from semfs import __version__
-from semfs.bulk import RayOptions, format_hits, index_store, search_store
+from semfs.bulk import RayOptions, format_hits, index_store, search_image_store, search_store
 from semfs.check import check_store
 from semfs.config import PROFILES, Settings, effective_settings
 from semfs.doctor import as_dicts, report_text, run_checks
@@ -79,10 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     search_cmd = commands.add_parser(
-        "search", help="print the images of STORE matching QUERY, best first"
+        "search",
+        help="print the images of STORE matching QUERY (or looking like --image), best first",
     )
     search_cmd.add_argument("store")
-    search_cmd.add_argument("query")
+    search_cmd.add_argument("query", nargs="?", help="what the images show, in words")
+    search_cmd.add_argument(
+        "--image", metavar="PATH", help="an example image instead of a query: search by example"
+    )
     search_cmd.add_argument("-k", type=int, help="at most this many results (default 50)")
     search_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     _add_model_options(search_cmd)
@@ -237,6 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "index":
             ray = RayOptions(args.ray_address, args.ray_workers) if args.engine == "ray" else None
             print(index_store(_settings(args), progress=not args.quiet, ray=ray).text())
+        elif args.command == "search" and (args.image is None) == (args.query is None):
+            raise QuietError("give either a QUERY or --image PATH")
+        elif args.command == "search" and args.image is not None:
+            hits = search_image_store(_settings(args), Path(args.image), args.k)
+            print(format_hits(hits, as_json=args.json))
         elif args.command == "search":
             # Other models or cut than the mount's: compute here rather than ask it.
             own_models = any((args.captioner, args.embedder, args.max_distance is not None))

@@ -113,12 +113,13 @@ class Engine:
             QueryCache(self.embedder, self.settings.query_cache),
             self.embedder.name,
         )
-        self._load_image_index(read_only)
+        self.load_image_index(read_only)
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
         self._ready.set()
 
-    def _load_image_index(self, read_only: bool) -> None:
+    def load_image_index(self, read_only: bool = False) -> None:
+        """The index of image features (search by example), if the setting asks for it."""
         model = self.settings.image_features
         if not model:
             return
@@ -232,6 +233,8 @@ def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingSt
     engine.record_models()
     engine.reembed()
     catalog.requeue_ingest_errors()
+    if engine.image_index is not None:
+        catalog.requeue_features_not_by(engine.image_searcher_model)
     return engine
 
 

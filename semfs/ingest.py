@@ -31,7 +31,6 @@ from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
 from semfs.image_ingest import compute_features
 from semfs.index import VectorIndex
-from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.ml.keywords import keywords
 
@@ -137,8 +136,8 @@ class IngestWorker:
         self._engine.record_models()
         if requeued := self._catalog.requeue_ingest_errors():
             log.info("queued %d images again that had failed with an ingest error", requeued)
-        if self._engine.image_searcher is not None:
-            model = image_features_name(self._settings.image_features)
+        if self._engine.image_index is not None:
+            model = self._engine.image_searcher_model
             if requeued := self._catalog.requeue_features_not_by(model):
                 log.info("computing image features again for %d images (now %s)", requeued, model)
         if self._engine.reembed(should_stop=self._stop.is_set):
@@ -157,7 +156,7 @@ class IngestWorker:
             return 0
         if taken:
             self._on_indexed()
-            self._maybe_rebuild()
+            self.maybe_rebuild()
         return taken
 
     def _release_captioner_if_idle(self, last_work: float) -> None:
@@ -214,7 +213,7 @@ class IngestWorker:
             for entry in prepared:
                 self._catalog.retry_later(entry.item, f"ingest error: {error}", MAX_ATTEMPTS)
         self._on_indexed()
-        self._maybe_rebuild()
+        self.maybe_rebuild()
         return len(items)
 
     def wait_for_rebuild(self) -> None:
@@ -316,7 +315,7 @@ class IngestWorker:
                 vector = np.frombuffer(entry.vector, dtype=np.float32)
                 self._engine.index.add(entry.item.record.id, seq, vector)
 
-    def _maybe_rebuild(self) -> None:
+    def maybe_rebuild(self) -> None:
         if self._rebuilder is not None and self._rebuilder.is_alive():
             return
         indexes = [self._engine.index, self._engine.image_index]

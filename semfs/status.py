@@ -20,6 +20,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"store": str(settings.store), "mount": mount_state(settings)}
     report.update(schema_version=None, images=0, files=0, indexed=0, queued=0, failed=0)
     report.update(failures=[], last_reconcile=None, captioner=None, embedder=None)
+    report.update(image_features=0, image_features_queued=0)  # for search by example
     report["index"] = _index_state(settings, None)
     if not settings.catalog_path.exists():
         return report
@@ -30,6 +31,8 @@ def status_data(settings: Settings) -> dict[str, Any]:
         report.update(stats, images=stats["files"])
         report["captioner"] = catalog.get_meta("captioner")
         report["embedder"] = catalog.get_meta("embedder")
+        done, waiting = catalog.feature_counts()
+        report.update(image_features=done, image_features_queued=waiting)
         report["failures"] = [
             {"path": os.fsdecode(path), "reason": reason}
             for path, reason in catalog.failures(FAILURES_SHOWN)
@@ -108,6 +111,8 @@ def status_text(report: dict[str, Any]) -> str:
         f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
         f"captioner:  {report['captioner'] or '-'}",
         f"embedder:   {report['embedder'] or '-'}",
+        f"similar:    {report['image_features']} images with features for search by example, "
+        f"{report['image_features_queued']} waiting",
     ]
     lines += [f"  failed: {f['path']}: {f['reason']}" for f in report["failures"]]
     if report["failed"] > len(report["failures"]):

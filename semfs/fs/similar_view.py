@@ -152,7 +152,7 @@ class SimilarView(SearchView):
                 return wanted
         found = self._catalog.indexed_named(name)
         if not found:
-            log.warning("similar/%r refused: no indexed image of that name", name)
+            log.warning("similar/%s refused: no indexed image of that name", os.fsdecode(name))
             raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")
         return found[0][0]
 
@@ -166,7 +166,7 @@ class SimilarView(SearchView):
         self._examples.pop(name, None)
         query.saved = False
         self._root_changed_ns = time.time_ns()
-        log.info("removed example %r", name)
+        log.info("removed example %r", os.fsdecode(name))
         self._drop_query_if_unused(query)
 
     async def _save(self, example: Example) -> pyfuse3.EntryAttributes:
@@ -180,7 +180,7 @@ class SimilarView(SearchView):
         query.version = -1  # a new example under an old name: search again
         query.lookups += 1
         self._root_changed_ns = time.time_ns()
-        log.info("saved example %r", example.name)
+        log.info("saved example %r", os.fsdecode(example.name))
         return self._query_attributes(query)
 
     # --- examples copied in --------------------------------------------------------------
@@ -228,7 +228,7 @@ class SimilarView(SearchView):
             if upload.written and os.fstat(fh).st_size > 0:
                 await self._make_example(upload)  # written after its last flush (mmap)
         except OSError as error:
-            log.warning("similar/%r: %s", upload.name, error)
+            log.warning("similar/%s: %s", os.fsdecode(upload.name), error)
         finally:
             upload.closed = os.fstat(fh)
             os.close(fh)
@@ -243,10 +243,14 @@ class SimilarView(SearchView):
                 self._features_of, upload.fd, limiter=self._limiter
             )
         except BadImage as error:
-            log.warning("similar/%r refused (EINVAL): %s", upload.name, error)
+            log.warning("similar/%s refused (EINVAL): %s", os.fsdecode(upload.name), error)
             raise OSError(errno.EINVAL, str(error)) from None
         except ModelError as error:
-            log.error("similar/%r: the image features model cannot load: %s", upload.name, error)
+            log.error(
+                "similar/%s: the image features model cannot load: %s",
+                os.fsdecode(upload.name),
+                error,
+            )
             raise OSError(errno.EAGAIN, str(error)) from None
         await self._save(Example(upload.name, None, model, vector))
         # The kernel holds the name as this file; from now on it is the example's folder.
@@ -305,6 +309,6 @@ class SimilarView(SearchView):
             return None if stored is None else np.frombuffer(stored, dtype=np.float32)
         if example.vector is None or example.embedder != model:
             log.warning("example %r was made with %s, not %s: copy it in again",
-                        example.name, example.embedder, model)  # fmt: skip
+                        os.fsdecode(example.name), example.embedder, model)  # fmt: skip
             return None
         return np.frombuffer(example.vector, dtype=np.float32)

@@ -218,4 +218,3 @@ def test_the_catalog_check_of_a_shortlist_looks_ids_up_instead_of_scanning(
         plan = [row[3] for row in catalog._db.execute(sql, (1, 2, 3, EMBEDDER))]
         assert not any("vectors_by_embedder" in step for step in plan), plan
         assert any("SEARCH v USING INDEX" in step and "file_id=?" in step for step in plan), plan
-

@@ -1,0 +1,99 @@
+"""Search by example through a real mount: `cp photo similar/` and `mkdir similar/<stored
+image>` list the stored images that look most alike, best first, by the features of the
+real classifier; bad examples fail the copy; examples survive a remount."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from tests.conftest import SAMPLE_DIR
+from tests.fs.conftest import Mount, assert_clean_log, start_foreground, stop, wait_for
+from tests.fs.test_search import INGEST_TIMEOUT, expect_errno, wait_indexed
+
+
+def wait_features(mount: Mount, images: int) -> None:
+    def done() -> bool:
+        status = mount.status()
+        return status["image_features"] == images and status["image_features_queued"] == 0
+
+    wait_for(done, INGEST_TIMEOUT, f"image features of {images} images")
+
+
+def listing_of(path: Path) -> list[str]:
+    return os.listdir(path)  # the view's order: best first
+
+
+def test_similar_lists_the_stored_images_that_look_alike_best_first(
+    store: Path, tmp_path: Path
+) -> None:
+    shutil.copy(SAMPLE_DIR / "motorcycle_left.png", store / "motorcycle.png")
+    mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon.log")
+    similar = mount.mountpoint / "similar"
+    try:
+        wait_indexed(mount, 4)
+        wait_features(mount, 4)
+        assert "similar" in os.listdir(mount.mountpoint)
+        assert listing_of(similar) == []
+
+        # An image from elsewhere: the other eye of the stereo pair finds its twin first.
+        subprocess.run(["cp", str(SAMPLE_DIR / "motorcycle_right.png"), str(similar)], check=True)
+        example = similar / "motorcycle_right.png"
+        assert example.is_dir()
+        found = listing_of(example)
+        assert found[0] == "motorcycle.png" and len(found) == 4, found
+        assert (example / "motorcycle.png").read_bytes() == (store / "motorcycle.png").read_bytes()
+        scores = [float(os.getxattr(example / name, "user.semfs.score")) for name in found]
+        assert scores == sorted(scores, reverse=True)
+        assert os.getxattr(example / "cat.png", "user.semfs.path") == b"animals/cat.png"
+        assert not (store / "motorcycle_right.png").exists()  # not added to the store
+
+        # A mirrored, cropped, re-encoded cat: still the cat first.
+        cat = ImageOps.mirror(Image.open(SAMPLE_DIR / "chelsea.png").convert("RGB"))
+        cat.crop((30, 20, 420, 290)).save(tmp_path / "my cat.jpg", quality=70)
+        shutil.copyfile(tmp_path / "my cat.jpg", similar / "my cat.jpg")
+        assert listing_of(similar / "my cat.jpg")[0] == "cat.png"
+
+        # A stored image as the example: the others, without itself.
+        os.mkdir(similar / "cat.png")
+        assert "cat.png" not in listing_of(similar / "cat.png")
+        assert len(listing_of(similar / "cat.png")) == 3
+        expect_errno(errno.EEXIST, os.mkdir, similar / "cat.png")
+        expect_errno(errno.ENOENT, os.mkdir, similar / "no such image.png")
+        assert sorted(listing_of(similar)) == ["cat.png", "motorcycle_right.png", "my cat.jpg"]
+
+        # A file that is no image fails the copy, with the reason in the log.
+        (tmp_path / "fake.jpg").write_text("not an image at all\n")
+        copy = subprocess.run(["cp", str(tmp_path / "fake.jpg"), str(similar)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert copy.returncode != 0 and "Invalid argument" in copy.stderr, copy
+        assert not (similar / "fake.jpg").exists()
+        wait_for(lambda: "similar/fake.jpg refused (EINVAL)" in mount.log_text(), 5, "log")
+
+        # Results are read-only; an example goes with rmdir.
+        expect_errno(errno.EROFS, (example / "new.png").write_bytes, b"x")
+        expect_errno(errno.EROFS, os.unlink, example / "cat.png")
+        os.rmdir(similar / "my cat.jpg")
+        assert "my cat.jpg" not in listing_of(similar)
+
+        # A new image that looks like the example joins its listing.
+        shutil.copy(SAMPLE_DIR / "motorcycle_right.png", mount.mountpoint / "second.png")
+        wait_for(lambda: "second.png" in listing_of(example)[:2], INGEST_TIMEOUT, "new twin")
+    finally:
+        stop(mount)
+    assert_clean_log(mount)
+
+    # Examples are kept across a remount.
+    mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon2.log")
+    try:
+        assert sorted(listing_of(similar)) == ["cat.png", "motorcycle_right.png"]
+        wait_for(lambda: bool(listing_of(similar / "motorcycle_right.png")), 30, "remount")
+        assert listing_of(similar / "motorcycle_right.png")[0] in ("motorcycle.png", "second.png")
+    finally:
+        stop(mount)
+    assert_clean_log(mount)
