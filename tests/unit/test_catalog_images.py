@@ -1,0 +1,86 @@
+"""The catalog's side of search by example: the feature queue a trigger fills, results
+for an image described again meanwhile are dropped, and saved examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semfs.catalog import Catalog, Description
+from semfs.catalog_images import FeatureTask
+
+MODEL = "efficientnet-lite0:pooled"
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog.open(tmp_path / "catalog.sqlite3")
+
+
+def describe(catalog: Catalog, path: bytes) -> int:
+    """Catalogue and ingest `path` as ingest would: description, text vector, indexed."""
+    catalog.upsert(path, 10, 1, path.decode())
+    (item,) = [i for i in catalog.queue_items(100) if i.record.path == path]
+    description = Description("a photo of a cat", "model", "test", ["cat"])
+    assert catalog.store_result(item, description, "embedder", b"\0" * 16) is not None
+    return item.record.id
+
+
+def vector(seed: int) -> bytes:
+    values = np.random.default_rng(seed).normal(size=8).astype(np.float32)
+    return (values / np.linalg.norm(values)).tobytes()
+
+
+def test_every_described_image_waits_for_its_features_once(catalog: Catalog) -> None:
+    first, second = describe(catalog, b"a.jpg"), describe(catalog, b"b.jpg")
+    tasks = catalog.feature_tasks(10)
+    assert [t.file_id for t in tasks] == [first, second]
+    assert catalog.feature_counts() == (0, 2)
+    stored = catalog.store_features(MODEL, [(tasks[0], vector(1)), (tasks[1], None)])
+    assert [file_id for file_id, _ in stored] == [first]  # b.jpg could not be decoded
+    assert catalog.feature_tasks(10) == []
+    assert catalog.feature_counts() == (1, 0)
+    assert catalog.image_vector_of(first, MODEL) == vector(1)
+    assert catalog.image_vector_of(first, "another model") is None
+
+
+def test_a_result_for_an_image_described_again_meanwhile_is_dropped(catalog: Catalog) -> None:
+    file_id = describe(catalog, b"a.jpg")
+    (task,) = catalog.feature_tasks(10)
+    catalog.store_features(MODEL, [(task, vector(1))])
+    # The file changes: ingest describes it anew, which drops its old features and
+    # queues it with a new generation; a result computed from the old bytes is stale.
+    catalog.upsert(b"a.jpg", 11, 2, "changed")
+    describe_again = [i for i in catalog.queue_items(10) if i.record.id == file_id][0]
+    catalog.store_result(describe_again, Description("a dog", "model", "t", ["dog"]), "e", b"1")
+    assert catalog.image_vector_of(file_id, MODEL) is None
+    (fresh,) = catalog.feature_tasks(10)
+    stale = FeatureTask(file_id, fresh.generation - 1, b"a.jpg", 10, 1)
+    assert catalog.store_features(MODEL, [(stale, vector(2))]) == []
+    assert catalog.feature_tasks(10) == [fresh]
+    assert len(catalog.store_features(MODEL, [(fresh, vector(3))])) == 1
+    assert catalog.image_vector_of(file_id, MODEL) == vector(3)
+
+
+def test_features_of_another_model_are_computed_again(catalog: Catalog) -> None:
+    file_id = describe(catalog, b"a.jpg")
+    (task,) = catalog.feature_tasks(10)
+    catalog.store_features("old model", [(task, vector(1))])
+    assert catalog.requeue_features_not_by(MODEL) == 1
+    assert [t.file_id for t in catalog.feature_tasks(10)] == [file_id]
+    assert catalog.requeue_features_not_by(MODEL) == 0  # already waiting
+
+
+def test_removing_a_file_removes_its_features_and_examples(catalog: Catalog) -> None:
+    file_id = describe(catalog, b"dir/a.jpg")
+    catalog.store_features(MODEL, [(catalog.feature_tasks(10)[0], vector(1))])
+    catalog.save_example(b"a.jpg", file_id, None, None)
+    catalog.save_example(b"mine.jpg", None, MODEL, vector(2))
+    assert catalog.indexed_named(b"a.jpg") == [(file_id, b"dir/a.jpg")]
+    catalog.remove(b"dir/a.jpg")
+    assert catalog.feature_counts() == (0, 0)
+    assert [e.name for e in catalog.examples()] == [b"mine.jpg"]
+    assert catalog.examples()[0].vector == vector(2)
+    assert catalog.remove_example(b"mine.jpg") and not catalog.remove_example(b"mine.jpg")
