@@ -53,7 +53,7 @@ def test_a_result_for_an_image_described_again_meanwhile_is_dropped(catalog: Cat
     # The file changes: ingest describes it anew, which drops its old features and
     # queues it with a new generation; a result computed from the old bytes is stale.
     catalog.upsert(b"a.jpg", 11, 2, "changed")
-    describe_again = [i for i in catalog.queue_items(10) if i.record.id == file_id][0]
+    describe_again = next(i for i in catalog.queue_items(10) if i.record.id == file_id)
     catalog.store_result(describe_again, Description("a dog", "model", "t", ["dog"]), "e", b"1")
     assert catalog.image_vector_of(file_id, MODEL) is None
     (fresh,) = catalog.feature_tasks(10)
