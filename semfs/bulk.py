@@ -21,6 +21,7 @@ from semfs.fs.backing import BackingStore
 from semfs.image_ingest import compute_features
 from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.ml.imaging import BadImage, decode
+from semfs.ml.triplets import triplets
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.query import QuerySyntaxError, parse_query
 from semfs.scaleout import index_with_ray
@@ -144,6 +145,7 @@ def search_image_store(settings: Settings, image: Path, k: int | None) -> list[d
             "score": round(hit.score, 4),
             "distance": round(hit.distance, 4),
             "caption": hit.caption,
+            "triplets": [list(t) for t in triplets(hit.caption)],
         }
         for hit in hits
     ]
@@ -206,6 +208,7 @@ def search_store(
             "score": round(hit.score, 4),
             "distance": round(hit.distance, 4),
             "caption": hit.caption,
+            "triplets": [list(t) for t in triplets(hit.caption)],
         }
         for hit in hits
     ]
@@ -240,6 +243,7 @@ def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object
                     "score": float(os.getxattr(entry, "user.semfs.score")),
                     "distance": float(os.getxattr(entry, "user.semfs.distance")),
                     "caption": os.getxattr(entry, CAPTION_XATTR).decode(),
+                    "triplets": json.loads(os.getxattr(entry, "user.semfs.triplets")),
                 }
             )
         except FileNotFoundError:

@@ -70,12 +70,18 @@ class Engine:
                 self.image_index.changed()
 
     def start_loading(self) -> None:
-        threading.Thread(target=self._load_logged, name="semfs-models", daemon=True).start()
+        self._loader = threading.Thread(target=self._load_logged, name="semfs-models", daemon=True)
+        self._loader.start()
 
-    def close(self) -> None:
-        """The mount is going away: a load still running in the background may fail as
-        the interpreter shuts down (its thread pools refuse work); that is no error."""
+    def close(self, timeout: float = 0.0) -> None:
+        """The mount is going away. A load still running in the background is waited for
+        up to `timeout`: a thread left inside onnxruntime when the interpreter exits
+        aborts the process ("terminate called without an active exception"). One that
+        fails meanwhile (its thread pools refuse work at shutdown) is no error."""
         self._closing = True
+        loader = getattr(self, "_loader", None)
+        if loader is not None:
+            loader.join(timeout)
 
     def _load_logged(self) -> None:
         try:

@@ -68,6 +68,10 @@ def mount(request: MountRequest, foreground: bool) -> None:
     captioner_factory(request.settings.captioner)
     embedder_factory(request.settings.embedder)
     holder = read_lock_holder(request.settings)
+    if holder is not None and holder.search_dir and _finishing(holder):
+        # Unmounted with umount(8), which returns before the daemon has exited: it is
+        # finishing its batch, and the lock is free in a moment.
+        holder = _wait_for_release(request.settings, STOP_TIMEOUT)
     if holder is not None:
         # The lock's holder is a mount (with a search dir) or `semfs index` (which says so).
         what = f"already mounted at {holder.mountpoint}" if holder.search_dir else holder.mountpoint
@@ -219,11 +223,11 @@ def serve(request: MountRequest) -> None:
     try:
         trio.run(_main_loop, tracker, views, notifier, ingest_thread)
     finally:
-        engine.close()
         passthrough.close_all()
         pyfuse3.close(unmount=True)
         ingest.stop()
         ingest_thread.join(timeout=STOP_TIMEOUT)  # finishes its batch: nothing half-written
+        engine.close(timeout=STOP_TIMEOUT)
         ingest_store.close()
         catalog.close()
         lock.close()
@@ -355,6 +359,20 @@ def unmount(mountpoint: str, lazy: bool = False) -> None:
     fuse_unmount(mountpoint, lazy=lazy)
     if holder is not None and holder.pid > 0:
         _wait_for_exit(holder.pid, STOP_TIMEOUT)
+
+
+def _finishing(holder: LockHolder) -> bool:
+    """The holder's mount is gone, but the daemon still runs (it is shutting down)."""
+    entry = find_mount(holder.mountpoint)
+    return entry is None or entry.fstype != FSTYPE
+
+
+def _wait_for_release(settings: Settings, timeout: float) -> LockHolder | None:
+    """The lock's holder once it is free (None), or still there after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (holder := read_lock_holder(settings)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return holder
 
 
 def _wait_for_exit(pid: int, timeout: float) -> None:

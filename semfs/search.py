@@ -18,6 +18,7 @@ from semfs.catalog import Catalog
 from semfs.catalog_records import StoredHit
 from semfs.index import Candidate, VectorIndex
 from semfs.ml.embedder import QueryCache
+from semfs.ml.triplets import agreement, triplets
 from semfs.query import Query
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
@@ -112,6 +113,8 @@ class Searcher:
         # cut the query sets for itself.
         negation_cut = max_distance if math.isfinite(max_distance) else SEED_CUT
         hits = self.search(query.text, k, cut, self._keep(query, negation_cut))
+        if query.sort == "score":
+            return by_roles(hits, query.text)
         return sort_hits(hits, query.sort)
 
     def _keep(self, query: Query, cut: float) -> HitFilter | None:
@@ -192,6 +195,17 @@ _SORT_KEYS: dict[str, Callable[[Hit], tuple[object, ...]]] = {
     "name": lambda hit: (hit.path.rpartition(b"/")[2], hit.file_id),
     "size": lambda hit: (-hit.size, hit.file_id),
 }
+
+
+def by_roles(hits: list[Hit], text: str) -> list[Hit]:
+    """Who does what to whom: sentence embeddings hardly tell "a dog chasing a cat" from
+    "a cat chasing a dog", so when the query has a subject-verb-object triplet, captions
+    that say the same go first and captions that say it the other way round go last;
+    otherwise the order stays best first (sorted() is stable)."""
+    wanted = triplets(text)
+    if not wanted:
+        return hits
+    return sorted(hits, key=lambda hit: -agreement(wanted, triplets(hit.caption)))
 
 
 def sort_hits(hits: list[Hit], order: str) -> list[Hit]:

@@ -18,6 +18,7 @@ Only the trio thread touches this state; searches run in worker threads.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import stat
@@ -36,6 +37,7 @@ from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.syscalls import caller_is_making_a_directory
 from semfs.fs.views import VirtualView
+from semfs.ml.triplets import triplets
 from semfs.query import QuerySyntaxError, parse_query
 from semfs.search import Hit
 
@@ -53,7 +55,8 @@ XATTR_SCORE = b"user.semfs.score"
 XATTR_DISTANCE = b"user.semfs.distance"
 XATTR_CAPTION = CAPTION_XATTR
 XATTR_PATH = b"user.semfs.path"
-_RESULT_XATTRS = [XATTR_SCORE, XATTR_DISTANCE, XATTR_CAPTION, XATTR_PATH]
+XATTR_TRIPLETS = b"user.semfs.triplets"  # JSON: [[subject, verb, object], ...]
+_RESULT_XATTRS = [XATTR_SCORE, XATTR_DISTANCE, XATTR_CAPTION, XATTR_PATH, XATTR_TRIPLETS]
 
 
 @dataclass
@@ -436,6 +439,7 @@ class SearchView(VirtualView):
             XATTR_DISTANCE: f"{hit.distance:.4f}".encode(),
             XATTR_CAPTION: hit.caption.encode(),
             XATTR_PATH: hit.path,
+            XATTR_TRIPLETS: json.dumps([list(t) for t in triplets(hit.caption)]).encode(),
         }
         if name not in values:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

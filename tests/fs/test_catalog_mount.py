@@ -184,7 +184,7 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
     assert "mounted" in result.stdout
     try:
         assert is_mounted(mnt)
-        listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search", "tags"]
+        listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search", "similar", "tags"]
         assert sorted(os.listdir(mnt)) == listed
         status = semfs("status", store).stdout
         assert f"at {mnt}" in status and "images:" in status

@@ -21,7 +21,7 @@ def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
     found: dict[str, tuple[str, int, bytes | str]] = {}
     for directory, dirnames, filenames in os.walk(root):
         if directory == str(root):
-            dirnames[:] = [d for d in dirnames if d not in (".semfs", "search", "tags")]
+            dirnames[:] = [d for d in dirnames if d not in (".semfs", "search", "similar", "tags")]
         for name in dirnames + filenames:
             path = Path(directory, name)
             info = path.lstat()
@@ -44,7 +44,7 @@ def expect_errno(code: int, function: object, *args: object) -> None:
 
 def test_listing_and_attributes_match_the_store(mounted: Mount) -> None:
     mnt, store = mounted.mountpoint, mounted.store
-    listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search", "tags"]
+    listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search", "similar", "tags"]
     assert sorted(os.listdir(mnt)) == listed
     assert tree(mnt) == tree(store)
     for name in ("rocket.jpg", "animals", "animals/cat.png"):

@@ -74,7 +74,7 @@ def test_mount_options_reach_the_daemon(store: Path, tmp_path: Path) -> None:
     )
     try:
         assert sorted(os.listdir(mountpoint)) == ["animals", "coffee.png", "find", "notes.txt",
-                                                  "rocket.jpg", "tags"]  # fmt: skip
+                                                  "rocket.jpg", "similar", "tags"]  # fmt: skip
         try:
             (mountpoint / "new.txt").write_text("x")
             raise AssertionError("a read-only mount took a write")

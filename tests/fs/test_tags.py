@@ -4,6 +4,7 @@ and of several, read-only, and following the store as images come and go."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -57,3 +58,26 @@ def test_tags_list_keywords_with_counts_and_their_images(
     os.unlink(mounted.mountpoint / "another cat.png")
     os.unlink(mounted.mountpoint / "animals" / "cat.png")
     wait_for(lambda: "cat" not in os.listdir(tags), 20, "the keyword to go")
+
+
+def test_triplets_are_readable_and_put_who_does_what_first(mounted: Mount) -> None:
+    """Two captions with the same words in other roles: the embedding ranks "dogs chasing
+    cats" nearer to the cat chasing the dog (measured: cosine .021 higher); the query's
+    triplet puts the caption that says the same thing first anyway."""
+    wait_indexed(mounted, 3)
+    mnt = mounted.mountpoint
+    os.setxattr(mnt / "coffee.png", "user.semfs.caption", b"a dog chasing a cat in a park")
+    os.setxattr(mnt / "rocket.jpg", "user.semfs.caption", b"a cat chasing a dog in a park")
+    query = mnt / "search" / "dogs chasing cats"
+
+    def listed() -> list[str]:
+        return [name for name in os.listdir(query) if name in ("coffee.png", "rocket.jpg")]
+
+    wait_for(lambda: listed() == ["coffee.png", "rocket.jpg"], INGEST_TIMEOUT, "dog first")
+    assert os.listdir(query)[0] == "coffee.png"
+    scores = [float(os.getxattr(query / name, "user.semfs.score")) for name in listed()]
+    assert scores[0] < scores[1]  # first by its triplet, not by its embedding
+    assert os.listdir(mnt / "search" / "the cat chasing the dog")[0] == "rocket.jpg"
+    found = os.getxattr(query / "rocket.jpg", "user.semfs.triplets")
+    assert json.loads(found) == [["cat", "chasing", "dog"]]
+    assert "user.semfs.triplets" in os.listxattr(query / "coffee.png")
