@@ -81,19 +81,26 @@ class SimilarView(SearchView):
         return inode in self._upload_by_inode or super().owns(inode)
 
     def _upload_named(self, name: bytes) -> _Upload | None:
-        return next((u for u in self._upload_by_inode.values() if u.name == name), None)
+        """The copy of that name still being written (a closed one may linger until the
+        kernel forgets its inode, but no longer holds the name)."""
+        open_uploads = (u for u in self._upload_by_inode.values() if u.is_open)
+        return next((u for u in open_uploads if u.name == name), None)
+
+    def _is_example(self, name: bytes) -> bool:
+        query = self._queries.get(name)
+        return query is not None and query.saved
 
     async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         if parent != self.root_inode:
             return await super().lookup(parent, name, pid)  # the root's entry, or results
-        upload = self._upload_named(name)
-        if upload is not None and upload.is_open:
-            upload.lookups += 1
-            return self._upload_attributes(upload)
-        query = self._queries.get(name)
-        if query is not None and query.saved:
+        if self._is_example(name):  # also a copy made an example, before it is released
+            query = self._queries[name]
             query.lookups += 1
             return self._query_attributes(query)
+        upload = self._upload_named(name)
+        if upload is not None:
+            upload.lookups += 1
+            return self._upload_attributes(upload)
         if is_probe(name):
             return negative_entry(self._entry_timeout)
         raise FileNotFoundError(errno.ENOENT, "no such example")
@@ -107,8 +114,9 @@ class SimilarView(SearchView):
     async def listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         entries = await super().listing(inode)
         if inode == self.root_inode:
-            open_uploads = [u for u in self._upload_by_inode.values() if u.is_open]
-            entries += [(u.name, self._upload_attributes(u)) for u in open_uploads]
+            writing = [u for u in self._upload_by_inode.values()
+                       if u.is_open and not self._is_example(u.name)]  # fmt: skip
+            entries += [(u.name, self._upload_attributes(u)) for u in writing]
         return entries
 
     def counted(self, inode: int) -> None:
@@ -138,8 +146,7 @@ class SimilarView(SearchView):
     def _check_new_name(self, name: bytes) -> None:
         if len(name) > NAME_MAX:
             raise OSError(errno.ENAMETOOLONG, f"a name holds at most {NAME_MAX} bytes")
-        query = self._queries.get(name)
-        if (query is not None and query.saved) or self._upload_named(name) is not None:
+        if self._is_example(name) or self._upload_named(name) is not None:
             raise FileExistsError(errno.EEXIST, "an example of this name exists")
 
     def _stored_image(self, name: bytes) -> int:
@@ -293,7 +300,7 @@ class SimilarView(SearchView):
         vector = self._example_vector(example) if example is not None else None
         if vector is None:
             return [], version  # its features are not computed yet: refreshed when they are
-        own = example.file_id if example is not None else None
+        own = example.file_id if example is not None else None  # left out of its results
         hits = searcher.search_vector(
             vector, self._settings.top_k,
             keep=lambda found: [hit for hit in found if hit.file_id != own],

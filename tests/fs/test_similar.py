@@ -74,6 +74,9 @@ def test_similar_lists_the_stored_images_that_look_alike_best_first(
         assert copy.returncode != 0 and "Invalid argument" in copy.stderr, copy
         assert not (similar / "fake.jpg").exists()
         wait_for(lambda: "similar/fake.jpg refused (EINVAL)" in mount.log_text(), 5, "log")
+        shutil.copyfile(SAMPLE_DIR / "coffee.png", similar / "fake.jpg")  # the name is free
+        assert listing_of(similar / "fake.jpg")[0] == "coffee.png"
+        os.rmdir(similar / "fake.jpg")
 
         # Results are read-only; an example goes with rmdir.
         expect_errno(errno.EROFS, (example / "new.png").write_bytes, b"x")
