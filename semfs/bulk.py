@@ -62,9 +62,12 @@ def index_store(
         with hold_store_lock(settings, "being indexed by semfs index --engine ray"):
             index_with_ray(settings, progress, ray.address, ray.workers)
             catalog = Catalog.open(settings.catalog_path)
+            store = BackingStore(os.fsencode(settings.store))
             try:
+                _features_here(settings, catalog, store, progress)
                 return _summary(catalog)
             finally:
+                store.close()
                 catalog.close()
     if holder is not None:
         if not holder.search_dir:
@@ -107,6 +110,20 @@ def _compute_all_features(engine: Engine, store: BackingStore, progress: bool) -
                 bar.update(taken)
         except ModelError as error:
             raise QuietError(f"cannot compute image features: {error}") from None
+
+
+def _features_here(
+    settings: Settings, catalog: Catalog, store: BackingStore, progress: bool
+) -> None:
+    """Image features after a Ray run, in this process (Ray computes captions only)."""
+    engine = Engine(settings, catalog)
+    engine.load_image_index()
+    if engine.image_index is None:
+        return
+    catalog.requeue_features_not_by(engine.image_searcher_model)
+    _compute_all_features(engine, store, progress)
+    if engine.image_index.needs_rebuild(catalog):
+        engine.image_index.rebuild(catalog)
 
 
 def search_image_store(settings: Settings, image: Path, k: int | None) -> list[dict[str, object]]:

@@ -3,6 +3,7 @@ catalog and index as the single-process path, bad images failed with their reaso
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -61,3 +62,10 @@ def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Pat
     hits = semfs("search", on_ray, "a cat", "--json").stdout
     assert '"path": "animals/cat.png"' in hits
     assert semfs("check", on_ray).stdout.rstrip().endswith("consistent")
+    # Image features too, on either path: search by example finds the cat first.
+    for indexed in (store, on_ray):
+        status = json.loads(semfs("status", indexed, "--json").stdout)
+        assert (status["image_features"], status["image_features_queued"]) == (3, 0)
+        by_example = semfs("search", indexed, "--image", str(store / "animals" / "cat.png"),
+                           "--json").stdout  # fmt: skip
+        assert json.loads(by_example)[0]["path"] == "animals/cat.png"
