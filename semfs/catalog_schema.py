@@ -123,7 +123,9 @@ def _migrate_to_5(db: sqlite3.Connection) -> None:
     # described image (and drops its old features), with a new generation number, so a
     # result computed for an older version of the file is recognised and not stored.
     # `examples` are the directories made under similar/: a stored image (file_id) or an
-    # image copied in (its vector; the image itself is not kept).
+    # image copied in (its vector; the image itself is not kept). The index on generation
+    # keeps the trigger's max() a lookup: a bulk insert of descriptions would otherwise
+    # scan the queue once per row.
     _run_script(
         db,
         """
@@ -138,6 +140,7 @@ def _migrate_to_5(db: sqlite3.Connection) -> None:
             file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
             generation INTEGER NOT NULL
         );
+        CREATE INDEX feature_queue_by_generation ON feature_queue (generation);
         INSERT INTO feature_queue (file_id, generation) SELECT file_id, 1 FROM descriptions;
         CREATE TABLE examples (
             name BLOB PRIMARY KEY,           -- the directory name under similar/

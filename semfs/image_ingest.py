@@ -66,5 +66,6 @@ def _decode(store: BackingStore, task: FeatureTask, max_pixels: int) -> Image.Im
         try:
             return decode(file, max_pixels).image
         except (BadImage, OSError) as error:
-            log.info("no image features for %r: %s", os.fsdecode(task.path), error)
+            # Ingest reported it already when it could not caption it; say it once.
+            log.debug("no image features for %r: %s", os.fsdecode(task.path), error)
             return None

@@ -43,6 +43,7 @@ IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
 VANISHED_WAIT = 1.0  # seconds before a file not found where queued is tried again
 CATALOG_RETRY = 5.0  # seconds between attempts to write a catalog that refused (disk full)
+FEATURES_REBUILD_CHECK = 10.0  # seconds between rebuild checks during the features pass
 BACKFILL_BATCH = 256  # images whose EXIF facts are read per idle step (about 0.1 s)
 
 
@@ -80,6 +81,7 @@ class IngestWorker:
         self._vanished_at: dict[int, float] = {}
         self._vanished_lock = threading.Lock()
         self._features_paused_until = 0.0  # the features model failed to load: wait
+        self._features_rebuild_check = 0.0  # when the image index may next be rebuilt
 
     def wake(self) -> None:
         """New work is queued (called from any thread)."""
@@ -156,7 +158,11 @@ class IngestWorker:
             return 0
         if taken:
             self._on_indexed()
-            self.maybe_rebuild()
+            # Whether a rebuild is due counts vectors in the catalog (tens of ms at 1 M):
+            # not after every batch of a backfill that runs at ~100 images/s.
+            if time.monotonic() >= self._features_rebuild_check:
+                self._features_rebuild_check = time.monotonic() + FEATURES_REBUILD_CHECK
+                self.maybe_rebuild()
         return taken
 
     def _release_captioner_if_idle(self, last_work: float) -> None:
