@@ -62,7 +62,12 @@ def _decode(store: BackingStore, task: FeatureTask, max_pixels: int) -> Image.Im
         fd = store.open(task.path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None  # gone or changed: the tracker requeues it, which queues it here again
-    with os.fdopen(fd, "rb") as file:
+    try:
+        file = os.fdopen(fd, "rb")
+    except OSError:  # a directory now (renamed over it): likewise
+        os.close(fd)
+        return None
+    with file:
         try:
             return decode(file, max_pixels).image
         except (BadImage, OSError) as error:

@@ -123,7 +123,7 @@ class IngestWorker:
                     continue
                 if taken:
                     last_work = time.monotonic()
-                elif self._backfill_facts() == 0 and self._compute_features() == 0:
+                elif self._idle_work() == 0:
                     self._release_captioner_if_idle(last_work)
                     self._wake.wait(IDLE_POLL)
                     self._wake.clear()
@@ -144,6 +144,17 @@ class IngestWorker:
                 log.info("computing image features again for %d images (now %s)", requeued, model)
         if self._engine.reembed(should_stop=self._stop.is_set):
             self._on_indexed()
+
+    def _idle_work(self) -> int:
+        """What ingest does when no image waits for a caption; how much it did. Never
+        stops ingest: an unexpected error is logged and the work tried again later."""
+        try:
+            return self._backfill_facts() or self._compute_features()
+        except sqlite3.OperationalError:
+            raise  # the catalog refused a write: ingest pauses (run)
+        except Exception:
+            log.exception("idle work (photo facts, image features) failed; trying again later")
+            return 0
 
     def _compute_features(self) -> int:
         """When the caption queue is empty: image features for search by example, a
@@ -183,7 +194,12 @@ class IngestWorker:
                 fd = self._store.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError:
                 continue  # gone or unreadable: the tracker or ingest deals with it
-            with os.fdopen(fd, "rb") as file:
+            try:
+                file = os.fdopen(fd, "rb")
+            except OSError:  # a directory now (renamed over it): the tracker deals with it
+                os.close(fd)
+                continue
+            with file:
                 found = read_facts(file)
             facts.append((file_id, found.taken_ns, found.camera))
         self._catalog.set_facts(facts, files[-1][0] if files else 0)

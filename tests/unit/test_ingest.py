@@ -104,3 +104,20 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
     assert worker._backfill_facts() == 0 and engine.catalog.get_meta("facts_backfilled_to") is None
     again = engine.catalog.hits([hit.file_id], engine.embedder.name)[hit.file_id]
     assert again.camera == "FUJIFILM X-T3" and again.time_ns == 1582977600 * 10**9
+
+
+def test_idle_work_on_an_image_that_became_a_directory_goes_on(engine: Engine) -> None:
+    """An image renamed over by a directory before the tracker has told the catalog:
+    the facts backfill and the features pass skip it (an earlier version stopped ingest
+    for good with IsADirectoryError)."""
+    store = engine.settings.store
+    worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
+    while worker.run_batch():
+        pass
+    os.unlink(store / "coffee.png")
+    (store / "coffee.png").mkdir()  # the catalog still has the image here
+    engine.catalog.set_meta("facts_backfilled_to", "0")
+    assert worker._idle_work() == 3  # the facts of all three, the directory skipped
+    while worker._idle_work():  # then the features of the other two
+        pass
+    assert engine.catalog.feature_counts() == (2, 0)
