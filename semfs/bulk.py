@@ -25,6 +25,7 @@ from semfs.ml.triplets import triplets
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.query import QuerySyntaxError, parse_query
 from semfs.scaleout import index_with_ray
+from semfs.search import Hit
 
 
 @dataclass(frozen=True)
@@ -156,16 +157,7 @@ def search_image_store(settings: Settings, image: Path, k: int | None) -> list[d
     if waiting:
         print(f"semfs: {waiting} images have no image features yet (mount the store or run "
               "semfs index to compute them)", file=sys.stderr)  # fmt: skip
-    return [
-        {
-            "path": os.fsdecode(hit.path),
-            "score": round(hit.score, 4),
-            "distance": round(hit.distance, 4),
-            "caption": hit.caption,
-            "triplets": [list(t) for t in triplets(hit.caption)],
-        }
-        for hit in hits
-    ]
+    return [hit_record(hit) for hit in hits]
 
 
 def _follow_daemon(settings: Settings, progress: bool) -> IndexSummary:
@@ -219,16 +211,18 @@ def search_store(
         )
     finally:
         catalog.close()
-    return [
-        {
-            "path": os.fsdecode(hit.path),
-            "score": round(hit.score, 4),
-            "distance": round(hit.distance, 4),
-            "caption": hit.caption,
-            "triplets": [list(t) for t in triplets(hit.caption)],
-        }
-        for hit in hits
-    ]
+    return [hit_record(hit) for hit in hits]
+
+
+def hit_record(hit: Hit) -> dict[str, object]:
+    """A result as `semfs search` prints it (the same fields the view's xattrs give)."""
+    return {
+        "path": os.fsdecode(hit.path),
+        "score": round(hit.score, 4),
+        "distance": round(hit.distance, 4),
+        "caption": hit.caption,
+        "triplets": [list(t) for t in triplets(hit.caption)],
+    }
 
 
 def format_hits(hits: list[dict[str, object]], as_json: bool) -> str:
