@@ -23,8 +23,6 @@ class FeatureTask:
     file_id: int
     generation: int
     path: bytes
-    size: int
-    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -50,14 +48,14 @@ class ImageRecords:
         """Indexed images waiting for their features, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT q.file_id, q.generation, f.dir, f.name, f.size, f.mtime_ns "
+                "SELECT q.file_id, q.generation, f.dir, f.name "
                 "FROM feature_queue q JOIN files f ON f.id = q.file_id "
                 "WHERE f.state = 'indexed' ORDER BY q.generation LIMIT ?",
                 (limit,),
             ).fetchall()
         return [
-            FeatureTask(file_id, generation, join_path(directory, name), size, mtime_ns)
-            for file_id, generation, directory, name, size, mtime_ns in rows
+            FeatureTask(file_id, generation, join_path(directory, name))
+            for file_id, generation, directory, name in rows
         ]
 
     def store_features(

@@ -100,7 +100,6 @@ class Settings:
         "the network whose pooled features find similar images (efficientnet-lite0|1|2;"
         " empty: no search by example)",
     )
-
     top_k: int = setting(50, "results listed per query, best first")
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(
@@ -166,7 +165,6 @@ class Settings:
 
     @property
     def config_path(self) -> Path:
-
         return self.state_dir / "config.toml"
 
     def is_image_name(self, name: bytes | str) -> bool:

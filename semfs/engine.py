@@ -48,6 +48,7 @@ class Engine:
         self._captioner: Captioner | None = None  # GUARDED_BY(_captioner_lock)
         self._captioner_lock = threading.Lock()
         self._image_features: ImageFeatures | None = None  # GUARDED_BY(_captioner_lock)
+        self._loader: threading.Thread | None = None  # loads the models in the background
         self._closing = False
         # Set by load():
         self.embedder: Embedder
@@ -79,9 +80,8 @@ class Engine:
         aborts the process ("terminate called without an active exception"). One that
         fails meanwhile (its thread pools refuse work at shutdown) is no error."""
         self._closing = True
-        loader = getattr(self, "_loader", None)
-        if loader is not None:
-            loader.join(timeout)
+        if self._loader is not None:
+            self._loader.join(timeout)
 
     def _load_logged(self) -> None:
         try:

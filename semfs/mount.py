@@ -208,7 +208,6 @@ def serve(request: MountRequest) -> None:
         for view_class in (SearchView, TagsView, SimilarView)
         if view_class is not SimilarView or settings.image_features
     ]
-
     operations = SemfsOperations(settings, passthrough, ViewRegistry(views))
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))

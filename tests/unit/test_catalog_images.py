@@ -57,7 +57,7 @@ def test_a_result_for_an_image_described_again_meanwhile_is_dropped(catalog: Cat
     catalog.store_result(describe_again, Description("a dog", "model", "t", ["dog"]), "e", b"1")
     assert catalog.image_vector_of(file_id, MODEL) is None
     (fresh,) = catalog.feature_tasks(10)
-    stale = FeatureTask(file_id, fresh.generation - 1, b"a.jpg", 10, 1)
+    stale = FeatureTask(file_id, fresh.generation - 1, b"a.jpg")
     assert catalog.store_features(MODEL, [(stale, vector(2))]) == []
     assert catalog.feature_tasks(10) == [fresh]
     assert len(catalog.store_features(MODEL, [(fresh, vector(3))])) == 1
