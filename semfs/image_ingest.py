@@ -24,8 +24,6 @@ from semfs.ml.imaging import BadImage, decode
 
 log = logging.getLogger(__name__)
 
-FEATURE_BATCH = 8  # images per model call
-
 Mapper = Callable[[Callable[[FeatureTask], Image.Image | None], Iterable[FeatureTask]],
                   Iterator[Image.Image | None]]  # fmt: skip
 
@@ -37,7 +35,7 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     index = engine.image_index
     if index is None:
         return 0
-    tasks = engine.catalog.feature_tasks(FEATURE_BATCH)
+    tasks = engine.catalog.feature_tasks(engine.settings.ingest_batch)  # per model call
     if not tasks:
         return 0
     max_pixels = engine.settings.max_image_pixels
