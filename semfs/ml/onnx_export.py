@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # How far the export's outputs may stray from torch's on the example inputs.
 TOLERANCE = 1e-3
+# Exports no installation loaded for this long are deleted (they can be made again).
+UNUSED_EXPORT_DAYS = 30
 
 
 @dataclass
@@ -71,11 +74,33 @@ def cached_session(model_file: Path, make: Callable[[], Export]) -> Any:
     """A session on `model_file`, exported first (from `make()`) if missing or damaged."""
     if model_file.exists():
         try:
-            return session(model_file)
+            opened = session(model_file)
+            mark_used(model_file)
+            return opened
         except Exception as error:  # onnxruntime's own error types: a damaged file
             log.warning("exporting %s again: %s", model_file, error)
     export(make(), model_file)
+    mark_used(model_file)
     return session(model_file)
+
+
+def mark_used(model_file: Path, unused_days: float = UNUSED_EXPORT_DAYS) -> None:
+    """Record that `model_file` was loaded (in its access time, which mounts with noatime
+    would not), and delete the exports beside it that nothing loaded for `unused_days`.
+
+    An export is named by its weights' size and time, so every reinstall of a weights
+    package makes a new one, and the old one (up to 90 MB) would be kept for ever. It may
+    still be another installation's (one cache per user), hence the days, not at once;
+    anything deleted too early is only exported again."""
+    now = time.time()
+    try:
+        os.utime(model_file, (now, model_file.stat().st_mtime))
+        for other in model_file.parent.glob("*.onnx"):
+            if other != model_file and other.stat().st_atime < now - unused_days * 86400:
+                log.info("removing %s: not used for %d days", other, unused_days)
+                other.unlink()
+    except OSError as error:  # a read-only or shared cache: keeping files is harmless
+        log.debug("cannot tidy %s: %s", model_file.parent, error)
 
 
 def export(what: Export, model_file: Path) -> None:
@@ -145,6 +170,7 @@ def quantized(model_file: Path) -> Path:
     quarter of the memory), made once beside the other exports."""
     target = user_cache_dir() / "onnx" / f"{model_file.stem}-int8-{weights_key(model_file)}.onnx"
     if target.exists():
+        mark_used(target)
         return target
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -158,4 +184,5 @@ def quantized(model_file: Path) -> Path:
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
+    mark_used(target)
     return target

@@ -4,6 +4,8 @@ weights: all-MiniLM-L6-v2 and the classifier captioner."""
 from __future__ import annotations
 
 import importlib.resources
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from semfs.ml import embedder as embedder_module
-from semfs.ml import lite_classifier
+from semfs.ml import lite_classifier, onnx_export
 from semfs.ml.captioner import ClassifierCaptioner
 from semfs.ml.embedder import (
     PACKAGED_MINILM,
@@ -102,3 +104,25 @@ def test_classifier_on_onnx_captions_as_torch_does(monkeypatch: pytest.MonkeyPat
     torch_features = ImageFeatures("efficientnet-lite0").features(photos)
     assert onnx_features.shape == (5, 1280)
     assert np.abs(torch_features - onnx_features).max() < 1e-4
+
+
+def test_loading_an_export_removes_exports_unused_for_a_month(tmp_path: Path):
+    """A reinstalled weights package gets a new export; the old one must not stay for
+    ever, nor go while another installation may still load it."""
+    day = 86400.0
+    loaded, stale, recent, unrelated = (
+        tmp_path / name for name in ("new.onnx", "old-key.onnx", "other-install.onnx", "notes.txt")
+    )
+    for file, age_days in ((loaded, 40), (stale, 31), (recent, 29), (unrelated, 400)):
+        file.write_bytes(b"x")
+        then = time.time() - age_days * day
+        os.utime(file, (then, then))
+    written = loaded.stat().st_mtime
+
+    onnx_export.mark_used(loaded)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "new.onnx", "notes.txt", "other-install.onnx"
+    ]  # fmt: skip
+    assert loaded.stat().st_atime > time.time() - day  # marked as used now ...
+    assert loaded.stat().st_mtime == written  # ... and its time of writing kept
