@@ -116,7 +116,8 @@ def _compute_all_features(engine: Engine, store: BackingStore, progress: bool) -
 def _features_here(
     settings: Settings, catalog: Catalog, store: BackingStore, progress: bool
 ) -> None:
-    """Image features after a Ray run, in this process (Ray computes captions only)."""
+    """Image features after a Ray run, in this process, for the images whose features
+    did not come with their captions (captioned by a person, or by a transformers model)."""
     engine = Engine(settings, catalog)
     engine.load_image_index()
     if engine.image_index is None:

@@ -72,17 +72,21 @@ class ImageRecords:
                 ).fetchone()
                 if row is None or row[0] != task.generation:
                     continue  # described again since: its newer version is queued
-                db.execute("DELETE FROM feature_queue WHERE file_id = ?", (task.file_id,))
-                if vector is None:
-                    continue
-                db.execute("DELETE FROM image_vectors WHERE file_id = ?", (task.file_id,))
-                cursor = db.execute(
-                    "INSERT INTO image_vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
-                    (task.file_id, embedder, vector),
-                )
-                assert cursor.lastrowid is not None
-                stored.append((task.file_id, cursor.lastrowid))
+                if (seq := _store_vector(db, embedder, task.file_id, vector)) is not None:
+                    stored.append((task.file_id, seq))
         return stored
+
+    def store_features_of_described(
+        self, embedder: str, results: list[tuple[int, bytes]]
+    ) -> list[tuple[int, int]]:
+        """Store the vectors computed in the same pass as the descriptions just stored
+        for these files (which queued them), and take them off the queue. Only ingest
+        describes, one batch at a time, so the queued generation is those descriptions'.
+        Returns the (file id, seq) of the vectors stored."""
+        with self._transaction() as db:
+            stored = [(file_id, _store_vector(db, embedder, file_id, vector))
+                      for file_id, vector in results]  # fmt: skip
+        return [(file_id, seq) for file_id, seq in stored if seq is not None]
 
     def requeue_features_not_by(self, embedder: str) -> int:
         """Queue again the images whose features another model computed."""
@@ -144,3 +148,19 @@ class ImageRecords:
             Example(bytes(name), file_id, embedder, None if vector is None else bytes(vector))
             for name, file_id, embedder, vector in rows
         ]
+
+
+def _store_vector(
+    db: sqlite3.Connection, embedder: str, file_id: int, vector: bytes | None
+) -> int | None:
+    """Take the file off the feature queue and store its vector, if any; its seq."""
+    db.execute("DELETE FROM feature_queue WHERE file_id = ?", (file_id,))
+    if vector is None:
+        return None
+    db.execute("DELETE FROM image_vectors WHERE file_id = ?", (file_id,))
+    cursor = db.execute(
+        "INSERT INTO image_vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
+        (file_id, embedder, vector),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid

@@ -19,7 +19,7 @@ from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
 from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut
-from semfs.ml.captioner import Captioner, make_captioner
+from semfs.ml.captioner import Captioner, ClassifierCaptioner, giving_features, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.ml.image_features import FEATURE_DIMENSIONS, ImageFeatures, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
@@ -160,6 +160,13 @@ class Engine:
                 except Exception as error:  # loading is never an image's fault
                     raise ModelError(f"{self.settings.image_features}: {error}") from error
             return self._image_features
+
+    def captioner_giving_features(self, captioner: Captioner) -> ClassifierCaptioner | None:
+        """`captioner`, if it computes the image features as it captions (the classifier
+        network they share): ingest then stores both from one pass."""
+        if self.image_index is None:
+            return None
+        return giving_features(captioner, self.settings.image_features)
 
     def record_models(self) -> None:
         """Write which embedder made the vectors (and their size) into the catalog, for

@@ -1,11 +1,14 @@
-"""Image features for search by example, computed after the captions.
+"""Image features for search by example, for the images that did not get them with
+their caption.
 
-Ingest makes an image searchable by text first; when its queue is empty it takes the
-indexed images waiting in the catalog's feature queue (every newly described image
-lands there, see catalog_schema), decodes them again and runs the features model. An
-image that cannot be decoded (a caption a person gave to a file that is no image) gets
-no features and is simply not found by example. A kill -9 loses nothing: the queue is
-in the catalog, and a result is stored together with taking its task off the queue.
+The default captioner computes them in its own pass (ingest stores both together);
+images described otherwise (a caption a person gave, a transformers captioner, a store
+from before, a new features model) wait in the catalog's feature queue (every newly
+described image lands there, see catalog_schema). When ingest's own queue is empty it
+takes them, decodes them again and runs the features model. An image that cannot be
+decoded (a caption a person gave to a file that is no image) gets no features and is
+simply not found by example. A kill -9 loses nothing: the queue is in the catalog, and
+a result is stored together with taking its task off the queue.
 """
 
 from __future__ import annotations

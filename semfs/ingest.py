@@ -312,12 +312,19 @@ class IngestWorker:
 
     def _describe_and_store(self, prepared: list[Prepared]) -> None:
         needing_caption = [p for p in prepared if p.image is not None]
+        features: dict[int, bytes] = {}  # file id -> image vector, made with its caption
         if needing_caption:
             try:
                 captioner = self._engine.captioner()
             except ModelError as error:
                 raise CaptionerUnavailable(str(error)) from error
-            captions = captioner.caption([p.image.image for p in needing_caption if p.image])
+            images = [p.image.image for p in needing_caption if p.image]
+            if sharing := self._engine.captioner_giving_features(captioner):
+                captions, rows = sharing.caption_with_features(images)
+                features = {entry.item.record.id: row.tobytes()
+                            for entry, row in zip(needing_caption, rows, strict=True)}  # fmt: skip
+            else:
+                captions = captioner.caption(images)
             for entry, caption in zip(needing_caption, captions, strict=True):
                 text = caption or "an image"  # a model may say nothing; keep it findable
                 entry.description = Description(text, "model", captioner.name, keywords(text))
@@ -328,6 +335,7 @@ class IngestWorker:
             for entry, vector in zip(to_embed, vectors, strict=True):
                 entry.vector = vector.tobytes()
         embedder = self._engine.embedder.name
+        described = []
         for entry in prepared:
             assert entry.description is not None and entry.vector is not None
             description = replace(entry.description, taken_ns=entry.facts.taken_ns,
@@ -336,6 +344,17 @@ class IngestWorker:
             if seq is not None:
                 vector = np.frombuffer(entry.vector, dtype=np.float32)
                 self._engine.index.add(entry.item.record.id, seq, vector)
+                described.append(entry.item.record.id)
+        self._store_features({id: features[id] for id in described if id in features})
+
+    def _store_features(self, vectors: dict[int, bytes]) -> None:
+        """Image features computed while captioning: no second decode and pass later."""
+        index = self._engine.image_index
+        if not vectors or index is None:
+            return
+        model = self._engine.image_searcher_model
+        for file_id, seq in self._catalog.store_features_of_described(model, [*vectors.items()]):
+            index.add(file_id, seq, np.frombuffer(vectors[file_id], dtype=np.float32))
 
     def maybe_rebuild(self) -> None:
         if self._rebuilder is not None and self._rebuilder.is_alive():

@@ -1,12 +1,12 @@
 """Bulk ingest on a Ray cluster: `semfs index STORE --engine ray`.
 
-Decode, caption and embed run in Ray Data, in a pool of actors that each load the
-models once (the expensive part: model-holding actors, not one task per image). The
-driver, this process, is the only writer: it takes the queue from the catalog, sends
-the paths out, and stores what comes back into the same catalog and index as the
-single-process path, through the same calls (`store_result`, the index's delta and
-rebuild). So a store indexed on a cluster mounts and searches like any other, and an
-interrupted run resumes from the durable queue.
+Decode, caption (with the image features, from the same pass) and embed run in Ray
+Data, in a pool of actors that each load the models once (the expensive part:
+model-holding actors, not one task per image). The driver, this process, is the only
+writer: it takes the queue from the catalog, sends the paths out, and stores what comes
+back into the same catalog and index as the single-process path, through the same calls
+(`store_result`, the index's delta and rebuild). So a store indexed on a cluster mounts
+and searches like any other, and an interrupted run resumes from the durable queue.
 
 On a real cluster every node needs semfs installed and the store at the same path
 (shared storage); docs/scale-out.md says how, and what stops fitting one machine.
@@ -42,12 +42,15 @@ class Describer:
     images read from the shared store. Returns one row per image: the description and
     vector, or the reason it failed."""
 
-    def __init__(self, store: str, captioner: str, embedder: str, max_pixels: int) -> None:
-        from semfs.ml.captioner import make_captioner
+    def __init__(
+        self, store: str, captioner: str, embedder: str, max_pixels: int, image_features: str
+    ) -> None:
+        from semfs.ml.captioner import giving_features, make_captioner
         from semfs.ml.embedder import make_embedder
 
         self._store = Path(store)
         self._captioner = make_captioner(captioner)
+        self._with_features = giving_features(self._captioner, image_features)
         self._embedder = make_embedder(embedder)
         self._max_pixels = max_pixels
 
@@ -55,7 +58,13 @@ class Describer:
         rows = [self._read(path) for path in batch["path"]]
         to_caption = [row for row in rows if "image" in row]
         if to_caption:
-            captions = self._captioner.caption([row.pop("image") for row in to_caption])
+            images = [row.pop("image") for row in to_caption]
+            if self._with_features:  # the image features from the same pass
+                captions, features = self._with_features.caption_with_features(images)
+                for row, vector in zip(to_caption, features, strict=True):
+                    row["image_vector"] = vector.tobytes()
+            else:
+                captions = self._captioner.caption(images)
             for row, caption in zip(to_caption, captions, strict=True):
                 text = caption or "an image"
                 row["description"] = Description(text, "model", self._captioner.name,
@@ -90,7 +99,7 @@ def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows as the columns Ray Data moves (Arrow): plain values only."""
     columns: dict[str, list[Any]] = {name: [] for name in (
         "id", "error", "caption", "source", "captioner", "keywords", "taken_ns", "camera",
-        "vector",
+        "vector", "image_vector",
     )}  # fmt: skip
     for file_id, row in zip(ids, rows, strict=True):
         description, facts = row.get("description"), row.get("facts")
@@ -103,6 +112,7 @@ def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         columns["taken_ns"].append(facts.taken_ns if facts else None)
         columns["camera"].append(facts.camera if facts else None)
         columns["vector"].append(row.get("vector", b""))
+        columns["image_vector"].append(row.get("image_vector", b""))
     return columns
 
 
@@ -139,8 +149,9 @@ def index_with_ray(
                     raise QuietError(f"ingest on Ray stopped: {_first_line(error)}") from None
         finally:
             ray.shutdown()
-        if engine.index.needs_rebuild(catalog):
-            engine.index.rebuild(catalog)
+        for index in (engine.index, engine.image_index):
+            if index is not None and index.needs_rebuild(catalog):
+                index.rebuild(catalog)
         return stored, failed
     finally:
         store.close()
@@ -180,6 +191,7 @@ def _describe_queue(
             fn_constructor_kwargs={
                 "store": str(settings.store), "captioner": settings.captioner,
                 "embedder": settings.embedder, "max_pixels": settings.max_image_pixels,
+                "image_features": settings.image_features,
             },
             batch_size=settings.ingest_batch,
             concurrency=workers,
@@ -203,4 +215,11 @@ def _store(engine: Engine, catalog: Catalog, item: QueueItem, row: dict[str, Any
     if seq is None:
         return "changed"
     engine.index.add(item.record.id, seq, np.frombuffer(vector, dtype=np.float32))
+    image_vector = bytes(row["image_vector"])
+    if image_vector and engine.image_index is not None:
+        model = engine.image_searcher_model
+        for file_id, image_seq in catalog.store_features_of_described(
+            model, [(item.record.id, image_vector)]
+        ):
+            engine.image_index.add(file_id, image_seq, np.frombuffer(image_vector, np.float32))
     return "stored"

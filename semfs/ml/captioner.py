@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
+from semfs.ml.image_features import Rows, unit_rows
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
 
@@ -55,6 +57,14 @@ def captioner_factory(spec: str) -> Callable[[], Captioner]:
         f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2]"
         f"[+wide][+crops][+gloss][+plain] or transformers:<hub id or model directory>"
     )
+
+
+def giving_features(captioner: Captioner, image_features: str) -> ClassifierCaptioner | None:
+    """`captioner`, if it computes the image features `image_features` names (its
+    network is that classifier) as it captions; then one pass gives both."""
+    if isinstance(captioner, ClassifierCaptioner) and captioner.model_name == image_features:
+        return captioner
+    return None
 
 
 # --- the offline default: an ImageNet classifier's labels --------------------------------
@@ -119,19 +129,30 @@ class ClassifierCaptioner:
         self._options = options or CaptionOptions.parse([])
         self._glosses = [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
         self.name = f"classifier:{model_name}{self._options.suffix}"
+        self.model_name = model_name
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        return [self.describe(row) for row in self.probabilities(images)]
+        return self.caption_with_features(images)[0]
 
-    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    def caption_with_features(self, images: Sequence[Image.Image]) -> tuple[list[str], Rows]:
+        """Captions, and each whole image's pooled features (unit length, as ImageFeatures
+        gives them) from the same pass of the network: search by example at no extra cost."""
+        probabilities, features = self._run(images)
+        return [self.describe(row) for row in probabilities], features
+
+    def probabilities(self, images: Sequence[Image.Image]) -> Rows:
         """One row of 1000 class probabilities per image (averaged over its views)."""
+        return self._run(images)[0]
+
+    def _run(self, images: Sequence[Image.Image]) -> tuple[Rows, Rows]:
         views = [self._views(image) for image in images]
         batch = np.stack([self._classifier.pixels(view) for group in views for view in group])
-        logits = self._classifier.logits(batch)
+        logits, features = self._classifier.run(batch)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))  # softmax, stably
         probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
-        per_image = np.split(probabilities, np.cumsum([len(group) for group in views])[:-1])
-        return np.stack([rows.mean(axis=0) for rows in per_image])
+        starts = np.cumsum([0] + [len(group) for group in views])
+        per_image = np.stack([probabilities[a:b].mean(axis=0) for a, b in pairwise(starts)])
+        return per_image, unit_rows(features[starts[:-1]])  # the whole image is view 0
 
     def _views(self, image: Image.Image) -> list[Image.Image]:
         if not self._options.crops:

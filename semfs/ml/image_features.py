@@ -19,6 +19,7 @@ from PIL import Image
 from semfs.errors import ModelError
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
+Rows = np.ndarray[Any, np.dtype[np.float32]]
 FEATURE_DIMENSIONS = 1280  # EfficientNet-Lite's head, the same for lite0, lite1 and lite2
 
 
@@ -33,13 +34,17 @@ class ImageFeatures:
         self.name = f"{model_name}:pooled"  # recorded beside every image vector
         self.dimensions = FEATURE_DIMENSIONS
 
-    def features(self, images: Sequence[Image.Image]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    def features(self, images: Sequence[Image.Image]) -> Rows:
         """One unit-length row of FEATURE_DIMENSIONS per image."""
         batch = np.stack([self._classifier.pixels(image) for image in images])
-        features = self._classifier.features(batch).astype(np.float32)
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        unit: np.ndarray[Any, np.dtype[np.float32]] = features / np.maximum(norms, 1e-12)
-        return unit
+        return unit_rows(self._classifier.features(batch))
+
+
+def unit_rows(features: Rows) -> Rows:
+    """The rows scaled to length 1 (a row of zeros stays zeros), as float32."""
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    unit: Rows = (features / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 def image_features_name(model_name: str) -> str:

@@ -64,6 +64,17 @@ def test_a_result_for_an_image_described_again_meanwhile_is_dropped(catalog: Cat
     assert catalog.image_vector_of(file_id, MODEL) == vector(3)
 
 
+def test_features_computed_with_the_caption_take_the_image_off_the_queue(
+    catalog: Catalog,
+) -> None:
+    first, second = describe(catalog, b"a.jpg"), describe(catalog, b"b.jpg")
+    stored = catalog.store_features_of_described(MODEL, [(first, vector(1))])
+    assert [file_id for file_id, _ in stored] == [first]
+    assert catalog.image_vector_of(first, MODEL) == vector(1)
+    assert [task.file_id for task in catalog.feature_tasks(10)] == [second]  # the idle pass's
+    assert catalog.feature_counts() == (1, 1)
+
+
 def test_features_of_another_model_are_computed_again(catalog: Catalog) -> None:
     file_id = describe(catalog, b"a.jpg")
     (task,) = catalog.feature_tasks(10)

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semfs.catalog import Catalog
@@ -15,7 +16,10 @@ from semfs.config import Settings
 from semfs.engine import Engine
 from semfs.fs.backing import BackingStore
 from semfs.ingest import CaptionerUnavailable, IngestWorker
+from semfs.ml.imaging import decode
 from semfs.reconcile import reconcile
+
+NAMES = (b"coffee.png", b"chelsea.png", b"rocket.jpg")
 
 
 @pytest.fixture
@@ -24,8 +28,8 @@ def engine(
 ) -> Iterator[Engine]:
     store = tmp_path / "store"
     store.mkdir()
-    for name in ("coffee.png", "chelsea.png", "rocket.jpg"):
-        shutil.copy(photos[name], store / name)
+    for name in NAMES:
+        shutil.copy(photos[os.fsdecode(name)], store / os.fsdecode(name))
     captioner = getattr(request, "param", "classifier")
     settings = Settings.load(store, captioner=captioner)
     catalog = Catalog.open(settings.catalog_path)
@@ -117,7 +121,32 @@ def test_idle_work_on_an_image_that_became_a_directory_goes_on(engine: Engine) -
     os.unlink(store / "coffee.png")
     (store / "coffee.png").mkdir()  # the catalog still has the image here
     engine.catalog.set_meta("facts_backfilled_to", "0")
+    # Features come with the captions; after a change of the features model all three
+    # wait for the idle pass again.
+    assert engine.catalog.requeue_features_not_by("a features model of before") == 3
     assert worker._idle_work() == 3  # the facts of all three, the directory skipped
     while worker._idle_work():  # then the features of the other two
         pass
-    assert engine.catalog.feature_counts() == (2, 0)
+    # None waits; the directory keeps its image's vector until the tracker drops the file.
+    assert engine.catalog.feature_counts() == (3, 0)
+
+
+def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
+    """The classifier that captions computes the image features in the same pass: every
+    captioned image is searchable by example at once, with no second decode and pass,
+    and its vector is the one the features pass would compute."""
+    store = engine.settings.store
+    worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
+    while worker.run_batch():
+        pass
+    assert engine.catalog.feature_counts() == (3, 0)  # nothing left for the idle pass
+    assert worker._compute_features() == 0
+    model = engine.image_searcher_model
+    assert engine.image_searcher is not None
+    for file_id, name in ((engine.catalog.indexed_named(n)[0][0], n) for n in NAMES):
+        with open(store / os.fsdecode(name), "rb") as file:
+            image = decode(file, engine.settings.max_image_pixels).image
+        (expected,) = engine.image_features().features([image])
+        stored = np.frombuffer(engine.catalog.image_vector_of(file_id, model) or b"", np.float32)
+        assert float(stored @ expected) > 0.9999
+        assert engine.image_searcher.search_vector(expected, 1)[0].file_id == file_id

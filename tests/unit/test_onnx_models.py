@@ -14,7 +14,7 @@ from PIL import Image
 
 from semfs.ml import embedder as embedder_module
 from semfs.ml import lite_classifier, onnx_export
-from semfs.ml.captioner import ClassifierCaptioner
+from semfs.ml.captioner import CaptionOptions, ClassifierCaptioner
 from semfs.ml.embedder import (
     PACKAGED_MINILM,
     OnnxEmbedder,
@@ -104,6 +104,18 @@ def test_classifier_on_onnx_captions_as_torch_does(monkeypatch: pytest.MonkeyPat
     torch_features = ImageFeatures("efficientnet-lite0").features(photos)
     assert onnx_features.shape == (5, 1280)
     assert np.abs(torch_features - onnx_features).max() < 1e-4
+
+
+def test_captions_come_with_the_whole_images_features_from_one_pass():
+    photos = _sample_photos()
+    expected = ImageFeatures("efficientnet-lite0").features(photos)
+    for spec in ("efficientnet-lite0", "efficientnet-lite0+wide+crops"):
+        name, *flags = spec.split("+")
+        captioner = ClassifierCaptioner(name, CaptionOptions.parse(flags))
+        captions, features = captioner.caption_with_features(photos)
+        assert captions == captioner.caption(photos)
+        assert features.shape == (5, 1280) and features.dtype == np.float32
+        assert (features * expected).sum(axis=1).min() > 0.9999  # not a crop's
 
 
 def test_loading_an_export_removes_exports_unused_for_a_month(tmp_path: Path):

@@ -44,6 +44,17 @@ def described(store: Path) -> dict[str, tuple[str, str, np.ndarray]]:
     }
 
 
+def image_vectors(store: Path) -> dict[str, np.ndarray]:
+    db = sqlite3.connect(store / ".semfs" / "catalog.sqlite3")
+    try:
+        rows = db.execute(
+            "SELECT f.dir, f.name, v.vector FROM files f JOIN image_vectors v ON v.file_id = f.id"
+        ).fetchall()
+    finally:
+        db.close()
+    return {join_path(d, n).decode(): np.frombuffer(v, dtype=np.float32) for d, n, v in rows}
+
+
 def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Path) -> None:
     (store / "fake.jpg").write_text("not a photo\n")
     on_ray = tmp_path / "on-ray"
@@ -69,3 +80,7 @@ def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Pat
         by_example = semfs("search", indexed, "--image", str(store / "animals" / "cat.png"),
                            "--json").stdout  # fmt: skip
         assert json.loads(by_example)[0]["path"] == "animals/cat.png"
+    local_features, ray_features = image_vectors(store), image_vectors(on_ray)
+    assert sorted(ray_features) == sorted(local_features)
+    for path, features in local_features.items():
+        assert float(ray_features[path] @ features) > 0.9999, path
