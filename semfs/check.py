@@ -2,10 +2,11 @@
 own integrity check, then the states of its records), against the store (every image
 there has a record, every record a file, sizes and times agree) and against the index
 (every vector the newest base claims to hold is in it, unchanged; no half-written
-builds). Reading only; `semfs.repair` fixes what this finds.
+builds), and so is the image index (search by example). Reading only; `semfs.repair`
+fixes what this finds.
 
 Work still to do is not a problem: queued images, vectors waiting in the delta and
-vectors by another embedder (re-embedded at the next mount) are reported as notes.
+vectors by another model (made again at the next mount) are reported as notes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from semfs.catalog import Catalog, join_path
 from semfs.config import Settings
 from semfs.fs.backing import BackingStore
 from semfs.index import base_files
+from semfs.ml.image_features import FEATURE_DIMENSIONS, image_features_name
 from semfs.reconcile import ReconcileReport, find_differences
 
 EXAMPLES = 5  # paths shown per finding
@@ -68,6 +70,18 @@ INDEX_KINDS = {
     "half-written-index", "old-index-bases", "index-ahead-of-catalog", "index-unreadable",
     "missing-from-index",
 }  # fmt: skip
+IMAGE_INDEX_KINDS = {f"image-{kind}" for kind in INDEX_KINDS}
+# {table}: an index's vectors table (VECTOR_TABLES), never a value
+MAX_SEQ_QUERY = "SELECT coalesce(max(seq), 0) FROM {table}"
+SEQ_COUNTER_QUERY = "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?"
+BASE_VECTORS_QUERY = (
+    "SELECT f.dir, f.name, v.file_id, v.vector FROM {table} v "
+    "JOIN files f ON f.id = v.file_id WHERE v.embedder = ? AND v.seq <= ?"
+)
+WAITING_QUERY = (
+    "SELECT count(*) FILTER (WHERE embedder = ? AND seq > ?), "
+    "count(*) FILTER (WHERE embedder != ?) FROM {table}"
+)
 
 
 @dataclass
@@ -126,7 +140,7 @@ def check_store(settings: Settings, mounted_at: str | None = None) -> CheckRepor
     try:
         _check_records(catalog, report)
         _check_against_store(settings, catalog, report)
-        _check_index(settings, catalog, report)
+        _check_indexes(settings, catalog, report)
     finally:
         catalog.close()
     return report
@@ -185,83 +199,107 @@ def _check_against_store(settings: Settings, catalog: Catalog, report: CheckRepo
                [path for path, _ in scanned.errors])  # fmt: skip
 
 
-def _check_index(settings: Settings, catalog: Catalog, report: CheckReport) -> None:
-    embedder, dimensions = catalog.get_meta("embedder"), catalog.get_meta("dimensions")
-    directory = settings.index_dir
+@dataclass(frozen=True)
+class IndexUnderCheck:
+    """One of the store's vector indexes: captions (text) or image features."""
+
+    directory: Path
+    table: str  # the catalog table of its vectors (VECTOR_TABLES)
+    model: str | None  # the model whose vectors it holds; None: nothing embedded yet
+    dimensions: int | None
+    kind_prefix: str  # "" or "image-": findings keep the text index's names
+    noun: str  # "index" or "image index"
+
+
+def indexes_of(settings: Settings, catalog: Catalog) -> list[IndexUnderCheck]:
+    dimensions = catalog.get_meta("dimensions")
+    text_dimensions = None if dimensions is None else int(dimensions)
+    indexes = [IndexUnderCheck(settings.index_dir, "vectors", catalog.get_meta("embedder"),
+                               text_dimensions, "", "index")]  # fmt: skip
+    if settings.image_features:
+        model = image_features_name(settings.image_features)
+        indexes.append(IndexUnderCheck(settings.image_index_dir, "image_vectors", model,
+                                       FEATURE_DIMENSIONS, "image-", "image index"))  # fmt: skip
+    return indexes
+
+
+def _check_indexes(settings: Settings, catalog: Catalog, report: CheckReport) -> None:
+    for index in indexes_of(settings, catalog):
+        _check_index(index, catalog, report)
+    if settings.image_features and (waiting := catalog.feature_counts()[1]):
+        report.notes.append(f"{waiting} images wait for their image features (search by example)")
+
+
+def _check_index(index: IndexUnderCheck, catalog: Catalog, report: CheckReport) -> None:
+    prefix, noun, directory = index.kind_prefix, index.noun, index.directory
     leftovers = sorted(directory.glob("*.tmp")) if directory.is_dir() else []
-    report.add("half-written-index", "index builds left half-written by a crash",
+    report.add(f"{prefix}half-written-index", f"{noun} builds left half-written by a crash",
                [path.name for path in leftovers])  # fmt: skip
-    if embedder is None or dimensions is None:
+    if index.model is None or index.dimensions is None:
         return  # nothing was ever embedded
-    bases = base_files(directory, int(dimensions))
+    bases = base_files(directory, index.dimensions) if directory.is_dir() else []
     if len(bases) > 1:
-        report.add("old-index-bases", "older index bases not cleaned up",
+        report.add(f"{prefix}old-index-bases", f"older {noun} bases not cleaned up",
                    [path.name for _, _, path in bases[:-1]])  # fmt: skip
     reader = catalog.open_reader()
     try:
-        top = reader.execute("SELECT coalesce(max(seq), 0) FROM vectors").fetchone()[0]
-        counter = reader.execute(
-            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'vectors'"
-        ).fetchone()[0]
+        top = reader.execute(MAX_SEQ_QUERY.format(table=index.table)).fetchone()[0]
+        counter = reader.execute(SEQ_COUNTER_QUERY, (index.table,)).fetchone()[0]
         base_seq = 0
         if bases:
             base_seq, items, path = bases[-1]
             if base_seq > max(top, counter):
-                report.add("index-ahead-of-catalog",
-                           "index base built from vectors the catalog no longer numbers",
+                report.add(f"{prefix}index-ahead-of-catalog",
+                           f"{noun} base built from vectors the catalog no longer numbers",
                            [path.name])  # fmt: skip
-            _compare_base(reader, embedder, int(dimensions), path, base_seq, items, report)
-        waiting = reader.execute(
-            "SELECT count(*) FROM vectors WHERE embedder = ? AND seq > ?", (embedder, base_seq)
-        ).fetchone()[0]
-        others = reader.execute(
-            "SELECT count(*) FROM vectors WHERE embedder != ?", (embedder,)
-        ).fetchone()[0]
+            _compare_base(reader, index, path, base_seq, items, report)
+        waiting, others = reader.execute(
+            WAITING_QUERY.format(table=index.table), (index.model, base_seq, index.model)
+        ).fetchone()
     finally:
         reader.close()
     if waiting:
-        report.notes.append(f"{waiting} vectors newer than the index base are searched exactly")
+        report.notes.append(f"{waiting} vectors newer than the {noun} base are searched exactly")
     if others:
-        report.notes.append(f"{others} vectors by another embedder: re-embedded at the next mount")
+        report.notes.append(
+            f"{others} vectors by another model than {index.model}: made again at the next mount"
+        )
 
 
 def _compare_base(
     reader: sqlite3.Connection,
-    embedder: str,
-    dimensions: int,
+    index: IndexUnderCheck,
     path: Path,
     base_seq: int,
     items: int,
     report: CheckReport,
 ) -> None:
     """Every catalog vector no newer than the base must be in it, as stored."""
-    base = AnnoyIndex(dimensions, "angular")
+    assert index.dimensions is not None
+    base = AnnoyIndex(index.dimensions, "angular")
     try:
         base.load(str(path), prefault=False)
     except OSError as error:
-        report.add("index-unreadable", "index bases that cannot be loaded",
-                   [f"{path.name}: {error}"])  # fmt: skip
+        unreadable = [f"{path.name}: {error}"]
+        report.add(f"{index.kind_prefix}index-unreadable",
+                   f"{index.noun} bases that cannot be loaded", unreadable)  # fmt: skip
         return
     try:
         held = base.get_n_items()  # the highest item id + 1
         missing: list[bytes] = []
         live = 0
-        rows = reader.execute(
-            "SELECT f.dir, f.name, v.file_id, v.vector FROM vectors v "
-            "JOIN files f ON f.id = v.file_id WHERE v.embedder = ? AND v.seq <= ?",
-            (embedder, base_seq),
-        )
+        rows = reader.execute(BASE_VECTORS_QUERY.format(table=index.table), (index.model, base_seq))
         for directory, name, file_id, blob in rows:
             live += 1
             stored = np.frombuffer(blob, dtype=np.float32)
             if file_id >= held or not np.allclose(base.get_item_vector(file_id), stored, atol=1e-5):
                 missing.append(join_path(directory, name))
-        report.add("missing-from-index", "vectors the index base should hold but does not",
-                   missing)  # fmt: skip
+        report.add(f"{index.kind_prefix}missing-from-index",
+                   f"vectors the {index.noun} base should hold but does not", missing)  # fmt: skip
         if items > live:
             report.notes.append(
-                f"{items - live} index items belong to images removed or changed since the "
-                "build: searches skip them, the next rebuild drops them"
+                f"{items - live} {index.noun} items belong to images removed or changed since "
+                "the build: searches skip them, the next rebuild drops them"
             )
     finally:
         base.unload()

@@ -19,11 +19,19 @@ import time
 from pathlib import Path
 
 from semfs.catalog import Catalog
-from semfs.check import INDEX_KINDS, RECORD_CHECKS, WRONG_SIZE_QUERY, CheckReport, check_store
+from semfs.check import (
+    IMAGE_INDEX_KINDS,
+    INDEX_KINDS,
+    RECORD_CHECKS,
+    WRONG_SIZE_QUERY,
+    CheckReport,
+    check_store,
+)
 from semfs.config import Settings
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
 from semfs.index import VectorIndex
+from semfs.ml.image_features import FEATURE_DIMENSIONS, image_features_name
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.reconcile import reconcile
 
@@ -77,6 +85,8 @@ def _repair(settings: Settings, found: CheckReport) -> list[str]:
             actions.append(f"{requeued} records in impossible states queued to be ingested again")
         if salvaged or found.kinds() & INDEX_KINDS:
             actions.append(_rebuild_index(settings, catalog))
+        if found.kinds() & IMAGE_INDEX_KINDS:
+            actions.append(_rebuild_image_index(settings, catalog))
     finally:
         catalog.close()
     return actions
@@ -146,3 +156,12 @@ def _rebuild_index(settings: Settings, catalog: Catalog) -> str:
     index = VectorIndex(settings.index_dir, embedder, int(dimensions), trees=settings.index_trees)
     index.rebuild(catalog)  # also removes older bases and half-written builds
     return f"index rebuilt from the catalog's {embedder} vectors"
+
+
+def _rebuild_image_index(settings: Settings, catalog: Catalog) -> str:
+    model = image_features_name(settings.image_features)
+    settings.image_index_dir.mkdir(parents=True, exist_ok=True)
+    index = VectorIndex(settings.image_index_dir, model, FEATURE_DIMENSIONS,
+                        trees=settings.index_trees, table="image_vectors")  # fmt: skip
+    index.rebuild(catalog)  # also removes older bases and half-written builds
+    return f"image index rebuilt from the catalog's {model} vectors"

@@ -77,6 +77,7 @@ def test_an_indexed_store_is_consistent(store: Path) -> None:
     code, report = check(store)
     assert (code, report["consistent"], report["findings"]) == (0, True, [])
     assert [path.name for path in index_files(store)] == [f"base-3-384d-{INDEXED}n.ann"]
+    assert [path.name for path in image_index_files(store)] == [f"base-3-1280d-{INDEXED}n.ann"]
     assert semfs("check", store).stdout.rstrip().endswith("consistent")
     code, repair = check(store, "--repair")
     assert (code, repair["repairs"]) == (0, [])  # nothing to do: nothing done
@@ -137,6 +138,25 @@ def _number_the_index_ahead(store: Path) -> None:
     base.rename(base.with_name(f"base-99-384d-{INDEXED}n.ann"))
 
 
+def image_index_files(store: Path) -> list[Path]:
+    return sorted((store / ".semfs" / "image-index").iterdir())
+
+
+def _change_an_image_vector_behind_its_index(store: Path) -> None:
+    (other,) = sql(store, "SELECT vector FROM image_vectors ORDER BY seq DESC LIMIT 1")[0]
+    sql(store, "UPDATE image_vectors SET vector = ? "
+               "WHERE seq = (SELECT min(seq) FROM image_vectors)", other)  # fmt: skip
+
+
+def _damage_the_image_index(store: Path) -> None:
+    (base,) = image_index_files(store)
+    base.write_bytes(b"\xff" * 1000)
+
+
+def _leave_a_half_written_image_index_build(store: Path) -> None:
+    (store / ".semfs" / "image-index" / "base-9.tmp").write_bytes(b"\0" * 4096)
+
+
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "image added while unmounted": (_add_image, "not-catalogued"),
     "image removed while unmounted": (_remove_image, "catalogued-but-gone"),
@@ -150,6 +170,15 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "half-written index build": (_leave_a_half_written_build, "half-written-index"),
     "unreadable index": (_damage_the_index, "index-unreadable"),
     "index numbered ahead of the catalog": (_number_the_index_ahead, "index-ahead-of-catalog"),
+    "image vector changed behind its index": (
+        _change_an_image_vector_behind_its_index,
+        "image-missing-from-index",
+    ),
+    "unreadable image index": (_damage_the_image_index, "image-index-unreadable"),
+    "half-written image index build": (
+        _leave_a_half_written_image_index_build,
+        "image-half-written-index",
+    ),
 }
 
 
