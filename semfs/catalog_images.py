@@ -88,6 +88,16 @@ class ImageRecords:
                       for file_id, vector in results]  # fmt: skip
         return [(file_id, seq) for file_id, seq in stored if seq is not None]
 
+    def image_vector_of_content(self, content_hash: str, embedder: str) -> bytes | None:
+        """The features of another file with the same content (a copy has the same)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT v.vector FROM files f JOIN image_vectors v ON v.file_id = f.id "
+                "WHERE f.content_hash = ? AND v.embedder = ? LIMIT 1",
+                (content_hash, embedder),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
     def requeue_features_not_by(self, embedder: str) -> int:
         """Queue again the images whose features another model computed."""
         with self._transaction() as db:

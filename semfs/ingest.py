@@ -59,6 +59,7 @@ class Prepared:
     description: Description | None = None  # known without the captioner
     image: DecodedImage | None = None  # needs the captioner
     vector: bytes | None = None  # reused from an identical file
+    image_vector: bytes | None = None  # its image features, likewise
     facts: PhotoFacts = field(default_factory=PhotoFacts)  # for the query filters
 
 
@@ -275,7 +276,9 @@ class IngestWorker:
                     item.record.content_hash, self._engine.embedder.name
                 )
                 if reused is not None:
-                    return Prepared(item, description=reused[0], vector=reused[1], facts=facts)
+                    features = self._features_of_content(item.record.content_hash)
+                    return Prepared(item, reused[0], vector=reused[1], image_vector=features,
+                                    facts=facts)  # fmt: skip
             try:
                 image = decode(file, self._settings.max_image_pixels)
             except BadImage as error:
@@ -289,6 +292,12 @@ class IngestWorker:
             given = given_description(image.embedded_caption, image.embedded_source or "exif")
             return Prepared(item, given, facts=facts)
         return Prepared(item, image=image, facts=facts)
+
+    def _features_of_content(self, content_hash: str) -> bytes | None:
+        if self._engine.image_index is None:
+            return None
+        model = self._engine.image_searcher_model
+        return self._catalog.image_vector_of_content(content_hash, model)
 
     def _vanished(self, item: QueueItem) -> None:
         """Not where the queue saw it: renamed or deleted since, and the catalog hears
@@ -312,7 +321,8 @@ class IngestWorker:
 
     def _describe_and_store(self, prepared: list[Prepared]) -> None:
         needing_caption = [p for p in prepared if p.image is not None]
-        features: dict[int, bytes] = {}  # file id -> image vector, made with its caption
+        # file id -> image vector, made with its caption or reused from a copy
+        features = {p.item.record.id: p.image_vector for p in prepared if p.image_vector}
         if needing_caption:
             try:
                 captioner = self._engine.captioner()
@@ -321,8 +331,8 @@ class IngestWorker:
             images = [p.image.image for p in needing_caption if p.image]
             if sharing := self._engine.captioner_giving_features(captioner):
                 captions, rows = sharing.caption_with_features(images)
-                features = {entry.item.record.id: row.tobytes()
-                            for entry, row in zip(needing_caption, rows, strict=True)}  # fmt: skip
+                for entry, row in zip(needing_caption, rows, strict=True):
+                    features[entry.item.record.id] = row.tobytes()
             else:
                 captions = captioner.caption(images)
             for entry, caption in zip(needing_caption, captions, strict=True):
@@ -348,7 +358,8 @@ class IngestWorker:
         self._store_features({id: features[id] for id in described if id in features})
 
     def _store_features(self, vectors: dict[int, bytes]) -> None:
-        """Image features computed while captioning: no second decode and pass later."""
+        """Image features computed while captioning (or a copy's): no second decode and
+        pass later."""
         index = self._engine.image_index
         if not vectors or index is None:
             return

@@ -150,3 +150,29 @@ def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
         stored = np.frombuffer(engine.catalog.image_vector_of(file_id, model) or b"", np.float32)
         assert float(stored @ expected) > 0.9999
         assert engine.image_searcher.search_vector(expected, 1)[0].file_id == file_id
+
+
+def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine) -> None:
+    store = engine.settings.store
+    worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
+    while worker.run_batch():
+        pass
+    shutil.copy(store / "coffee.png", store / "copy of coffee.png")
+    reconcile(engine.settings, engine.catalog, BackingStore(os.fsencode(store)))
+    (item,) = engine.catalog.queue_items(10)
+    assert item.record.content_hash  # hashed, so the copy is known as one
+
+    def no_models(images: object) -> list[str]:
+        raise AssertionError("a copy must not need the captioner")
+
+    captioner = engine.captioner()
+    captioner.caption = no_models  # type: ignore[method-assign]
+    captioner.caption_with_features = no_models  # type: ignore[attr-defined]
+    assert worker.run_batch() == 1
+    assert engine.catalog.feature_counts() == (4, 0)  # none left for the idle pass
+    model = engine.image_searcher_model
+    original, copy = (engine.catalog.indexed_named(n)[0][0]
+                      for n in (b"coffee.png", b"copy of coffee.png"))  # fmt: skip
+    assert engine.catalog.image_vector_of(copy, model) == engine.catalog.image_vector_of(
+        original, model
+    )
