@@ -14,6 +14,11 @@ Three ways to find the photos of a category:
 Relevant: the other photos of the category. Ranking is exact; the image features are
 also ranked through Annoy (25 trees, the search_k of the settings) with recall@10
 against exact. Metrics as in eval_measures: Recall@k and mAP@k (k = 1, 10, R).
+
+It also calibrates `similar/`'s relevance cut as the text cut is (eval_report.calibrate):
+for each angular distance, the mean F1 of the example queries' listings (at most top_k
+within the cut); the cut is the loosest within PLATEAU of the best
+(semfs/ml/calibration.py keeps it).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import eval_measures as measures  # noqa: E402
+from eval_report import PLATEAU  # noqa: E402
 from eval_retrieval import STAMPS, decoded_images, tuxpaint_store  # noqa: E402
 
 from semfs.config import Settings  # noqa: E402
@@ -42,6 +48,7 @@ from semfs.ml.image_features import ImageFeatures  # noqa: E402
 
 BATCH = 8
 DEPTH = 60
+CUTS = [round(0.80 + 0.05 * i, 2) for i in range(13)]  # 0.80 .. 1.40
 SHOWN = ["R@1", "R@10", "mAP@10", "mAP@R"]
 
 
@@ -60,6 +67,21 @@ def by_example(
                                                                              strict=True)],
         [members - {member} for member, members in queries],
     )  # fmt: skip
+
+
+def calibrate_cut(
+    matrix: np.ndarray, categories: list[frozenset[int]], top_k: int
+) -> tuple[list[dict[str, float]], float]:
+    """F1 of the example listings at each cut, and the loosest cut on the plateau."""
+    queries = [(member, members - {member}) for members in categories
+               for member in sorted(members)]  # fmt: skip
+    distances = measures.angular(matrix[[member for member, _ in queries]], matrix)
+    for row, (member, _) in enumerate(queries):
+        distances[row, member] = np.inf  # the example itself is never listed
+    table = measures.cut_table(distances, [relevant for _, relevant in queries], CUTS, top_k)
+    table.append(measures.cut_table(distances, [r for _, r in queries], [2.0], top_k)[0])
+    best = max(row["f1"] for row in table)
+    return table, max(row["cut"] for row in table[:-1] if row["f1"] >= (1 - PLATEAU) * best)
 
 
 def main() -> None:
@@ -108,6 +130,7 @@ def main() -> None:
     rows["example: a photo of it, by its caption"] = measures.metrics(
         *by_example(exact_captions, caption_matrix, categories)
     )
+    cut_rows, cut = calibrate_cut(feature_matrix, categories, settings.top_k)
     result = {
         "images": len(paths),
         "categories": len(categories),
@@ -119,6 +142,8 @@ def main() -> None:
         "exact_query_ms": round(query_ms, 2),
         "annoy_recall@10": measures.recall_at(annoy_rankings, image_rankings, 10),
         "rows": rows,
+        "cut": cut,
+        "cut_table": cut_rows,
     }
     print(json.dumps(result, indent=2))
     if args.output:
@@ -148,7 +173,19 @@ def report(result: dict[str, Any]) -> str:
         f"{result['exact_query_ms']} ms (all example queries in one matrix product).",
         f"- Annoy's recall@10 against exact ranking of the image features: "
         f"{result['annoy_recall@10']:.3f}.",
+        "",
+        "## The relevance cut of `similar/`",
+        "",
+        "Each example's listing (at most top_k images within the cut, itself left out) "
+        f"against the other photos of its category. Chosen: **{result['cut']:.2f}**, the "
+        "loosest cut within 2% of the best mean F1 (2.00: no cut).",
+        "",
+        "| cut | mean F1 | relevant kept | at least one relevant listed | irrelevant listed |",
+        "|--:|--:|--:|--:|--:|",
     ]
+    for row in result["cut_table"]:
+        lines.append(f"| {row['cut']:.2f} | {row['f1']:.3f} | {row['kept']:.2f} | "
+                     f"{row['found']:.2f} | {row['irrelevant_listed']:.1f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

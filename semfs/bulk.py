@@ -149,7 +149,9 @@ def search_image_store(settings: Settings, image: Path, k: int | None) -> list[d
         engine.load_image_index(read_only=True)
         assert engine.image_searcher is not None
         vector = engine.image_features().features([decoded.image])[0]
-        hits = engine.image_searcher.search_vector(vector, k or settings.top_k)
+        hits = engine.image_searcher.search_vector(
+            vector, k or settings.top_k, engine.example_max_distance
+        )
         waiting = catalog.feature_counts()[1]
     except ModelError as error:
         raise QuietError(f"cannot compute image features: {error}") from None

@@ -107,6 +107,11 @@ class Settings:
         "relevance cut, as angular distance (0 same meaning .. 2 opposite); unset: the value"
         " calibrated for the captioner and embedder (docs/evaluation.md)",
     )
+    example_max_distance: float | None = setting(
+        None,
+        "relevance cut of search by example, as angular distance of image features; unset:"
+        " the value calibrated for image_features (docs/search-by-example.md; 2: no cut)",
+    )
     ingest_workers: int = setting(2, "threads that read and decode images for the models")
     ingest_batch: int = setting(8, "images per model call")
     torch_threads: int = setting(0, "torch's threads, for models that run on torch (0: its choice)")

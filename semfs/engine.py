@@ -18,7 +18,7 @@ from semfs.config import Settings
 from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
 from semfs.index import VectorIndex
-from semfs.ml.calibration import default_cut
+from semfs.ml.calibration import default_cut, example_cut
 from semfs.ml.captioner import Captioner, ClassifierCaptioner, giving_features, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.ml.image_features import FEATURE_DIMENSIONS, ImageFeatures, image_features_name
@@ -62,6 +62,13 @@ class Engine:
         if self.settings.max_distance is not None:
             return self.settings.max_distance
         return default_cut(self.settings.captioner, self.settings.embedder)
+
+    @property
+    def example_max_distance(self) -> float:
+        """The relevance cut of search by example."""
+        if self.settings.example_max_distance is not None:
+            return self.settings.example_max_distance
+        return example_cut(self.image_searcher_model)
 
     def changed(self) -> None:
         """The catalog changed (a file removed or moved): cached results are stale."""

@@ -302,7 +302,7 @@ class SimilarView(SearchView):
             return [], version  # its features are not computed yet: refreshed when they are
         own = example.file_id if example is not None else None  # left out of its results
         hits = searcher.search_vector(
-            vector, self._settings.top_k,
+            vector, self._settings.top_k, self._engine.example_max_distance,
             keep=lambda found: [hit for hit in found if hit.file_id != own],
         )  # fmt: skip
         log.info("similar %r: %d results in %.1f ms",

@@ -59,3 +59,16 @@ def default_cut(captioner: str, embedder: str) -> float:
     if key.startswith("classifier:"):
         return _CLASSIFIER_CUTS.get(embedder, SEED_CUT)
     return SEED_CUT
+
+
+# Search by example (similar/): the cut on the angular distance of image features,
+# calibrated the same way on tuxpaint's categories, each photo as the example
+# (scripts/eval_by_example.py, docs/evaluation-by-example.md). Features not measured get
+# no cut.
+_EXAMPLE_CUTS = {"efficientnet-lite0:pooled": 1.10}
+NO_CUT = 2.0  # the largest angular distance
+
+
+def example_cut(image_features: str) -> float:
+    """The cut for the image features named `image_features` (ImageFeatures.name)."""
+    return _EXAMPLE_CUTS.get(image_features, NO_CUT)
