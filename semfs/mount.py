@@ -238,11 +238,12 @@ def tune_malloc(arenas: int | None = None, mmap_threshold: int = 128 * 1024) -> 
 
     Each time a large block is freed glibc raises its mmap threshold, so the models'
     activations (megabytes a layer) soon come from the heap and stay there:
-    EfficientNet-Lite0 kept 70 MB more after 20 batches (measured). A fixed threshold
-    turns that off: blocks above it are mapped and go back to the kernel when freed, at
-    no measurable cost in speed (77-80 ms a batch of 8 either way). `arenas` caps the
-    arenas, of which glibc gives each allocating thread its own (up to 8 per core), each
-    keeping what it freed."""
+    EfficientNet-Lite0 kept 60-70 MB more after 30 batches (measured). A fixed threshold
+    turns that off: blocks above it are mapped and go back to the kernel when freed.
+    The fresh pages cost time at small batches: 9.5 -> 11.5 ms an image in batches of 1
+    or 2, none measurable in ingest's default batches of 8 (12 ms an image either way).
+    `arenas` caps the arenas, of which glibc gives each allocating thread its own (up to
+    8 per core), each keeping what it freed."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
