@@ -80,6 +80,9 @@ def calibrate_cut(
         distances[row, member] = np.inf  # the example itself is never listed
     table = measures.cut_table(distances, [relevant for _, relevant in queries], CUTS, top_k)
     table.append(measures.cut_table(distances, [r for _, r in queries], [2.0], top_k)[0])
+    for row in table:
+        del row["no_match_empty"]  # every example has a category: no such queries
+        row["empty"] = float((distances > row["cut"]).all(axis=1).mean())
     best = max(row["f1"] for row in table)
     return table, max(row["cut"] for row in table[:-1] if row["f1"] >= (1 - PLATEAU) * best)
 
@@ -180,12 +183,14 @@ def report(result: dict[str, Any]) -> str:
         f"against the other photos of its category. Chosen: **{result['cut']:.2f}**, the "
         "loosest cut within 2% of the best mean F1 (2.00: no cut).",
         "",
-        "| cut | mean F1 | relevant kept | at least one relevant listed | irrelevant listed |",
-        "|--:|--:|--:|--:|--:|",
+        "| cut | mean F1 | relevant kept | at least one relevant listed | irrelevant listed "
+        "| nothing listed |",
+        "|--:|--:|--:|--:|--:|--:|",
     ]
     for row in result["cut_table"]:
         lines.append(f"| {row['cut']:.2f} | {row['f1']:.3f} | {row['kept']:.2f} | "
-                     f"{row['found']:.2f} | {row['irrelevant_listed']:.1f} |")  # fmt: skip
+                     f"{row['found']:.2f} | {row['irrelevant_listed']:.1f} | "
+                     f"{row['empty']:.2f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
