@@ -81,12 +81,18 @@ class ImageRecords:
     ) -> list[tuple[int, int]]:
         """Store the vectors computed in the same pass as the descriptions just stored
         for these files (which queued them), and take them off the queue. Only ingest
-        describes, one batch at a time, so the queued generation is those descriptions'.
-        Returns the (file id, seq) of the vectors stored."""
+        describes, one batch at a time, so a queued task is those descriptions'; a file
+        whose task is gone changed meanwhile (its description was forgotten). Returns
+        the (file id, seq) of the vectors stored."""
+        stored = []
         with self._transaction() as db:
-            stored = [(file_id, _store_vector(db, embedder, file_id, vector))
-                      for file_id, vector in results]  # fmt: skip
-        return [(file_id, seq) for file_id, seq in stored if seq is not None]
+            for file_id, vector in results:
+                queued = "SELECT 1 FROM feature_queue WHERE file_id = ?"
+                if db.execute(queued, (file_id,)).fetchone() is None:
+                    continue
+                if (seq := _store_vector(db, embedder, file_id, vector)) is not None:
+                    stored.append((file_id, seq))
+        return stored
 
     def image_vector_of_content(self, content_hash: str, embedder: str) -> bytes | None:
         """The features of another file with the same content (a copy has the same)."""

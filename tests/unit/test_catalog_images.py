@@ -73,6 +73,10 @@ def test_features_computed_with_the_caption_take_the_image_off_the_queue(
     assert catalog.image_vector_of(first, MODEL) == vector(1)
     assert [task.file_id for task in catalog.feature_tasks(10)] == [second]  # the idle pass's
     assert catalog.feature_counts() == (1, 1)
+    # The file changed after its description was stored: what was computed is stale.
+    catalog.requeue_ids([second])
+    assert catalog.store_features_of_described(MODEL, [(second, vector(2))]) == []
+    assert catalog.image_vector_of(second, MODEL) is None
 
 
 def test_features_of_another_model_are_computed_again(catalog: Catalog) -> None:
