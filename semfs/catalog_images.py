@@ -87,8 +87,9 @@ class ImageRecords:
         stored = []
         with self._transaction() as db:
             for file_id, vector in results:
-                queued = "SELECT 1 FROM feature_queue WHERE file_id = ?"
-                if db.execute(queued, (file_id,)).fetchone() is None:
+                if not db.execute(
+                    "SELECT 1 FROM feature_queue WHERE file_id = ?", (file_id,)
+                ).fetchone():
                     continue
                 if (seq := _store_vector(db, embedder, file_id, vector)) is not None:
                     stored.append((file_id, seq))
