@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from semfs.catalog_ingest import write_vector
 from semfs.catalog_records import join_path
 
 
@@ -174,10 +175,4 @@ def _store_vector(
     db.execute("DELETE FROM feature_queue WHERE file_id = ?", (file_id,))
     if vector is None:
         return None
-    db.execute("DELETE FROM image_vectors WHERE file_id = ?", (file_id,))
-    cursor = db.execute(
-        "INSERT INTO image_vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
-        (file_id, embedder, vector),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return write_vector(db, file_id, embedder, vector, "image_vectors")

@@ -47,6 +47,8 @@ VECTOR_COUNTS_QUERY = (
     "SELECT count(*) FILTER (WHERE seq <= ?), count(*) FILTER (WHERE seq > ?) "
     "FROM {table} WHERE embedder = ?"
 )
+DELETE_VECTOR = "DELETE FROM {table} WHERE file_id = ?"
+INSERT_VECTOR = "INSERT INTO {table} (file_id, embedder, vector) VALUES (?, ?, ?)"
 # Indexed images by the query filters alone (no text): each filter is off when its
 # parameter is NULL. `order` is one of FILTER_ORDERS.
 FILTERED_QUERY = (
@@ -117,7 +119,7 @@ class IngestRecords:
                     description.camera,
                 ),
             )
-            seq = _write_vector(db, item.record.id, embedder, vector)
+            seq = write_vector(db, item.record.id, embedder, vector)
             _dequeue(db, item.record.id, FileState.INDEXED, None)
             return seq
 
@@ -325,7 +327,7 @@ class IngestRecords:
                     "SELECT caption FROM descriptions WHERE file_id = ?", (file_id,)
                 ).fetchone()
                 if row is not None and row[0] == caption:
-                    _write_vector(db, file_id, embedder, vector)
+                    write_vector(db, file_id, embedder, vector)
                     stored += 1
         return stored
 
@@ -406,13 +408,14 @@ def _dequeue(db: sqlite3.Connection, file_id: int, state: FileState, error: str 
     db.execute("DELETE FROM ingest_queue WHERE file_id = ?", (file_id,))
 
 
-def _write_vector(db: sqlite3.Connection, file_id: int, embedder: str, vector: bytes) -> int:
+def write_vector(
+    db: sqlite3.Connection, file_id: int, embedder: str, vector: bytes, table: str = "vectors"
+) -> int:
+    """Store the file's vector in `table` (one of VECTOR_TABLES); its seq."""
+    assert table in VECTOR_TABLES
     # Delete, then insert: the vector gets a new, higher seq, which tells the index
     # that any copy it holds of an older vector for this file is stale.
-    db.execute("DELETE FROM vectors WHERE file_id = ?", (file_id,))
-    cursor = db.execute(
-        "INSERT INTO vectors (file_id, embedder, vector) VALUES (?, ?, ?)",
-        (file_id, embedder, vector),
-    )
+    db.execute(DELETE_VECTOR.format(table=table), (file_id,))
+    cursor = db.execute(INSERT_VECTOR.format(table=table), (file_id, embedder, vector))
     assert cursor.lastrowid is not None
     return cursor.lastrowid
