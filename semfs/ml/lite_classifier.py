@@ -64,9 +64,6 @@ class LiteClassifier:
         )
         self.run = _onnx_run(model_file, model_name, weights, model.side)
 
-    def logits(self, pixels: Pixels) -> Pixels:
-        return self.run(pixels)[0]
-
     def features(self, pixels: Pixels) -> Pixels:
         return self.run(pixels)[1]
 
