@@ -19,7 +19,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -256,14 +256,17 @@ class Catalog(IngestRecords, ImageRecords):
             _remove_tree(db, new_dir)
             return _move_tree(db, old_dir, new_dir)
 
-    def swap(self, first: bytes, second: bytes) -> None:
+    def swap(self, first: bytes, second: bytes, stale: Sequence[bytes] = ()) -> None:
         """`first` and `second` exchanged places (RENAME_EXCHANGE): swap the records at
-        both paths and below them, in one transaction."""
+        both paths and below them, and drop the records at the `stale` ones (no longer
+        an image there), in one transaction: no reader sees a record in between."""
         parking = b"\0swap/" + first  # no real path holds a NUL byte
         with self._transaction() as db:
             for old, new in ((first, parking), (second, first), (parking, second)):
                 _move(db, old, new)
                 _move_tree(db, old, new)
+            for path in stale:
+                db.execute("DELETE FROM files WHERE dir = ? AND name = ?", split_path(path))
 
     def remove(self, path: bytes) -> bool:
         with self._transaction() as db:

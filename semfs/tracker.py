@@ -295,12 +295,15 @@ class ChangeTracker:
             case Recaption(path):
                 catalog.requeue(path)
             case Exchanged(first, second, first_fd, second_fd):
-                catalog.swap(first, second)
-                for path, fd in ((first, first_fd), (second, second_fd)):
-                    if self._settings.is_image_name(path) and fd is not None:
-                        self._record(path, self._content(fd, path))
-                    else:
-                        catalog.remove(path)
+                images = {
+                    path: fd
+                    for path, fd in ((first, first_fd), (second, second_fd))
+                    if self._settings.is_image_name(path) and fd is not None
+                }
+                stale = [path for path in (first, second) if path not in images]
+                catalog.swap(first, second, stale)
+                for path, fd in images.items():
+                    self._record(path, self._content(fd, path))
 
     def _content(self, fd: int | None, path: bytes) -> tuple[os.stat_result, str] | None:
         """(stat, hash) of a regular file behind `fd`, or lacking one, found at `path`."""

@@ -118,6 +118,13 @@ def test_swap_exchanges_records_at_and_below_both_paths(catalog: Catalog) -> Non
     assert {r.path for r in catalog.all_files()} == {b"animals", b"coffee.png/cat.png"}
 
 
+def test_swap_drops_records_left_at_names_that_hold_no_image_now(catalog: Catalog) -> None:
+    catalog.upsert(b"coffee.png", 1, 1, "file")
+    catalog.upsert(b"animals/cat.png", 2, 2, "inside")
+    catalog.swap(b"coffee.png", b"animals", stale=[b"coffee.png", b"animals"])
+    assert {r.path for r in catalog.all_files()} == {b"coffee.png/cat.png"}
+
+
 def test_rename_tree_drops_stale_records_at_the_target(catalog: Catalog) -> None:
     catalog.upsert(b"a/1.jpg", 1, 1, "one")
     catalog.upsert(b"b/stale.jpg", 1, 1, "stale")
