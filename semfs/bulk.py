@@ -23,7 +23,7 @@ from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.ml.imaging import BadImage, decode
 from semfs.ml.triplets import triplets
 from semfs.mount import hold_store_lock, read_lock_holder
-from semfs.query import QuerySyntaxError, parse_query
+from semfs.query import QuerySyntaxError, parse_example_modifiers, parse_query
 from semfs.scaleout import index_with_ray
 from semfs.search import Hit
 
@@ -128,12 +128,18 @@ def _features_here(
         engine.image_index.rebuild(catalog)
 
 
-def search_image_store(settings: Settings, image: Path, k: int | None) -> list[dict[str, object]]:
+def search_image_store(
+    settings: Settings, image: Path, k: int | None, modifiers: str = ""
+) -> list[dict[str, object]]:
     """The stored images that look most like `image`, best first: the ranking of
-    MOUNT/similar/<image>/. Computed here, from the catalog and the image index (which a
-    mount may be writing meanwhile: it is only read)."""
+    MOUNT/similar/<image modifiers>/. Computed here, from the catalog and the image index
+    (which a mount may be writing meanwhile: it is only read)."""
     if not settings.image_features:
         raise QuietError("search by example is off: the image_features setting is empty")
+    try:
+        parsed = parse_example_modifiers(modifiers)
+    except QuerySyntaxError as error:
+        raise QuietError(f"modifiers {modifiers!r}: {error}") from None
     if not settings.catalog_path.exists():
         raise QuietError(f"{settings.store} has no catalog yet: run semfs index or mount it")
     try:
@@ -149,8 +155,8 @@ def search_image_store(settings: Settings, image: Path, k: int | None) -> list[d
         engine.load_image_index(read_only=True)
         assert engine.image_searcher is not None
         vector = engine.image_features().features([decoded.image])[0]
-        hits = engine.image_searcher.search_vector(
-            vector, k or settings.top_k, engine.example_max_distance
+        hits = engine.image_searcher.search_example(
+            vector, parsed, k or settings.top_k, engine.example_max_distance
         )
         waiting = catalog.feature_counts()[1]
     except ModelError as error:

@@ -83,9 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         help="print the images of STORE matching QUERY (or looking like --image), best first",
     )
     search_cmd.add_argument("store")
-    search_cmd.add_argument("query", nargs="?", help="what the images show, in words")
     search_cmd.add_argument(
-        "--image", metavar="PATH", help="an example image instead of a query: search by example"
+        "query",
+        nargs="?",
+        help="what the images show, in words; with --image, only modifiers (@k=5 year:2023)",
+    )
+    search_cmd.add_argument(
+        "--image", metavar="PATH", help="an example image instead of words: search by example"
     )
     search_cmd.add_argument("-k", type=int, help="at most this many results (default 50)")
     search_cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -241,10 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "index":
             ray = RayOptions(args.ray_address, args.ray_workers) if args.engine == "ray" else None
             print(index_store(_settings(args), progress=not args.quiet, ray=ray).text())
-        elif args.command == "search" and (args.image is None) == (args.query is None):
+        elif args.command == "search" and args.image is None and args.query is None:
             raise QuietError("give either a QUERY or --image PATH")
         elif args.command == "search" and args.image is not None:
-            hits = search_image_store(_settings(args), Path(args.image), args.k)
+            modifiers = args.query or ""
+            hits = search_image_store(_settings(args), Path(args.image), args.k, modifiers)
             print(format_hits(hits, as_json=args.json))
         elif args.command == "search":
             # Other models or cut than the mount's: compute here rather than ask it.

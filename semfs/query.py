@@ -16,6 +16,10 @@ Words are the text searched for by meaning. Beside them, each a word of its own:
 A name with filters and no words lists the matching images themselves (newest first).
 Every modifier is valid in a file name (no `/`); an unknown one is an error that names
 it, so a typo is never silently searched for as text.
+
+Under `similar/` the name is an image's name, which may hold any word, so only its last
+words are read as modifiers, and only those shaped like one: `@k=`, `@t=`, `@sort=`,
+`year:`, `camera:`, `in:` (`split_example`). `-word` stays part of the name there.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ MAX_K = 1000
 _YEAR = re.compile(r"(\d{4})(?:-(\d{4}))?")
 # `key:value` is a filter only when key is a word of letters; "16:9" stays text.
 _FILTER = re.compile(r"([A-Za-z]+):(.*)")
+# What an example's modifiers start with; the last word of its name, if it does.
+_MODIFIER_START = r"@(?:k|t|sort)=|(?i:year|camera|in):"
+_EXAMPLE_MODIFIER = re.compile(rf"(.*?)\s+((?:{_MODIFIER_START})\S*)", re.S)
 
 
 class QuerySyntaxError(ValueError):
@@ -139,3 +146,34 @@ def format_query(query: Query) -> str:
     if query.folder is not None:
         parts.append(f"in:{query.folder}")
     return " ".join(parts)
+
+
+def split_example(name: str) -> tuple[str, Query]:
+    """An example's name under `similar/`: the image it names, and the modifiers its last
+    words give (k, cut, order, filters; no words). QuerySyntaxError for a modifier-shaped
+    word with a bad value, such as `@k=0`."""
+    values: dict[str, object] = {}
+    while (match := _EXAMPLE_MODIFIER.fullmatch(name)) and match.group(1).strip():
+        name = match.group(1)
+        _example_modifier(match.group(2), values)
+    return name.rstrip(), Query(**values)  # type: ignore[arg-type]
+
+
+def parse_example_modifiers(text: str) -> Query:
+    """Modifiers alone, for an example given otherwise (`semfs search --image PATH`)."""
+    values: dict[str, object] = {}
+    for token in text.split():
+        if not re.match(_MODIFIER_START, token):
+            raise QuerySyntaxError(
+                f"{token!r}: an example takes only @k=, @t=, @sort=, year:, camera:, in:"
+            )
+        _example_modifier(token, values)
+    return Query(**values)  # type: ignore[arg-type]
+
+
+def _example_modifier(token: str, values: dict[str, object]) -> None:
+    if token.startswith("@"):
+        _setting(token, values)
+    else:
+        key, _, value = token.partition(":")
+        _filter(key.lower(), value, token, values)

@@ -117,6 +117,30 @@ class Searcher:
             return by_roles(hits, query.text)
         return sort_hits(hits, query.sort)
 
+    def search_example(
+        self,
+        vector: np.ndarray,
+        modifiers: Query,
+        k: int,
+        max_distance: float,
+        leave_out: int | None = None,
+    ) -> list[Hit]:
+        """Search by example with the modifiers its name ends with (`split_example`): their
+        k, cut, filters and order override the defaults given. `leave_out` is the
+        example's own file, never its own result."""
+        k = modifiers.k or k
+        cut = modifiers.max_distance if modifiers.max_distance is not None else max_distance
+        years = year_range_ns(modifiers.years)
+
+        def keep(hits: list[Hit]) -> list[Hit]:
+            return [
+                hit for hit in hits
+                if hit.file_id != leave_out
+                and matches_filters(hit, years, modifiers.camera, modifiers.folder)
+            ]  # fmt: skip
+
+        return sort_hits(self.search_vector(vector, k, cut, keep), modifiers.sort)
+
     def _keep(self, query: Query, cut: float) -> HitFilter | None:
         if not (query.exclude or query.has_filters):
             return None

@@ -11,6 +11,9 @@ An example is made in one of two ways, and kept until `rmdir` (it survives remou
   features are computed (a bad image fails the close with EINVAL, and the log says
   why), only they are kept, and the name becomes the example's directory.
 
+Either name may end with modifiers, as a query's: `mkdir "similar/cat.png @k=5 @t=1.2
+year:2023"` (semfs/query.py, `split_example`); a bad value is refused with EINVAL.
+
 It is the search view with another source of results, so result entries, reads, xattrs
 and the refresh when the index changes work the same way. Only the trio thread touches
 this state; decoding and the model run in worker threads.
@@ -39,6 +42,7 @@ from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import InodeTable
 from semfs.fs.search_view import NAME_MAX, SearchView, is_probe
 from semfs.ml.imaging import BadImage, decode
+from semfs.query import Query, QuerySyntaxError, split_example
 from semfs.search import Hit
 
 log = logging.getLogger(__name__)
@@ -139,15 +143,24 @@ class SimilarView(SearchView):
     async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
         if parent != self.root_inode:
             raise OSError(errno.EROFS, "only similar/ holds examples")
-        self._check_new_name(name)
-        file_id = await trio.to_thread.run_sync(self._stored_image, name, limiter=self._limiter)
+        image_name = self._check_new_name(name)
+        file_id = await trio.to_thread.run_sync(
+            self._stored_image, image_name, limiter=self._limiter
+        )
         return await self._save(Example(name, file_id, None, None))
 
-    def _check_new_name(self, name: bytes) -> None:
+    def _check_new_name(self, name: bytes) -> bytes:
+        """The name of the image `name` names, without the modifiers it ends with."""
         if len(name) > NAME_MAX:
             raise OSError(errno.ENAMETOOLONG, f"a name holds at most {NAME_MAX} bytes")
         if self._is_example(name) or self._upload_named(name) is not None:
             raise FileExistsError(errno.EEXIST, "an example of this name exists")
+        try:
+            image_name, _ = split_example(os.fsdecode(name))
+        except QuerySyntaxError as error:
+            log.warning("similar/%s refused (EINVAL): %s", os.fsdecode(name), error)
+            raise OSError(errno.EINVAL, str(error)) from None
+        return os.fsencode(image_name)
 
     def _stored_image(self, name: bytes) -> int:
         """The id of the indexed image `name` names (worker thread)."""
@@ -298,12 +311,12 @@ class SimilarView(SearchView):
         started = time.perf_counter()
         example = self._examples.get(os.fsencode(text))
         vector = self._example_vector(example) if example is not None else None
-        if vector is None:
+        if example is None or vector is None:
             return [], version  # its features are not computed yet: refreshed when they are
-        own = example.file_id if example is not None else None  # left out of its results
-        hits = searcher.search_vector(
-            vector, self._settings.top_k, self._engine.example_max_distance,
-            keep=lambda found: [hit for hit in found if hit.file_id != own],
+        modifiers = _modifiers_of(text)
+        hits = searcher.search_example(
+            vector, modifiers, self._settings.top_k, self._engine.example_max_distance,
+            leave_out=example.file_id,
         )  # fmt: skip
         log.info("similar %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
@@ -319,3 +332,12 @@ class SimilarView(SearchView):
                         os.fsdecode(example.name), example.embedder, model)  # fmt: skip
             return None
         return np.frombuffer(example.vector, dtype=np.float32)
+
+
+def _modifiers_of(name: str) -> Query:
+    """The modifiers an example's name ends with (checked when it was made; an example
+    saved before names were read this way keeps none that would be refused now)."""
+    try:
+        return split_example(name)[1]
+    except QuerySyntaxError:
+        return Query()

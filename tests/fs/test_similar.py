@@ -91,6 +91,23 @@ def test_similar_lists_the_stored_images_that_look_alike_best_first(
         assert scores == sorted(scores, reverse=True) and scores[0] > 0.9999
         os.mkdir(similar / "second.png")
         assert listing_of(similar / "second.png") == ["motorcycle.png"]
+
+        # Modifiers at the end of the name, as a query's: no cut and 3 results; only
+        # what is in a folder named "animals"; by name; a bad value refused with EINVAL.
+        os.mkdir(similar / "second.png @t=2 @k=3")
+        loose = listing_of(similar / "second.png @t=2 @k=3")
+        assert len(loose) == 3 and loose[0] == "motorcycle.png", loose
+        os.mkdir(similar / "second.png in:animals @t=2")
+        assert listing_of(similar / "second.png in:animals @t=2") == ["cat.png"]
+        os.mkdir(similar / "second.png @t=2 @sort=name")
+        by_name = listing_of(similar / "second.png @t=2 @sort=name")
+        assert by_name == sorted(by_name) and len(by_name) == 4, by_name
+        expect_errno(errno.EINVAL, os.mkdir, similar / "second.png @k=0")
+        wait_for(lambda: "k must be a whole number" in mount.log_text(), 5, "log of @k=0")
+        shutil.copyfile(SAMPLE_DIR / "motorcycle_right.png", similar / "right.png @k=1 @t=2")
+        assert len(listing_of(similar / "right.png @k=1 @t=2")) == 1
+        for name in ("second.png @t=2 @k=3", "second.png @t=2 @sort=name", "right.png @k=1 @t=2"):
+            os.rmdir(similar / name)
     finally:
         stop(mount)
     assert_clean_log(mount)
@@ -98,9 +115,12 @@ def test_similar_lists_the_stored_images_that_look_alike_best_first(
     # Examples are kept across a remount.
     mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon2.log")
     try:
-        assert sorted(listing_of(similar)) == ["cat.png", "motorcycle_right.png", "second.png"]
+        assert sorted(listing_of(similar)) == [
+            "cat.png", "motorcycle_right.png", "second.png", "second.png in:animals @t=2"
+        ]  # fmt: skip
         wait_for(lambda: bool(listing_of(similar / "motorcycle_right.png")), 30, "remount")
         assert listing_of(similar / "motorcycle_right.png")[0] in ("motorcycle.png", "second.png")
+        assert listing_of(similar / "second.png in:animals @t=2") == ["cat.png"]
     finally:
         stop(mount)
     assert_clean_log(mount)

@@ -3,11 +3,21 @@ text either parses or is refused with a message, and names stay valid file names
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from semfs.query import SORTS, Query, QuerySyntaxError, format_query, parse_query
+from semfs.query import (
+    SORTS,
+    Query,
+    QuerySyntaxError,
+    format_query,
+    parse_example_modifiers,
+    parse_query,
+    split_example,
+)
 
 LETTERS = st.characters(categories=("Ll", "Lu", "Nd"), max_codepoint=0x2FF)
 WORD = st.text(LETTERS, min_size=1, max_size=8)
@@ -99,3 +109,44 @@ def test_the_documented_examples() -> None:
 def test_bad_modifiers_say_what_is_wrong(name: str, message: str) -> None:
     with pytest.raises(QuerySyntaxError, match=message.replace("(", r"\(")):
         parse_query(name)
+
+
+# An image's name under similar/: any characters but "/" and NUL, not ending in a
+# modifier-shaped word or in whitespace.
+IMAGE_NAME = st.text(
+    st.characters(blacklist_characters="/\0", max_codepoint=0x2FF), min_size=1, max_size=40
+).filter(lambda name: name.strip() == name and split_example(name)[0] == name)
+
+
+@given(IMAGE_NAME, queries())
+def test_an_example_name_splits_into_the_image_and_its_modifiers(name: str, query: Query) -> None:
+    modifiers = Query(k=query.k, max_distance=query.max_distance, sort=query.sort,
+                      years=query.years, camera=query.camera, folder=query.folder)  # fmt: skip
+    # Written as a query's modifiers are (an example's default order is by score too).
+    written = format_query(replace(modifiers, text="image")).removeprefix("image").strip()
+    assert split_example(f"{name} {written}".rstrip()) == (name, modifiers)
+    assert parse_example_modifiers(written) == modifiers
+
+
+def test_example_names_keep_words_that_are_not_modifiers() -> None:
+    assert split_example("party @home.jpg") == ("party @home.jpg", Query())
+    assert split_example("IMG 1 -edit.jpg in:2023") == ("IMG 1 -edit.jpg", Query(folder="2023"))
+    assert split_example("@k=5") == ("@k=5", Query())  # nothing left to name the image
+    assert split_example("my cat.png  @t=1.2 YEAR:2023") == (
+        "my cat.png",
+        Query(max_distance=1.2, years=(2023, 2023)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("cat.png @k=0", "k must be a whole number"), ("cat.png year:99", "a year is 2023")],
+)
+def test_bad_example_modifiers_say_what_is_wrong(name: str, message: str) -> None:
+    with pytest.raises(QuerySyntaxError, match=message):
+        split_example(name)
+
+
+def test_modifiers_alone_refuse_words() -> None:
+    with pytest.raises(QuerySyntaxError, match="an example takes only"):
+        parse_example_modifiers("@k=5 cats")
