@@ -51,20 +51,12 @@ def test_filesystem_stressors_pass_with_verification(mounted: Mount, tmp_path: P
     quick = [name for name in STRESSORS if name not in SLOW]
     groups = [(quick[i : i + GROUP], SECONDS) for i in range(0, len(quick), GROUP)]
     for number, (group, seconds) in enumerate([*groups, (SLOW, 2 * SECONDS)]):
-        metrics = tmp_path / f"metrics-{number}.yaml"
-        command = ["stress-ng", "--temp-path", str(work), "--verify", "--metrics-brief",
-                   "--timeout", str(seconds), "--yaml", str(metrics), *SIZES]  # fmt: skip
-        for stressor in group:
-            command += [f"--{stressor}", "1"]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 20)
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, output
-        assert "successful run completed" in output, output
-        assert not [line for line in output.splitlines() if "fail" in line.lower()], output
-        report = yaml.safe_load(metrics.read_text())
-        ops.update({entry["stressor"]: entry["bogo-ops"] for entry in report["metrics"]})
-
+        ops.update(run_stressors(group, seconds, work, tmp_path / f"metrics-{number}.yaml"))
     assert sorted(ops) == sorted(STRESSORS), ops
+    # On a loaded machine a stressor can get no bogo op done in its group's seconds
+    # (seen with filename and fallocate): it gets one more run, alone and longer.
+    for name in [name for name, count in ops.items() if count <= 0 and name not in NO_BOGO_OPS]:
+        ops.update(run_stressors([name], 3 * SECONDS, work, tmp_path / f"metrics-{name}.yaml"))
     idle = [name for name, count in ops.items() if count <= 0 and name not in NO_BOGO_OPS]
     assert not idle, f"stressors that did no work: {idle}"
 
@@ -72,3 +64,18 @@ def test_filesystem_stressors_pass_with_verification(mounted: Mount, tmp_path: P
     shutil.rmtree(work)
     assert not (mounted.store / "stress").exists()
     assert "stress" not in os.listdir(mounted.mountpoint)
+
+
+def run_stressors(group: list[str], seconds: int, work: Path, metrics: Path) -> dict[str, int]:
+    """Bogo ops of each stressor of `group`, run together; fails on any failure."""
+    command = ["stress-ng", "--temp-path", str(work), "--verify", "--metrics-brief",
+               "--timeout", str(seconds), "--yaml", str(metrics), *SIZES]  # fmt: skip
+    for stressor in group:
+        command += [f"--{stressor}", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 20)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "successful run completed" in output, output
+    assert not [line for line in output.splitlines() if "fail" in line.lower()], output
+    report = yaml.safe_load(metrics.read_text())
+    return {entry["stressor"]: entry["bogo-ops"] for entry in report["metrics"]}
