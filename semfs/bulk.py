@@ -122,6 +122,7 @@ def _features_here(
     engine.load_image_index()
     if engine.image_index is None:
         return
+    engine.convert_image_features()
     catalog.requeue_features_not_by(engine.image_searcher_model)
     _compute_all_features(engine, store, progress)
     if engine.image_index.needs_rebuild(catalog):

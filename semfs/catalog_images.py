@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,47 @@ class ImageRecords:
                 "FROM image_vectors WHERE embedder != ?",
                 (embedder,),
             ).rowcount
+
+    def image_vectors_by(self, embedder: str, limit: int) -> list[tuple[int, bytes]]:
+        """(file id, vector) of up to `limit` images whose features `embedder` made."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT file_id, vector FROM image_vectors WHERE embedder = ? LIMIT ?",
+                (embedder, limit),
+            ).fetchall()
+        return [(file_id, bytes(vector)) for file_id, vector in rows]
+
+    def convert_image_vectors(
+        self, old: str, new: str, rows: list[tuple[int, bytes]]
+    ) -> list[tuple[int, int]]:
+        """Replace features by `old` with the same features as `new` computes them, in
+        one transaction; a file whose features changed meanwhile is left as it is.
+        Returns (file id, seq) of those replaced."""
+        stored = []
+        with self._transaction() as db:
+            for file_id, vector in rows:
+                current = db.execute(
+                    "SELECT 1 FROM image_vectors WHERE file_id = ? AND embedder = ?",
+                    (file_id, old),
+                ).fetchone()
+                if current is not None:
+                    seq = write_vector(db, file_id, new, vector, "image_vectors")
+                    stored.append((file_id, seq))
+        return stored
+
+    def convert_examples(self, old: str, new: str, convert: Callable[[bytes], bytes]) -> int:
+        """Examples copied in whose features `old` made, converted to `new`'s."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT name, vector FROM examples WHERE embedder = ? AND vector IS NOT NULL",
+                (old,),
+            ).fetchall()
+            for name, vector in rows:
+                db.execute(
+                    "UPDATE examples SET embedder = ?, vector = ? WHERE name = ?",
+                    (new, convert(bytes(vector)), name),
+                )
+        return len(rows)
 
     def feature_counts(self) -> tuple[int, int]:
         """(images with features, images waiting for them)."""

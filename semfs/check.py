@@ -24,7 +24,7 @@ from semfs.catalog import Catalog, join_path
 from semfs.config import Settings
 from semfs.fs.backing import BackingStore
 from semfs.index import base_files
-from semfs.ml.image_features import FEATURE_DIMENSIONS, image_features_name
+from semfs.ml.image_features import image_features_name
 from semfs.reconcile import ReconcileReport, find_differences
 
 EXAMPLES = 5  # paths shown per finding
@@ -217,9 +217,10 @@ def indexes_of(settings: Settings, catalog: Catalog) -> list[IndexUnderCheck]:
     indexes = [IndexUnderCheck(settings.index_dir, "vectors", catalog.get_meta("embedder"),
                                text_dimensions, "", "index")]  # fmt: skip
     if settings.image_features:
-        model = image_features_name(settings.image_features)
+        image_dimensions = settings.image_feature_dimensions
+        model = image_features_name(settings.image_features, image_dimensions)
         indexes.append(IndexUnderCheck(settings.image_index_dir, "image_vectors", model,
-                                       FEATURE_DIMENSIONS, "image-", "image index"))  # fmt: skip
+                                       image_dimensions, "image-", "image index"))  # fmt: skip
     return indexes
 
 

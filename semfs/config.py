@@ -100,6 +100,11 @@ class Settings:
         "the network whose pooled features find similar images (efficientnet-lite0|1|2;"
         " empty: no search by example)",
     )
+    image_feature_dimensions: int = setting(
+        256,
+        "image features kept per image: the network's 1,280 reduced to this many (a fifth"
+        " of the disk at 256); 1280: kept whole",
+    )
     top_k: int = setting(50, "results listed per query, best first")
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(

@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.errors import ModelError
@@ -21,7 +23,8 @@ from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut, example_cut
 from semfs.ml.captioner import Captioner, ClassifierCaptioner, giving_features, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
-from semfs.ml.image_features import FEATURE_DIMENSIONS, ImageFeatures, image_features_name
+from semfs.ml.feature_projection import POOLED_DIMENSIONS
+from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
 from semfs.reconcile import reconcile
 from semfs.search import Searcher
@@ -138,11 +141,12 @@ class Engine:
             return
         if model not in LITE_MODELS:
             raise ModelError(f"unknown image_features {model!r}; known: {sorted(LITE_MODELS)}")
-        name = image_features_name(model)
+        check_dimensions(self.settings.image_feature_dimensions)
+        name = self.image_searcher_model
         self.image_index = VectorIndex(
             self.settings.image_index_dir,
             name,
-            FEATURE_DIMENSIONS,
+            self.settings.image_feature_dimensions,
             trees=self.settings.index_trees,
             search_k=self.settings.index_search_k,
             rebuild_threshold=self.settings.rebuild_threshold,
@@ -154,14 +158,18 @@ class Engine:
     @property
     def image_searcher_model(self) -> str:
         """The name image vectors of the current image features model carry."""
-        return image_features_name(self.settings.image_features)
+        return image_features_name(
+            self.settings.image_features, self.settings.image_feature_dimensions
+        )
 
     def image_features(self) -> ImageFeatures:
         """The image features model, loaded on first use (ingest, an example copied in)."""
         with self._captioner_lock:
             if self._image_features is None:
                 try:
-                    self._image_features = ImageFeatures(self.settings.image_features)
+                    self._image_features = ImageFeatures(
+                        self.settings.image_features, self.settings.image_feature_dimensions
+                    )
                 except ModelError:
                     raise
                 except Exception as error:  # loading is never an image's fault
@@ -221,6 +229,39 @@ class Engine:
             log.info("captioner released while idle")
         return released
 
+    def convert_image_features(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Convert the image vectors (and copied-in examples) stored before the features
+        were reduced (feature_projection) instead of computing them again: reducing the
+        stored unit rows gives what the model computes now, without decoding any image.
+        Returns how many images were converted."""
+        if self.image_index is None or self.settings.image_feature_dimensions == POOLED_DIMENSIONS:
+            return 0
+        old = image_features_name(self.settings.image_features, POOLED_DIMENSIONS)
+        done = 0
+        while not should_stop() and (batch := self.catalog.image_vectors_by(old, REEMBED_BATCH)):
+            features = self.image_features()
+            stored = np.stack([np.frombuffer(vector, dtype=np.float32) for _, vector in batch])
+            reduced = features.from_pooled(stored)
+            rows = [
+                (file_id, row.tobytes()) for (file_id, _), row in zip(batch, reduced, strict=True)
+            ]
+            converted = len(self.catalog.convert_image_vectors(old, features.name, rows))
+            done += converted
+            if converted == 0:
+                break  # every one changed under us: ingest is writing new features
+        examples = self.catalog.convert_examples(old, self.image_searcher_model, self._reduce_one)
+        if done:
+            log.info("converted the image features of %d images (and %d examples) to %s",
+                     done, examples, self.image_searcher_model)  # fmt: skip
+            if not self.image_index.rebuild(self.catalog):  # one base, not a huge delta
+                self.image_index.load(self.catalog)
+        return done
+
+    def _reduce_one(self, vector: bytes) -> bytes:
+        row = np.frombuffer(vector, dtype=np.float32)[None, :]
+        reduced: bytes = self.image_features().from_pooled(row)[0].tobytes()
+        return reduced
+
     def reembed(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Give every stored caption a vector by the current embedder (after the
         embedder was switched); captions are kept. Returns how many were embedded."""
@@ -254,6 +295,7 @@ def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingSt
     engine.reembed()
     catalog.requeue_ingest_errors()
     if engine.image_index is not None:
+        engine.convert_image_features()
         catalog.requeue_features_not_by(engine.image_searcher_model)
     return engine
 

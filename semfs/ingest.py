@@ -140,6 +140,7 @@ class IngestWorker:
         if requeued := self._catalog.requeue_ingest_errors():
             log.info("queued %d images again that had failed with an ingest error", requeued)
         if self._engine.image_index is not None:
+            self._engine.convert_image_features(should_stop=self._stop.is_set)
             model = self._engine.image_searcher_model
             if requeued := self._catalog.requeue_features_not_by(model):
                 log.info("computing image features again for %d images (now %s)", requeued, model)
@@ -330,7 +331,8 @@ class IngestWorker:
                 raise CaptionerUnavailable(str(error)) from error
             images = [p.image.image for p in needing_caption if p.image]
             if sharing := self._engine.captioner_giving_features(captioner):
-                captions, rows = sharing.caption_with_features(images)
+                captions, pooled = sharing.caption_with_features(images)
+                rows = self._engine.image_features().from_pooled(pooled)
                 for entry, row in zip(needing_caption, rows, strict=True):
                     features[entry.item.record.id] = row.tobytes()
             else:

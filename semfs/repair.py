@@ -31,7 +31,7 @@ from semfs.config import Settings
 from semfs.errors import QuietError
 from semfs.fs.backing import BackingStore
 from semfs.index import VectorIndex
-from semfs.ml.image_features import FEATURE_DIMENSIONS, image_features_name
+from semfs.ml.image_features import image_features_name
 from semfs.mount import hold_store_lock, read_lock_holder
 from semfs.reconcile import reconcile
 
@@ -159,9 +159,10 @@ def _rebuild_index(settings: Settings, catalog: Catalog) -> str:
 
 
 def _rebuild_image_index(settings: Settings, catalog: Catalog) -> str:
-    model = image_features_name(settings.image_features)
+    dimensions = settings.image_feature_dimensions
+    model = image_features_name(settings.image_features, dimensions)
     settings.image_index_dir.mkdir(parents=True, exist_ok=True)
-    index = VectorIndex(settings.image_index_dir, model, FEATURE_DIMENSIONS,
+    index = VectorIndex(settings.image_index_dir, model, dimensions,
                         trees=settings.index_trees, table="image_vectors")  # fmt: skip
     index.rebuild(catalog)  # also removes older bases and half-written builds
     return f"image index rebuilt from the catalog's {model} vectors"

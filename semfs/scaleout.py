@@ -43,14 +43,23 @@ class Describer:
     vector, or the reason it failed."""
 
     def __init__(
-        self, store: str, captioner: str, embedder: str, max_pixels: int, image_features: str
+        self,
+        store: str,
+        captioner: str,
+        embedder: str,
+        max_pixels: int,
+        image_features: str,
+        image_feature_dimensions: int,
     ) -> None:
         from semfs.ml.captioner import giving_features, make_captioner
         from semfs.ml.embedder import make_embedder
+        from semfs.ml.image_features import ImageFeatures
 
         self._store = Path(store)
         self._captioner = make_captioner(captioner)
         self._with_features = giving_features(self._captioner, image_features)
+        if self._with_features:  # the same network: no second copy is loaded
+            self._features = ImageFeatures(image_features, image_feature_dimensions)
         self._embedder = make_embedder(embedder)
         self._max_pixels = max_pixels
 
@@ -60,7 +69,8 @@ class Describer:
         if to_caption:
             images = [row.pop("image") for row in to_caption]
             if self._with_features:  # the image features from the same pass
-                captions, features = self._with_features.caption_with_features(images)
+                captions, pooled = self._with_features.caption_with_features(images)
+                features = self._features.from_pooled(pooled)
                 for row, vector in zip(to_caption, features, strict=True):
                     row["image_vector"] = vector.tobytes()
             else:
@@ -192,6 +202,7 @@ def _describe_queue(
                 "store": str(settings.store), "captioner": settings.captioner,
                 "embedder": settings.embedder, "max_pixels": settings.max_image_pixels,
                 "image_features": settings.image_features,
+                "image_feature_dimensions": settings.image_feature_dimensions,
             },
             batch_size=settings.ingest_batch,
             concurrency=workers,

@@ -41,6 +41,8 @@ from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import InodeTable
 from semfs.fs.search_view import NAME_MAX, SearchView, is_probe
+from semfs.ml.feature_projection import POOLED_DIMENSIONS
+from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, decode
 from semfs.query import Query, QuerySyntaxError, split_example
 from semfs.search import Hit
@@ -327,6 +329,15 @@ class SimilarView(SearchView):
         if example.file_id is not None:
             stored = self._catalog.image_vector_of(example.file_id, model)
             return None if stored is None else np.frombuffer(stored, dtype=np.float32)
+        if (
+            example.vector is not None
+            and example.embedder
+            == image_features_name(self._settings.image_features, POOLED_DIMENSIONS)
+            and model != example.embedder
+        ):  # saved unreduced (ingest converts the catalog's)
+            unreduced = np.frombuffer(example.vector, dtype=np.float32)[None, :]
+            reduced: np.ndarray = self._engine.image_features().from_pooled(unreduced)[0]
+            return reduced
         if example.vector is None or example.embedder != model:
             log.warning("example %r was made with %s, not %s: copy it in again",
                         os.fsdecode(example.name), example.embedder, model)  # fmt: skip

@@ -63,9 +63,9 @@ def default_cut(captioner: str, embedder: str) -> float:
 
 # Search by example (similar/): the cut on the angular distance of image features,
 # calibrated the same way on tuxpaint's categories, each photo as the example
-# (scripts/eval_by_example.py, docs/evaluation-by-example.md). Features not measured get
-# no cut.
-_EXAMPLE_CUTS = {"efficientnet-lite0:pooled": 1.10}
+# (scripts/eval_by_example.py, docs/evaluation-by-example.md): lite0's features reduced to
+# 256 (the default) and kept whole. Features not measured get no cut.
+_EXAMPLE_CUTS = {"efficientnet-lite0:pooled": 1.10, "efficientnet-lite0:svd256": 1.15}
 NO_CUT = 2.0  # the largest angular distance
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
-from semfs.ml.image_features import Rows, unit_rows
+from semfs.ml.image_features import Rows
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
 
@@ -132,13 +132,14 @@ class ClassifierCaptioner:
         self.model_name = model_name
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        return self.caption_with_features(images)[0]
+        return [self.describe(row) for row in self._run(images)[0]]
 
     def caption_with_features(self, images: Sequence[Image.Image]) -> tuple[list[str], Rows]:
-        """Captions, and each whole image's pooled features (unit length, as ImageFeatures
-        gives them) from the same pass of the network: search by example at no extra cost."""
-        probabilities, features = self._run(images)
-        return [self.describe(row) for row in probabilities], features
+        """Captions, and each whole image's pooled features (ImageFeatures.from_pooled
+        makes them what it stores) from the same pass of the network: search by example
+        at no extra cost."""
+        probabilities, pooled = self._run(images)
+        return [self.describe(row) for row in probabilities], pooled
 
     def probabilities(self, images: Sequence[Image.Image]) -> Rows:
         """One row of 1000 class probabilities per image (averaged over its views)."""
@@ -152,7 +153,7 @@ class ClassifierCaptioner:
         probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
         starts = np.cumsum([0] + [len(group) for group in views])
         per_image = np.stack([probabilities[a:b].mean(axis=0) for a, b in pairwise(starts)])
-        return per_image, unit_rows(features[starts[:-1]])  # the whole image is view 0
+        return per_image, features[starts[:-1]]  # the whole image is view 0
 
     def _views(self, image: Image.Image) -> list[Image.Image]:
         if not self._options.crops:

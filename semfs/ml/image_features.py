@@ -2,9 +2,11 @@
 
 The classifier that captions (EfficientNet-Lite, ImageNet) computes, before its last
 layer, 1,280 pooled features that describe the image's content; similar images have
-near feature vectors whatever their captions say. They are L2-normalised, so angular
-distance ranks them as cosine similarity does, and indexed in their own Annoy index
-(`similar/`, `semfs search --image`). The network is the captioner's, loaded once
+near feature vectors whatever their captions say. They are reduced to 256 by default
+(feature_projection: a fifth of the disk, at little cost in quality; the setting
+`image_feature_dimensions`, 1,280 to keep them whole), L2-normalised, so
+angular distance ranks them as cosine similarity does, and indexed in their own Annoy
+index (`similar/`, `semfs search --image`). The network is the captioner's, loaded once
 (`shared_classifier`).
 """
 
@@ -17,27 +19,34 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
+from semfs.ml.feature_projection import POOLED_DIMENSIONS, REDUCED_DIMENSIONS
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
 Rows = np.ndarray[Any, np.dtype[np.float32]]
-FEATURE_DIMENSIONS = 1280  # EfficientNet-Lite's head, the same for lite0, lite1 and lite2
 
 
 class ImageFeatures:
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, dimensions: int = REDUCED_DIMENSIONS) -> None:
         if model_name not in LITE_MODELS:
             raise ModelError(
                 f"unknown image features model {model_name!r}; known: {sorted(LITE_MODELS)}"
             )
-        self._model_name = model_name
+        check_dimensions(dimensions)
         self._classifier = shared_classifier(model_name)
-        self.name = f"{model_name}:pooled"  # recorded beside every image vector
-        self.dimensions = FEATURE_DIMENSIONS
+        self.name = image_features_name(model_name, dimensions)  # beside every image vector
+        self.dimensions = dimensions
 
     def features(self, images: Sequence[Image.Image]) -> Rows:
-        """One unit-length row of FEATURE_DIMENSIONS per image."""
+        """One unit-length row of `dimensions` per image."""
         batch = np.stack([self._classifier.pixels(image) for image in images])
-        return unit_rows(self._classifier.features(batch))
+        return self.from_pooled(self._classifier.features(batch))
+
+    def from_pooled(self, pooled: Rows) -> Rows:
+        """The stored rows for the network's pooled features (from a captioner's pass),
+        or for unit rows of them (stored unreduced): the reduction ignores length."""
+        if self.dimensions == POOLED_DIMENSIONS:
+            return unit_rows(pooled)
+        return unit_rows(pooled @ self._classifier.projection(self.dimensions))
 
 
 def unit_rows(features: Rows) -> Rows:
@@ -47,6 +56,15 @@ def unit_rows(features: Rows) -> Rows:
     return unit
 
 
-def image_features_name(model_name: str) -> str:
-    """The name ImageFeatures(model_name) records, without loading it."""
-    return f"{model_name}:pooled"
+def check_dimensions(dimensions: int) -> None:
+    if not 1 <= dimensions <= POOLED_DIMENSIONS:
+        raise ModelError(
+            f"image_feature_dimensions must be 1 to {POOLED_DIMENSIONS}, not {dimensions}"
+        )
+
+
+def image_features_name(model_name: str, dimensions: int = REDUCED_DIMENSIONS) -> str:
+    """The name ImageFeatures(model_name, dimensions) records, without loading it."""
+    if dimensions == POOLED_DIMENSIONS:
+        return f"{model_name}:pooled"  # as before there was a reduction
+    return f"{model_name}:svd{dimensions}"

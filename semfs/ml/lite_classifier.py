@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
+from semfs.ml.feature_projection import Projection, cached_projection
 from semfs.ml.onnx_export import Export, cached_session, user_cache_dir, weights_key
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,34 @@ LITE_MODELS = {
 
 class LiteClassifier:
     """Logits of the 1,000 ImageNet classes and the pooled features they are computed
-    from (1,280 numbers: the image's embedding, for search by example), from one pass.
+    from (1,280 numbers: what the image shows, for search by example), from one pass.
     Thread-safe: onnxruntime sessions may run concurrently."""
 
     def __init__(self, model_name: str, cache_dir: Path | None = None) -> None:
         model = LITE_MODELS[model_name]
         self.side = model.side
         weights = _weights_file(model_name, model)
+        self._cache_dir = cache_dir or user_cache_dir() / "onnx"
         # "-pooled": exports that also give the features (older ones gave logits alone).
-        model_file = (cache_dir or user_cache_dir() / "onnx") / (
-            f"{model_name}-{weights_key(weights)}-pooled.onnx"
-        )
+        model_file = self._cache_dir / f"{model_name}-{weights_key(weights)}-pooled.onnx"
         self.run = _onnx_run(model_file, model_name, weights, model.side)
+        self._model_name, self._weights = model_name, weights
+        self._projections: dict[int, Projection] = {}  # GUARDED_BY(_projection_lock)
+        self._projection_lock = threading.Lock()
 
     def features(self, pixels: Pixels) -> Pixels:
+        """The pooled features (POOLED_DIMENSIONS a row), as the network gives them."""
         return self.run(pixels)[1]
+
+    def projection(self, dimensions: int) -> Projection:
+        """What reduces the pooled features for search by example (feature_projection);
+        loaded on first use: captioning alone never needs it."""
+        with self._projection_lock:
+            if dimensions not in self._projections:
+                self._projections[dimensions] = cached_projection(
+                    self._model_name, self._weights, self._cache_dir, dimensions
+                )
+            return self._projections[dimensions]
 
     def pixels(self, image: Image.Image) -> Pixels:
         """One image as the network's input: resized to its side, scaled as trained."""

@@ -95,7 +95,7 @@ def mark_used(model_file: Path, unused_days: float = UNUSED_EXPORT_DAYS) -> None
     now = time.time()
     try:
         os.utime(model_file, (now, model_file.stat().st_mtime))
-        for other in model_file.parent.glob("*.onnx"):
+        for other in model_file.parent.glob("*" + model_file.suffix):  # .onnx, .npy
             if other != model_file and other.stat().st_atime < now - unused_days * 86400:
                 log.info("removing %s: not used for %d days", other, unused_days)
                 other.unlink()

@@ -11,7 +11,7 @@ import pytest
 from semfs.catalog import Catalog, Description
 from semfs.catalog_images import FeatureTask
 
-MODEL = "efficientnet-lite0:pooled"
+MODEL = "efficientnet-lite0:svd256"
 
 
 @pytest.fixture

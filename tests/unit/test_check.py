@@ -8,6 +8,7 @@ every vector so that an Annoy base exists; each test damages a copy of it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import SAMPLE_DIR
@@ -77,7 +79,7 @@ def test_an_indexed_store_is_consistent(store: Path) -> None:
     code, report = check(store)
     assert (code, report["consistent"], report["findings"]) == (0, True, [])
     assert [path.name for path in index_files(store)] == [f"base-3-384d-{INDEXED}n.ann"]
-    assert [path.name for path in image_index_files(store)] == [f"base-3-1280d-{INDEXED}n.ann"]
+    assert [path.name for path in image_index_files(store)] == [f"base-3-256d-{INDEXED}n.ann"]
     assert semfs("check", store).stdout.rstrip().endswith("consistent")
     code, repair = check(store, "--repair")
     assert (code, repair["repairs"]) == (0, [])  # nothing to do: nothing done
@@ -245,3 +247,57 @@ def test_repair_refuses_a_mounted_store(store: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_features_stored_before_the_reduction_are_converted_not_computed_again(
+    store: Path,
+) -> None:
+    """A store from before the features were reduced to 256 (feature_projection) keeps
+    its search by example: the stored 1,280-d unit vectors and a copied-in example are
+    converted to exactly what the model computes now, without decoding any image."""
+    from semfs.catalog import Catalog
+    from semfs.config import Settings
+    from semfs.engine import Engine
+    from semfs.ml.image_features import unit_rows
+    from semfs.ml.imaging import decode
+    from semfs.ml.lite_classifier import shared_classifier
+
+    stored = sql(store, "SELECT file_id, vector FROM image_vectors")
+    expected = {file_id: np.frombuffer(vector, dtype=np.float32) for file_id, vector in stored}
+    assert len(expected) == INDEXED
+    classifier = shared_classifier("efficientnet-lite0")
+    rows = sql(store, "SELECT v.file_id, f.dir, f.name FROM image_vectors v "
+                      "JOIN files f ON f.id = v.file_id")  # fmt: skip
+    for file_id, directory, name in rows:
+        with open(store / os.fsdecode(directory) / os.fsdecode(name), "rb") as file:
+            image = decode(file, 10**8).image
+        pooled = unit_rows(classifier.features(classifier.pixels(image)[None]))[0]
+        sql(store, "UPDATE image_vectors SET embedder = ?, vector = ? WHERE file_id = ?",
+            "efficientnet-lite0:pooled", pooled.tobytes(), file_id)  # fmt: skip
+        if file_id == rows[0][0]:
+            sql(store, "INSERT INTO examples (name, file_id, embedder, vector, created_ns) "
+                "VALUES (?, NULL, ?, ?, 1)", b"copied.jpg", "efficientnet-lite0:pooled",
+                pooled.tobytes())  # fmt: skip
+    for old_base in image_index_files(store):  # its base had another size then
+        old_base.unlink()
+
+    catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
+    try:
+        engine = Engine(Settings.load(store), catalog)
+        engine.load()
+        assert engine.convert_image_features() == INDEXED
+        assert engine.convert_image_features() == 0  # nothing left to convert
+        assert catalog.requeue_features_not_by(engine.image_searcher_model) == 0
+    finally:
+        catalog.close()
+    converted = dict(sql(store, "SELECT file_id, vector FROM image_vectors "
+                                "WHERE embedder = 'efficientnet-lite0:svd256'"))  # fmt: skip
+    assert sorted(converted) == sorted(expected)
+    for file_id, vector in converted.items():
+        assert float(np.frombuffer(vector, dtype=np.float32) @ expected[file_id]) > 0.9999
+    ((embedder, example),) = sql(store, "SELECT embedder, vector FROM examples")
+    assert embedder == "efficientnet-lite0:svd256"
+    assert float(np.frombuffer(example, dtype=np.float32) @ expected[rows[0][0]]) > 0.9999
+    assert [path.name for path in image_index_files(store)] == [f"base-6-256d-{INDEXED}n.ann"]
+    code, report = check(store)
+    assert (code, report["consistent"], report["findings"]) == (0, True, [])

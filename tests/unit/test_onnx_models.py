@@ -102,20 +102,30 @@ def test_classifier_on_onnx_captions_as_torch_does(monkeypatch: pytest.MonkeyPat
     onnx_features = ImageFeatures("efficientnet-lite0").features(photos)
     monkeypatch.setattr(lite_classifier, "_shared", {})
     torch_features = ImageFeatures("efficientnet-lite0").features(photos)
-    assert onnx_features.shape == (5, 1280)
+    assert onnx_features.shape == (5, 256)
     assert np.abs(torch_features - onnx_features).max() < 1e-4
 
 
 def test_captions_come_with_the_whole_images_features_from_one_pass():
     photos = _sample_photos()
-    expected = ImageFeatures("efficientnet-lite0").features(photos)
+    image_features = ImageFeatures("efficientnet-lite0")
+    expected = image_features.features(photos)
     for spec in ("efficientnet-lite0", "efficientnet-lite0+wide+crops"):
         name, *flags = spec.split("+")
         captioner = ClassifierCaptioner(name, CaptionOptions.parse(flags))
-        captions, features = captioner.caption_with_features(photos)
+        captions, pooled = captioner.caption_with_features(photos)
         assert captions == captioner.caption(photos)
-        assert features.shape == (5, 1280) and features.dtype == np.float32
+        assert pooled.shape == (5, 1280)  # as the network gives them
+        features = image_features.from_pooled(pooled)
+        assert features.shape == (5, 256) and features.dtype == np.float32
         assert (features * expected).sum(axis=1).min() > 0.9999  # not a crop's
+    # Kept whole (image_feature_dimensions = 1280): the same images, as before the
+    # reduction; reducing those unit rows gives what the reduced model computes.
+    whole = ImageFeatures("efficientnet-lite0", 1280)
+    assert whole.name == "efficientnet-lite0:pooled"
+    unreduced = whole.features(photos)
+    assert unreduced.shape == (5, 1280)
+    assert (image_features.from_pooled(unreduced) * expected).sum(axis=1).min() > 0.9999
 
 
 def test_loading_an_export_removes_exports_unused_for_a_month(tmp_path: Path):
@@ -138,3 +148,32 @@ def test_loading_an_export_removes_exports_unused_for_a_month(tmp_path: Path):
     ]  # fmt: skip
     assert loaded.stat().st_atime > time.time() - day  # marked as used now ...
     assert loaded.stat().st_mtime == written  # ... and its time of writing kept
+
+
+def test_the_features_projection_is_orthonormal_signed_and_cached(tmp_path: Path, monkeypatch):
+    """The reduction (feature_projection) depends only on the weights: orthonormal
+    directions, each with its largest component positive; computed once, then read from
+    the cache without torch; a damaged cache file is computed again."""
+    from semfs.ml import feature_projection
+
+    weights = lite_classifier._weights_file(
+        "efficientnet-lite0", lite_classifier.LITE_MODELS["efficientnet-lite0"]
+    )
+    projection = feature_projection.cached_projection("efficientnet-lite0", weights, tmp_path)
+    assert projection.shape == (1280, 256) and projection.dtype == np.float32
+    assert np.allclose(projection.T @ projection, np.eye(256), atol=1e-5)
+    largest = np.abs(projection).argmax(axis=0)
+    assert (projection[largest, np.arange(256)] > 0).all()
+    (cached,) = tmp_path.iterdir()
+    assert cached.name.endswith("-svd256.npy")
+
+    def no_torch(weights: Path) -> np.ndarray:
+        raise AssertionError("the cached projection must be read, not computed")
+
+    monkeypatch.setattr(feature_projection, "_last_layer", no_torch)
+    again = feature_projection.cached_projection("efficientnet-lite0", weights, tmp_path)
+    assert np.array_equal(again, projection)
+    monkeypatch.undo()
+    cached.write_bytes(b"not an array")
+    repaired = feature_projection.cached_projection("efficientnet-lite0", weights, tmp_path)
+    assert np.array_equal(repaired, projection)
