@@ -329,14 +329,11 @@ class SimilarView(SearchView):
         if example.file_id is not None:
             stored = self._catalog.image_vector_of(example.file_id, model)
             return None if stored is None else np.frombuffer(stored, dtype=np.float32)
-        if (
-            example.vector is not None
-            and example.embedder
-            == image_features_name(self._settings.image_features, POOLED_DIMENSIONS)
-            and model != example.embedder
-        ):  # saved unreduced (ingest converts the catalog's)
-            unreduced = np.frombuffer(example.vector, dtype=np.float32)[None, :]
-            reduced: np.ndarray = self._engine.image_features().from_pooled(unreduced)[0]
+        unreduced = image_features_name(self._settings.image_features, POOLED_DIMENSIONS)
+        if example.vector is not None and example.embedder == unreduced and model != unreduced:
+            # Copied in before the features were reduced (ingest converts the catalog's).
+            row = np.frombuffer(example.vector, dtype=np.float32)[None, :]
+            reduced: np.ndarray = self._engine.image_features().from_pooled(row)[0]
             return reduced
         if example.vector is None or example.embedder != model:
             log.warning("example %r was made with %s, not %s: copy it in again",

@@ -7,14 +7,16 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from semfs.ml.image_features import ImageFeatures
 from tests.conftest import SAMPLE_DIR
 from tests.fs.conftest import Mount, assert_clean_log, start_foreground, stop, wait_for
-from tests.fs.test_search import INGEST_TIMEOUT, expect_errno, wait_indexed
+from tests.fs.test_search import INGEST_TIMEOUT, catalog_rows, expect_errno, wait_indexed
 
 
 def wait_features(mount: Mount, images: int) -> None:
@@ -112,7 +114,19 @@ def test_similar_lists_the_stored_images_that_look_alike_best_first(
         stop(mount)
     assert_clean_log(mount)
 
-    # Examples are kept across a remount.
+    # Examples are kept across a remount, also one copied in before the features were
+    # reduced to 256 (stored as the network's 1,280, unit length): it is converted.
+    whole = ImageFeatures("efficientnet-lite0", 1280)
+    unreduced = whole.features([Image.open(SAMPLE_DIR / "motorcycle_right.png").convert("RGB")])
+    db = sqlite3.connect(store / ".semfs" / "catalog.sqlite3", isolation_level=None)
+    try:
+        changed = db.execute(
+            "UPDATE examples SET embedder = ?, vector = ? WHERE name = ?",
+            (whole.name, unreduced[0].tobytes(), b"motorcycle_right.png"),
+        )
+        assert changed.rowcount == 1
+    finally:
+        db.close()
     mount = start_foreground(store, tmp_path / "mnt", tmp_path / "daemon2.log")
     try:
         assert sorted(listing_of(similar)) == [
@@ -124,3 +138,5 @@ def test_similar_lists_the_stored_images_that_look_alike_best_first(
     finally:
         stop(mount)
     assert_clean_log(mount)
+    embedders = catalog_rows(store, "SELECT DISTINCT embedder FROM examples WHERE vector NOTNULL")
+    assert embedders == [("efficientnet-lite0:svd256",)]
