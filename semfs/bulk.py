@@ -20,6 +20,8 @@ from semfs.errors import ModelError, QuietError
 from semfs.fs.backing import BackingStore
 from semfs.image_ingest import compute_features
 from semfs.ingest import CaptionerUnavailable, IngestWorker
+from semfs.ml.feature_projection import POOLED_DIMENSIONS
+from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, decode
 from semfs.ml.triplets import triplets
 from semfs.mount import hold_store_lock, read_lock_holder
@@ -160,6 +162,10 @@ def search_image_store(
             vector, parsed, k or settings.top_k, engine.example_max_distance
         )
         waiting = catalog.feature_counts()[1]
+        unreduced = image_features_name(settings.image_features, POOLED_DIMENSIONS)
+        if unreduced != engine.image_searcher_model and catalog.image_vectors_by(unreduced, 1):
+            print("semfs: this store's image features are from before they were reduced: "
+                  "mount it or run semfs index to convert them", file=sys.stderr)  # fmt: skip
     except ModelError as error:
         raise QuietError(f"cannot compute image features: {error}") from None
     finally:

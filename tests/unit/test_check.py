@@ -280,6 +280,9 @@ def test_features_stored_before_the_reduction_are_converted_not_computed_again(
                 pooled.tobytes())  # fmt: skip
     for old_base in image_index_files(store):  # its base had another size then
         old_base.unlink()
+    by_example = semfs("search", store, "--image", SAMPLE_DIR / "chelsea.png")
+    assert by_example.stdout == "(no image matches)\n"
+    assert "from before they were reduced" in by_example.stderr
 
     catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
     try:
