@@ -210,9 +210,26 @@ def as_mount_helper(argv: list[str]) -> list[str]:
     return argv
 
 
+def _parse(arguments: list[str]) -> argparse.Namespace:
+    parser = _parser()
+    args, extra = parser.parse_known_args(arguments)
+    # argparse takes an optional positional only before the options: `semfs search STORE
+    # --image P "@k=5"` leaves the modifiers over. They are the QUERY it did not take.
+    if (
+        args.command == "search"
+        and args.query is None
+        and len(extra) == 1
+        and not extra[0].startswith("-")
+    ):
+        args.query, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(as_mount_helper(arguments))
+    args = _parse(as_mount_helper(arguments))
     debug = getattr(args, "debug", False)
     quiet_level = logging.INFO if args.command == "mount" else logging.WARNING
     logging.basicConfig(

@@ -237,6 +237,22 @@ class Engine:
         if self.image_index is None or self.settings.image_feature_dimensions == POOLED_DIMENSIONS:
             return 0
         old = image_features_name(self.settings.image_features, POOLED_DIMENSIONS)
+        try:
+            done = self._convert_image_vectors(old, should_stop)
+            examples = self.catalog.convert_examples(
+                old, self.image_searcher_model, self._reduce_one
+            )
+        except ModelError as error:  # computed again instead, once the model loads
+            log.error("cannot convert the stored image features: %s", error)
+            return 0
+        if done:
+            log.info("converted the image features of %d images (and %d examples) to %s",
+                     done, examples, self.image_searcher_model)  # fmt: skip
+            if not self.image_index.rebuild(self.catalog):  # one base, not a huge delta
+                self.image_index.load(self.catalog)
+        return done
+
+    def _convert_image_vectors(self, old: str, should_stop: Callable[[], bool]) -> int:
         done = 0
         while not should_stop() and (batch := self.catalog.image_vectors_by(old, REEMBED_BATCH)):
             features = self.image_features()
@@ -249,12 +265,6 @@ class Engine:
             done += converted
             if converted == 0:
                 break  # every one changed under us: ingest is writing new features
-        examples = self.catalog.convert_examples(old, self.image_searcher_model, self._reduce_one)
-        if done:
-            log.info("converted the image features of %d images (and %d examples) to %s",
-                     done, examples, self.image_searcher_model)  # fmt: skip
-            if not self.image_index.rebuild(self.catalog):  # one base, not a huge delta
-                self.image_index.load(self.catalog)
         return done
 
     def _reduce_one(self, vector: bytes) -> bytes:

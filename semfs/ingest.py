@@ -332,9 +332,13 @@ class IngestWorker:
             images = [p.image.image for p in needing_caption if p.image]
             if sharing := self._engine.captioner_giving_features(captioner):
                 captions, pooled = sharing.caption_with_features(images)
-                rows = self._engine.image_features().from_pooled(pooled)
-                for entry, row in zip(needing_caption, rows, strict=True):
-                    features[entry.item.record.id] = row.tobytes()
+                try:
+                    rows = self._engine.image_features().from_pooled(pooled)
+                except ModelError as error:  # captions go on; the features pass retries
+                    log.error("image features left for later: %s", error)
+                else:
+                    for entry, row in zip(needing_caption, rows, strict=True):
+                        features[entry.item.record.id] = row.tobytes()
             else:
                 captions = captioner.caption(images)
             for entry, caption in zip(needing_caption, captions, strict=True):

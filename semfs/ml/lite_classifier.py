@@ -76,9 +76,12 @@ class LiteClassifier:
         loaded on first use: captioning alone never needs it."""
         with self._projection_lock:
             if dimensions not in self._projections:
-                self._projections[dimensions] = cached_projection(
-                    self._model_name, self._weights, self._cache_dir, dimensions
-                )
+                try:
+                    self._projections[dimensions] = cached_projection(
+                        self._model_name, self._weights, self._cache_dir, dimensions
+                    )
+                except Exception as error:  # never an image's fault
+                    raise ModelError(f"{self._model_name}'s feature projection: {error}") from error
             return self._projections[dimensions]
 
     def pixels(self, image: Image.Image) -> Pixels:

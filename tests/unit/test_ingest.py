@@ -14,6 +14,7 @@ import pytest
 from semfs.catalog import Catalog
 from semfs.config import Settings
 from semfs.engine import Engine
+from semfs.errors import ModelError
 from semfs.fs.backing import BackingStore
 from semfs.ingest import CaptionerUnavailable, IngestWorker
 from semfs.ml.imaging import decode
@@ -176,3 +177,18 @@ def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine)
     assert engine.catalog.image_vector_of(copy, model) == engine.catalog.image_vector_of(
         original, model
     )
+
+
+def test_image_features_that_cannot_load_leave_captions_stored_and_features_queued(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:
+        raise ModelError("efficientnet-lite0's feature projection: disk on fire")
+
+    monkeypatch.setattr(engine, "image_features", broken)
+    worker = IngestWorker(engine, BackingStore(os.fsencode(engine.settings.store)))
+    while worker.run_batch():
+        pass
+    stats = engine.catalog.stats()
+    assert (stats.indexed, stats.queued, stats.failed) == (len(NAMES), 0, 0)
+    assert engine.catalog.feature_counts() == (0, len(NAMES))  # for the idle pass

@@ -82,7 +82,7 @@ def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Pat
         assert json.loads(by_example)[0]["path"] == "animals/cat.png"
     # Modifiers after --image, as at the end of a similar/ name.
     cat = str(store / "animals" / "cat.png")
-    no_cut = json.loads(semfs("search", store, "@t=2 @sort=name", "--image", cat, "--json").stdout)
+    no_cut = json.loads(semfs("search", store, "--image", cat, "@t=2 @sort=name", "--json").stdout)
     assert [hit["path"] for hit in no_cut] == sorted(hit["path"] for hit in no_cut)
     assert len(no_cut) == 3
     refused = semfs("search", store, "cats", "--image", cat, check=False)
