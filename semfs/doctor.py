@@ -197,6 +197,7 @@ def _mountpoint_check(mountpoint: str) -> Finding:
 def _model_checks(settings: Settings) -> Iterator[Finding]:
     from semfs.ml.captioner import make_captioner
     from semfs.ml.embedder import make_embedder
+    from semfs.ml.image_features import ImageFeatures
 
     def caption() -> str:
         return make_captioner(settings.captioner).caption([Image.new("RGB", (64, 64), "red")])[0]
@@ -205,8 +206,17 @@ def _model_checks(settings: Settings) -> Iterator[Finding]:
         vector = make_embedder(settings.embedder).embed(["a test"])[0]
         return f"{len(vector)}-d vector"
 
+    def image_features() -> str:
+        # Also computes the features' projection once (with torch) if it is not cached,
+        # so that the daemon's first ingest does not (docs/low-memory.md).
+        model = ImageFeatures(settings.image_features, settings.image_feature_dimensions)
+        vector = model.features([Image.new("RGB", (64, 64), "red")])[0]
+        return f"{len(vector)}-d vector"
+
     yield _try_model("captioner", settings.captioner, caption)
     yield _try_model("embedder", settings.embedder, embed)
+    if settings.image_features:
+        yield _try_model("image features", settings.image_features, image_features)
 
 
 def _try_model(kind: str, spec: str, use: Callable[[], str]) -> Finding:
