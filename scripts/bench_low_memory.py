@@ -33,11 +33,10 @@ import numpy as np
 from benchlib import vectors
 from benchlib.mount import memory_mib
 from benchlib.store import build_store
-from PIL import Image
 
 from semfs.config import PROFILES, Settings
+from semfs.doctor import model_checks, report_text
 from semfs.ml.embedder import make_embedder
-from semfs.ml.image_features import ImageFeatures
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png",
           "camera.png")  # fmt: skip
@@ -119,8 +118,9 @@ def main() -> int:
     pools: dict[str, Any] = {}
     # What install.sh (or semfs doctor) makes once per user, made here too: the first
     # daemon would otherwise load torch to compute the features' projection, once.
-    features = ImageFeatures(Settings.image_features, Settings.image_feature_dimensions)
-    features.features([Image.new("RGB", (64, 64))])
+    models = [f for p in PROFILES.values() for f in model_checks(Settings(store=work, **p))]
+    if not all(finding.ok for finding in models):
+        sys.exit(report_text(models))
     runs = []
     plan = [(int(s), "low-memory") for s in args.sizes.split(",") if s]
     plan += [(int(s), "default") for s in args.default_sizes.split(",") if s]

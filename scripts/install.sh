@@ -55,19 +55,15 @@ step "semfs (editable) with test extras"
 # user, and the image features' projection is computed from the same weights once: making
 # them now spares the first search and the first ingest a wait of 10-20 s, and the daemon
 # the memory of loading torch to make them.
-step "ONNX exports of the default models"
+step "the default models: ONNX exports and the image features' projection, made once"
 .venv/bin/python - <<'PY' 2>&1 | sed '/[Ww]arn\|Loading weights/d'
+import sys
 from pathlib import Path
 from semfs.config import Settings
-from semfs.ml.captioner import make_captioner
-from semfs.ml.embedder import make_embedder
-from semfs.ml.image_features import ImageFeatures
-from PIL import Image
-settings = Settings(store=Path("."))
-features = ImageFeatures(settings.image_features, settings.image_feature_dimensions)
-features.features([Image.new("RGB", (64, 64))])  # computes and caches the projection
-print(make_embedder(settings.embedder).name, make_captioner(settings.captioner).name,
-      features.name)
+from semfs.doctor import model_checks, report_text
+findings = list(model_checks(Settings(store=Path("."))))
+print(report_text(findings))
+sys.exit(any(not finding.ok for finding in findings))
 PY
 
 echo

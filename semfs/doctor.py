@@ -43,7 +43,7 @@ def run_checks(store: str | None, mountpoint: str | None, models: bool) -> list[
     if mountpoint is not None:
         findings.append(_mountpoint_check(os.path.abspath(mountpoint)))
     if models:
-        findings += _model_checks(settings or Settings(store=Path(".")))
+        findings += model_checks(settings or Settings(store=Path(".")))
     return findings
 
 
@@ -194,7 +194,10 @@ def _mountpoint_check(mountpoint: str) -> Finding:
 # --- the models -----------------------------------------------------------------------
 
 
-def _model_checks(settings: Settings) -> Iterator[Finding]:
+def model_checks(settings: Settings) -> Iterator[Finding]:
+    """Load and run each model `settings` name. Loading makes what a model needs once per
+    user (its ONNX export, the image features' projection) if it is not cached, so this
+    also prepares them outside the daemon (scripts/install.sh, docs/low-memory.md)."""
     from semfs.ml.captioner import make_captioner
     from semfs.ml.embedder import make_embedder
     from semfs.ml.image_features import ImageFeatures
@@ -207,8 +210,6 @@ def _model_checks(settings: Settings) -> Iterator[Finding]:
         return f"{len(vector)}-d vector"
 
     def image_features() -> str:
-        # Also computes the features' projection once (with torch) if it is not cached,
-        # so that the daemon's first ingest does not (docs/low-memory.md).
         model = ImageFeatures(settings.image_features, settings.image_feature_dimensions)
         vector = model.features([Image.new("RGB", (64, 64), "red")])[0]
         return f"{len(vector)}-d vector"
