@@ -34,8 +34,8 @@ from benchlib import vectors
 from benchlib.mount import memory_mib
 from benchlib.store import build_store
 
+from semfs.commands.doctor import model_checks, report_text
 from semfs.config import PROFILES, Settings
-from semfs.doctor import model_checks, report_text
 from semfs.ml.embedder import make_embedder
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png",

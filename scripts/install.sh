@@ -60,7 +60,7 @@ step "the default models: ONNX exports and the image features' projection, made 
 import sys
 from pathlib import Path
 from semfs.config import Settings
-from semfs.doctor import model_checks, report_text
+from semfs.commands.doctor import model_checks, report_text
 findings = list(model_checks(Settings(store=Path("."))))
 print(report_text(findings))
 sys.exit(any(not finding.ok for finding in findings))

@@ -19,6 +19,9 @@ step "ruff format --check"
 step "mypy"
 .venv/bin/mypy semfs
 
+step "layers: imports point down (scripts/layers.py)"
+.venv/bin/python scripts/layers.py
+
 step "pytest"
 if [[ $(id -u) -ne 0 ]]; then
     echo "note: not root; tests that mount FUSE filesystems may fail or be skipped" >&2

@@ -12,17 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from semfs import __version__
-from semfs.bulk import RayOptions, format_hits, index_store, search_image_store, search_store
-from semfs.check import check_store
+from semfs.commands.bulk import (
+    RayOptions,
+    format_hits,
+    index_store,
+    search_image_store,
+    search_store,
+)
+from semfs.commands.check import check_store
+from semfs.commands.doctor import as_dicts, report_text, run_checks
+from semfs.commands.repair import repair_store
+from semfs.commands.status import status_data, status_text
 from semfs.config import PROFILES, Settings, effective_settings
-from semfs.doctor import as_dicts, report_text, run_checks
+from semfs.daemon.logs import setup_daemon_logging
+from semfs.daemon.mount import MountRequest, mount, read_lock_holder, unmount
+from semfs.daemon.options import parse_mount_options
+from semfs.daemon.service import FSTAB, LINK_DIR, carry_out, plan_install
 from semfs.errors import QuietError
-from semfs.logs import setup_daemon_logging
-from semfs.mount import MountRequest, mount, read_lock_holder, unmount
-from semfs.mount_options import parse_mount_options
-from semfs.repair import repair_store
-from semfs.service import FSTAB, LINK_DIR, carry_out, plan_install
-from semfs.status import status_data, status_text
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from typing import Any
 from semfs.errors import QuietError
 
 STATE_DIR_NAME = ".semfs"
+FSTYPE = "fuse.semfs"  # how /proc/self/mountinfo names a semfs mount
 # The caption xattr: set by a person on an image (it wins over the model's), and shown on
 # every search result.
 CAPTION_XATTR = b"user.semfs.caption"

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 from semfs.config import Settings
-from semfs.engine import Engine
+from semfs.search.engine import Engine
 
 _SEARCH_LOG = re.compile(r"search '(.*)': (\d+) results in ([0-9.]+) ms")
 _RECONCILE_LOG = re.compile(r"reconcile finished in ([0-9.]+) s: (.*)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from annoy import AnnoyIndex
 
 from benchlib.vectors import Collection
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 from semfs.config import Settings
 
 PER_DIRECTORY = 1_000

@@ -24,7 +24,7 @@ from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.readahead import widen_readahead
-from semfs.fs.views import ViewRegistry, VirtualView
+from semfs.fs.views.registry import ViewRegistry, VirtualView
 
 log = logging.getLogger(__name__)
 

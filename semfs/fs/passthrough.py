@@ -21,11 +21,11 @@ from typing import Protocol
 
 import trio
 
+from semfs.catalog.tracker import ChangeTracker, Opener
 from semfs.config import CAPTION_XATTR, STATE_DIR_NAME, Settings
-from semfs.fs.backing import BackingStore, list_directory
 from semfs.fs.inodes import ROOT_INODE, InodeTable
-from semfs.fs.syscalls import RENAME_EXCHANGE
-from semfs.tracker import ChangeTracker, Opener
+from semfs.store.backing import BackingStore, list_directory
+from semfs.store.syscalls import RENAME_EXCHANGE
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 

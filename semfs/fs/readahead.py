@@ -13,7 +13,7 @@ import logging
 import re
 from pathlib import Path
 
-from semfs.mounttable import FSTYPE
+from semfs.config import FSTYPE
 
 log = logging.getLogger(__name__)
 

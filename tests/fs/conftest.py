@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from semfs.mounttable import FSTYPE, find_mount
+from semfs.config import FSTYPE
+from semfs.daemon.mounttable import find_mount
 
 MOUNT_TIMEOUT = 30.0
 

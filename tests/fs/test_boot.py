@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.service import escape_path
+from semfs.daemon.service import escape_path
 from tests.fs.conftest import semfs
 
 SYSTEMD = Path("/lib/systemd/systemd")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from semfs.catalog import Catalog, FileState
-from semfs.hashing import content_hash
+from semfs.catalog.database import Catalog, FileState
+from semfs.store.hashing import content_hash
 from tests.fs.conftest import (
     Daemon,
     Mount,

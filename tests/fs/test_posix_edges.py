@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.fs.syscalls import RENAME_EXCHANGE, renameat2
+from semfs.store.syscalls import RENAME_EXCHANGE, renameat2
 from tests.fs.conftest import Mount, is_mounted, semfs, wait_for
 from tests.fs.test_catalog_mount import assert_catalog_matches_store, catalog_of
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.mounttable import find_mount
+from semfs.daemon.mounttable import find_mount
 from tests.fs.conftest import Mount, is_mounted, semfs
 
 NOBODY = 65534

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.catalog import SCHEMA_VERSION, Catalog, FileState, join_path, split_path
+from semfs.catalog.database import SCHEMA_VERSION, Catalog, FileState, join_path, split_path
 from semfs.errors import QuietError
 
 

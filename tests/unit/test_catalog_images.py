@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfs.catalog import Catalog, Description
-from semfs.catalog_images import FeatureTask
+from semfs.catalog.database import Catalog, Description
+from semfs.catalog.images import FeatureTask
 
 MODEL = "efficientnet-lite0:svd256"
 

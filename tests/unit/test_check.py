@@ -255,12 +255,12 @@ def test_features_stored_before_the_reduction_are_converted_not_computed_again(
     """A store from before the features were reduced to 256 (feature_projection) keeps
     its search by example: the stored 1,280-d unit vectors and a copied-in example are
     converted to exactly what the model computes now, without decoding any image."""
-    from semfs.catalog import Catalog
+    from semfs.catalog.database import Catalog
     from semfs.config import Settings
-    from semfs.engine import Engine
     from semfs.ml.image_features import unit_rows
     from semfs.ml.imaging import decode
     from semfs.ml.lite_classifier import shared_classifier
+    from semfs.search.engine import Engine
 
     stored = sql(store, "SELECT file_id, vector FROM image_vectors")
     expected = {file_id: np.frombuffer(vector, dtype=np.float32) for file_id, vector in stored}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from semfs.commands.doctor import Finding, report_text, run_checks
 from semfs.config import Settings
-from semfs.doctor import Finding, report_text, run_checks
 
 
 def by_check(findings: list[Finding]) -> dict[str, Finding]:

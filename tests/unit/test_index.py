@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfs.catalog import Catalog, Description
-from semfs.index import ExactBase, VectorIndex
-from semfs.search import Searcher
+from semfs.catalog.database import Catalog, Description
+from semfs.search.index import ExactBase, VectorIndex
+from semfs.search.searcher import Searcher
 
 DIMS = 16
 EMBEDDER = "test:random-unit-vectors"  # the index is model-agnostic: vectors are the input
@@ -211,7 +211,7 @@ def test_the_catalog_check_of_a_shortlist_looks_ids_up_instead_of_scanning(
     catalog: Catalog,
 ) -> None:
     """At 100 k images a plan that scans the embedder's vectors cost 376 ms a search."""
-    from semfs.catalog_ingest import HITS_QUERY, VECTOR_TABLES
+    from semfs.catalog.queue import HITS_QUERY, VECTOR_TABLES
 
     for table in VECTOR_TABLES:
         sql = "EXPLAIN QUERY PLAN " + HITS_QUERY.format(table=table, marks="?,?,?")

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
+from semfs.catalog.reconcile import reconcile
 from semfs.config import Settings
-from semfs.engine import Engine
 from semfs.errors import ModelError
-from semfs.fs.backing import BackingStore
-from semfs.ingest import CaptionerUnavailable, IngestWorker
+from semfs.ingest.worker import CaptionerUnavailable, IngestWorker
 from semfs.ml.imaging import decode
-from semfs.reconcile import reconcile
+from semfs.search.engine import Engine
+from semfs.store.backing import BackingStore
 
 NAMES = (b"coffee.png", b"chelsea.png", b"rocket.jpg")
 
@@ -46,9 +46,9 @@ def engine(
 def test_an_unexpected_error_on_one_image_is_retried_and_the_rest_go_on(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, photos: dict[str, Path]
 ) -> None:
-    import semfs.ingest
+    import semfs.ingest.worker
 
-    real_decode = semfs.ingest.decode
+    real_decode = semfs.ingest.worker.decode
     cat = photos["chelsea.png"].read_bytes()
 
     def decode(file, max_pixels):  # type: ignore[no-untyped-def]
@@ -57,7 +57,7 @@ def test_an_unexpected_error_on_one_image_is_retried_and_the_rest_go_on(
         file.seek(0)
         return real_decode(file, max_pixels)
 
-    monkeypatch.setattr(semfs.ingest, "decode", decode)
+    monkeypatch.setattr(semfs.ingest.worker, "decode", decode)
     worker = IngestWorker(engine, BackingStore(os.fsencode(engine.settings.store)))
     assert worker.run_batch() == 3
     stats = engine.catalog.stats()
@@ -65,7 +65,7 @@ def test_an_unexpected_error_on_one_image_is_retried_and_the_rest_go_on(
     (item,) = engine.catalog.queue_items(10)
     assert item.record.path == b"chelsea.png" and item.attempts == 1
 
-    monkeypatch.setattr(semfs.ingest, "decode", real_decode)  # the cause went away
+    monkeypatch.setattr(semfs.ingest.worker, "decode", real_decode)  # the cause went away
     assert worker.run_batch() == 1
     assert engine.catalog.stats().indexed == 3
 
@@ -86,7 +86,7 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
 ) -> None:
     from PIL import Image
 
-    from semfs.search import Hit, matches_filters, year_range_ns
+    from semfs.search.searcher import Hit, matches_filters, year_range_ns
 
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "FUJIFILM", "X-T3"

@@ -10,7 +10,7 @@ from pathlib import Path
 DAEMON = """
 import logging, sys
 from semfs.config import Settings
-from semfs.logs import setup_daemon_logging
+from semfs.daemon.logs import setup_daemon_logging
 settings = Settings.load(sys.argv[1], log_max_bytes=2000, log_backups=2)
 setup_daemon_logging(settings, debug=False, stderr_is_log_file=sys.argv[2] == "file")
 for i in range(100):

@@ -13,13 +13,13 @@ import pyfuse3
 import pytest
 import trio
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
+from semfs.catalog.tracker import ChangeTracker, Removed, Renamed, Written
 from semfs.config import Settings
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import AttributeChanges, Passthrough
-from semfs.fs.views import ViewRegistry, VirtualView
-from semfs.tracker import ChangeTracker, Removed, Renamed, Written
+from semfs.fs.views.registry import ViewRegistry, VirtualView
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from semfs.query import (
+from semfs.search.query import (
     SORTS,
     Query,
     QuerySyntaxError,

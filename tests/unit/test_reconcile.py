@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from semfs.catalog import Catalog, FileState
+from semfs.catalog.database import Catalog, FileState
+from semfs.catalog.reconcile import ReconcileReport
+from semfs.catalog.reconcile import reconcile as reconcile_with
 from semfs.config import Settings
-from semfs.fs.backing import BackingStore
-from semfs.reconcile import ReconcileReport
-from semfs.reconcile import reconcile as reconcile_with
+from semfs.store.backing import BackingStore
 
 
 @pytest.fixture

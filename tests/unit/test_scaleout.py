@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfs.catalog import join_path
+from semfs.catalog.database import join_path
 
 pytest.importorskip("ray", reason="the ray extra: pip install 'semfs-images[ray]'")
 

@@ -8,9 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from semfs.fs.search_view import query_text, result_names
+from semfs.fs.views.search import query_text, result_names
 from semfs.ml.imaging import decode
-from semfs.search import Hit
+from semfs.search.searcher import Hit
 
 
 def test_query_text_takes_what_a_person_types() -> None:

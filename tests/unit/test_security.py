@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 from semfs.config import Settings
-from semfs.fs.backing import BackingStore
+from semfs.store.backing import BackingStore
 
 SOURCES = Path(__file__).resolve().parents[2] / "semfs"
 HOSTILE = "x'); DROP TABLE files; --"

@@ -11,9 +11,9 @@ import pytest
 
 from semfs.cli import COMMANDS, _parser, as_mount_helper, main
 from semfs.config import Settings, config_template, write_config_template
+from semfs.daemon.options import format_mount_options, parse_mount_options
+from semfs.daemon.service import carry_out, escape_path, fstab_line, plan_install
 from semfs.errors import QuietError
-from semfs.mount_options import format_mount_options, parse_mount_options
-from semfs.service import carry_out, escape_path, fstab_line, plan_install
 
 ODD_PATHS = ["/mnt/photos", "/mnt/my photos 100%", "/srv/.hidden/ünïcode", "/a-b/c_d:e.f", "/"]
 

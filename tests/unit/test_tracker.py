@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import trio
 
-from semfs import tracker as tracker_module
-from semfs.catalog import Catalog
+import semfs.catalog.tracker as tracker_module
+from semfs.catalog.database import Catalog
+from semfs.catalog.tracker import ChangeTracker, Opener
 from semfs.config import Settings
-from semfs.tracker import ChangeTracker, Opener
 
 
 def reader(path: Path) -> Opener:

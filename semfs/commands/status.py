@@ -7,11 +7,11 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from semfs.catalog import Catalog
-from semfs.config import Settings
-from semfs.index import base_files
-from semfs.mount import read_lock_holder
-from semfs.mounttable import FSTYPE, find_mount, is_stale
+from semfs.catalog.database import Catalog
+from semfs.config import FSTYPE, Settings
+from semfs.daemon.mount import read_lock_holder
+from semfs.daemon.mounttable import find_mount, is_stale
+from semfs.search.index import base_files
 
 FAILURES_SHOWN = 20
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from semfs.catalog_records import (
+from semfs.catalog.records import (
     FILE_COLUMNS,
     Description,
     FileState,

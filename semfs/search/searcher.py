@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semfs.catalog import Catalog
-from semfs.catalog_records import StoredHit
-from semfs.index import Candidate, VectorIndex
+from semfs.catalog.database import Catalog
+from semfs.catalog.records import StoredHit
 from semfs.ml.embedder import QueryCache
 from semfs.ml.triplets import agreement, triplets
-from semfs.query import Query
+from semfs.search.index import Candidate, VectorIndex
+from semfs.search.query import Query
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
 SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from annoy import AnnoyIndex
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 
 log = logging.getLogger(__name__)
 

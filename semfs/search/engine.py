@@ -15,19 +15,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 from semfs.config import Settings
 from semfs.errors import ModelError
-from semfs.fs.backing import BackingStore
-from semfs.index import VectorIndex
 from semfs.ml.calibration import default_cut, example_cut
 from semfs.ml.captioner import Captioner, ClassifierCaptioner, giving_features, make_captioner
 from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
-from semfs.reconcile import reconcile
-from semfs.search import Searcher
+from semfs.search.index import VectorIndex
+from semfs.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -292,22 +290,6 @@ class Engine:
             self.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
         return done
-
-
-def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingStore) -> Engine:
-    """What `semfs index` does before ingesting, on either engine: the catalog brought in
-    line with the store, the embedder loaded and recorded, captions waiting for it
-    embedded, images that failed for no fault of theirs queued again."""
-    reconcile(settings, catalog, store)
-    engine = Engine(settings, catalog)
-    engine.load()
-    engine.record_models()
-    engine.reembed()
-    catalog.requeue_ingest_errors()
-    if engine.image_index is not None:
-        engine.convert_image_features()
-        catalog.requeue_features_not_by(engine.image_searcher_model)
-    return engine
 
 
 def _quiet_model_libraries() -> None:

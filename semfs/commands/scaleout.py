@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from semfs.catalog import Catalog, Description, QueueItem
+from semfs.catalog.database import Catalog, Description, QueueItem
 from semfs.config import Settings
-from semfs.engine import Engine, ready_for_bulk_ingest
 from semfs.errors import QuietError
-from semfs.fs.backing import BackingStore
-from semfs.ingest import given_description, user_caption
+from semfs.ingest.prepare import ready_for_bulk_ingest
+from semfs.ingest.worker import given_description, user_caption
 from semfs.ml.imaging import BadImage, decode, read_facts
 from semfs.ml.keywords import keywords
+from semfs.search.engine import Engine
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from semfs.commands.status import mount_state
 from semfs.config import Settings
+from semfs.daemon.mounttable import find_mount, is_stale
 from semfs.errors import QuietError
-from semfs.mounttable import find_mount, is_stale
-from semfs.status import mount_state
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # the catalog and index need room to grow
 

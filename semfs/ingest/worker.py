@@ -24,15 +24,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from semfs.catalog import Description, QueueItem
+from semfs.catalog.database import Description, QueueItem
 from semfs.config import CAPTION_XATTR
-from semfs.engine import Engine, LoadFailed, NotReady
 from semfs.errors import ModelError
-from semfs.fs.backing import BackingStore
-from semfs.image_ingest import compute_features
-from semfs.index import VectorIndex
+from semfs.ingest.features import compute_features
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.ml.keywords import keywords
+from semfs.search.engine import Engine, LoadFailed, NotReady
+from semfs.search.index import VectorIndex
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

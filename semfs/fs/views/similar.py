@@ -34,18 +34,18 @@ import numpy as np
 import pyfuse3
 import trio
 
-from semfs.catalog_images import Example
-from semfs.engine import Engine, NotReady
+from semfs.catalog.images import Example
 from semfs.errors import ModelError
 from semfs.fs.attributes import entry_attributes, negative_entry
-from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import InodeTable
-from semfs.fs.search_view import NAME_MAX, SearchView, is_probe
+from semfs.fs.views.search import NAME_MAX, SearchView, is_probe
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, decode
-from semfs.query import Query, QuerySyntaxError, split_example
-from semfs.search import Hit
+from semfs.search.engine import Engine, NotReady
+from semfs.search.query import Query, QuerySyntaxError, split_example
+from semfs.search.searcher import Hit
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`semfs check --repair`: fix what `semfs.check` found, with the store unmounted.
+"""`semfs check --repair`: fix what `semfs.commands.check` found, with the store unmounted.
 
 The store's files are the truth; everything else follows them:
 - a damaged catalog is moved aside (kept, for a post-mortem) and a new one is made from
@@ -18,8 +18,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from semfs.catalog import Catalog
-from semfs.check import (
+from semfs.catalog.database import Catalog
+from semfs.catalog.reconcile import reconcile
+from semfs.commands.check import (
     IMAGE_INDEX_KINDS,
     INDEX_KINDS,
     RECORD_CHECKS,
@@ -28,12 +29,11 @@ from semfs.check import (
     check_store,
 )
 from semfs.config import Settings
+from semfs.daemon.mount import hold_store_lock, read_lock_holder
 from semfs.errors import QuietError
-from semfs.fs.backing import BackingStore
-from semfs.index import VectorIndex
 from semfs.ml.image_features import image_features_name
-from semfs.mount import hold_store_lock, read_lock_holder
-from semfs.reconcile import reconcile
+from semfs.search.index import VectorIndex
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from semfs.fs.syscalls import (
+from semfs.store.hashing import descriptor_hash
+from semfs.store.syscalls import (
     RESOLVE_BENEATH,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
     openat2,
     renameat2,
 )
-from semfs.hashing import descriptor_hash
 
 T = TypeVar("T")
 

@@ -19,12 +19,12 @@ import time
 import pyfuse3
 import trio
 
-from semfs.engine import Engine
 from semfs.fs.attributes import negative_entry
-from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
-from semfs.fs.search_view import SearchView, _Query, is_probe
-from semfs.search import Hit
+from semfs.fs.views.search import SearchView, _Query, is_probe
+from semfs.search.engine import Engine
+from semfs.search.searcher import Hit
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from semfs.catalog_images import ImageRecords
-from semfs.catalog_ingest import IngestRecords, enqueue, forget_derived
-from semfs.catalog_records import (
+from semfs.catalog.images import ImageRecords
+from semfs.catalog.queue import IngestRecords, enqueue, forget_derived
+from semfs.catalog.records import (
     FILE_COLUMNS,
     CatalogStats,
     Description,
@@ -37,7 +37,7 @@ from semfs.catalog_records import (
     join_path,
     split_path,
 )
-from semfs.catalog_schema import MIGRATIONS, SCHEMA_VERSION
+from semfs.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from semfs.errors import QuietError
 
 __all__ = [

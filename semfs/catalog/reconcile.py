@@ -17,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from semfs.catalog import Catalog, FileRecord, join_path
+from semfs.catalog.database import Catalog, FileRecord, join_path
 from semfs.config import STATE_DIR_NAME, Settings
-from semfs.fs.backing import BackingStore, iterate_directory
+from semfs.store.backing import BackingStore, iterate_directory
 
 log = logging.getLogger(__name__)
 

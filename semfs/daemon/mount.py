@@ -26,24 +26,24 @@ from typing import IO, Any
 import pyfuse3
 import trio
 
-from semfs.catalog import Catalog
-from semfs.config import Settings, write_config_template
-from semfs.engine import Engine
+from semfs.catalog.database import Catalog
+from semfs.catalog.tracker import ChangeTracker
+from semfs.config import FSTYPE, Settings, write_config_template
+from semfs.daemon.mounttable import find_mount, fuse_unmount, is_stale
+from semfs.daemon.options import MountOptions, format_mount_options
+from semfs.daemon.sdnotify import notify
 from semfs.errors import QuietError
-from semfs.fs.backing import BackingStore
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
-from semfs.fs.search_view import SearchView
-from semfs.fs.similar_view import SimilarView
-from semfs.fs.tags_view import TagsView
-from semfs.fs.views import ViewRegistry
-from semfs.ingest import IngestWorker
+from semfs.fs.views.registry import ViewRegistry
+from semfs.fs.views.search import SearchView
+from semfs.fs.views.similar import SimilarView
+from semfs.fs.views.tags import TagsView
+from semfs.ingest.worker import IngestWorker
 from semfs.ml.captioner import captioner_factory
 from semfs.ml.embedder import embedder_factory
-from semfs.mount_options import MountOptions, format_mount_options
-from semfs.mounttable import FSTYPE, find_mount, fuse_unmount, is_stale
-from semfs.sdnotify import notify
-from semfs.tracker import ChangeTracker
+from semfs.search.engine import Engine
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

@@ -13,21 +13,22 @@ from typing import Never
 
 from tqdm import tqdm
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
+from semfs.commands.scaleout import index_with_ray
 from semfs.config import CAPTION_XATTR, Settings
-from semfs.engine import Engine, ready_for_bulk_ingest
+from semfs.daemon.mount import hold_store_lock, read_lock_holder
 from semfs.errors import ModelError, QuietError
-from semfs.fs.backing import BackingStore
-from semfs.image_ingest import compute_features
-from semfs.ingest import CaptionerUnavailable, IngestWorker
+from semfs.ingest.features import compute_features
+from semfs.ingest.prepare import ready_for_bulk_ingest
+from semfs.ingest.worker import CaptionerUnavailable, IngestWorker
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, decode
 from semfs.ml.triplets import triplets
-from semfs.mount import hold_store_lock, read_lock_holder
-from semfs.query import QuerySyntaxError, parse_example_modifiers, parse_query
-from semfs.scaleout import index_with_ray
-from semfs.search import Hit
+from semfs.search.engine import Engine
+from semfs.search.query import QuerySyntaxError, parse_example_modifiers, parse_query
+from semfs.search.searcher import Hit
+from semfs.store.backing import BackingStore
 
 
 @dataclass(frozen=True)

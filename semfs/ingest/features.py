@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from semfs.catalog_images import FeatureTask
-from semfs.engine import Engine
-from semfs.fs.backing import BackingStore
+from semfs.catalog.images import FeatureTask
 from semfs.ml.imaging import BadImage, decode
+from semfs.search.engine import Engine
+from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
 

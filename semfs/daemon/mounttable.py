@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from semfs.errors import QuietError
 
-FSTYPE = "fuse.semfs"
-
 
 @dataclass(frozen=True)
 class MountEntry:

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import trio
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
+from semfs.catalog.reconcile import reconcile
 from semfs.config import Settings
-from semfs.fs.backing import BackingStore
-from semfs.hashing import descriptor_hash
-from semfs.reconcile import reconcile
+from semfs.store.backing import BackingStore
+from semfs.store.hashing import descriptor_hash
 
 log = logging.getLogger(__name__)
 

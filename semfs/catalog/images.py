@@ -13,8 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from semfs.catalog_ingest import write_vector
-from semfs.catalog_records import join_path
+from semfs.catalog.queue import write_vector
+from semfs.catalog.records import join_path
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 own integrity check, then the states of its records), against the store (every image
 there has a record, every record a file, sizes and times agree) and against the index
 (every vector the newest base claims to hold is in it, unchanged; no half-written
-builds), and so is the image index (search by example). Reading only; `semfs.repair`
+builds), and so is the image index (search by example). Reading only; `semfs.commands.repair`
 fixes what this finds.
 
 Work still to do is not a problem: queued images, vectors waiting in the delta and
@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from semfs.catalog import Catalog, join_path
+from semfs.catalog.database import Catalog, join_path
+from semfs.catalog.reconcile import ReconcileReport, find_differences
 from semfs.config import Settings
-from semfs.fs.backing import BackingStore
-from semfs.index import base_files
 from semfs.ml.image_features import image_features_name
-from semfs.reconcile import ReconcileReport, find_differences
+from semfs.search.index import base_files
+from semfs.store.backing import BackingStore
 
 EXAMPLES = 5  # paths shown per finding
 

@@ -29,17 +29,17 @@ from dataclasses import dataclass, field
 import pyfuse3
 import trio
 
-from semfs.catalog import Catalog
+from semfs.catalog.database import Catalog
 from semfs.config import CAPTION_XATTR
-from semfs.engine import Engine, NotReady
 from semfs.fs.attributes import entry_attributes, negative_entry
-from semfs.fs.backing import BackingStore
 from semfs.fs.inodes import ROOT_INODE, InodeTable
-from semfs.fs.syscalls import caller_is_making_a_directory
-from semfs.fs.views import VirtualView
+from semfs.fs.views.registry import VirtualView
 from semfs.ml.triplets import triplets
-from semfs.query import QuerySyntaxError, parse_query
-from semfs.search import Hit
+from semfs.search.engine import Engine, NotReady
+from semfs.search.query import QuerySyntaxError, parse_query
+from semfs.search.searcher import Hit
+from semfs.store.backing import BackingStore
+from semfs.store.syscalls import caller_is_making_a_directory
 
 log = logging.getLogger(__name__)
 
