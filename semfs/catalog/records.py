@@ -70,6 +70,9 @@ def join_path(directory: bytes, name: bytes) -> bytes:
 
 
 FILE_COLUMNS = "id, dir, name, size, mtime_ns, content_hash, state, error"
+# The tables of vectors an index is built from: caption vectors (text search) and image
+# features (search by example). Same columns; the only names spliced into their SQL.
+VECTOR_TABLES = ("vectors", "image_vectors")
 
 
 def file_record(row: tuple[int, bytes, bytes, int, int, str | None, str, str | None]) -> FileRecord:

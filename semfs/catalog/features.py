@@ -1,18 +1,19 @@
-"""The catalog's side of search by example: the queue of images whose features are to
-be computed, their feature vectors, and the examples saved under similar/.
+"""The image-features queue, as ingest's features pass and the engine's conversion use
+it: indexed images whose features (search by example) are to be computed, the vectors
+stored for them, and converting stored features to another model's.
 
-A mixin of `Catalog` (catalog.py), which owns the connection, its lock and transactions.
+An image is queued by a trigger on descriptions (schema.py), so every described image
+waits for its features once. Statements run under the shared connection's lock, writes
+in one transaction each: see connection.py.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
+from semfs.catalog.connection import CatalogConnection
 from semfs.catalog.queue import write_vector
 from semfs.catalog.records import join_path
 
@@ -27,29 +28,14 @@ class FeatureTask:
     path: bytes
 
 
-@dataclass(frozen=True)
-class Example:
-    """A directory under similar/: a stored image, or the features of one copied in."""
-
-    name: bytes
-    file_id: int | None
-    embedder: str | None
-    vector: bytes | None
-
-
-class ImageRecords:
-    _db: sqlite3.Connection  # GUARDED_BY(_lock)
-    _lock: AbstractContextManager[Any]
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # Catalog's
-
-    # --- the feature queue (written by a trigger on descriptions) ---------------------
+class FeatureRecords:
+    def __init__(self, connection: CatalogConnection) -> None:
+        self._connection = connection
 
     def feature_tasks(self, limit: int) -> list[FeatureTask]:
         """Indexed images waiting for their features, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._connection.read() as db:
+            rows = db.execute(
                 "SELECT q.file_id, q.generation, f.dir, f.name "
                 "FROM feature_queue q JOIN files f ON f.id = q.file_id "
                 "WHERE f.state = 'indexed' ORDER BY q.generation LIMIT ?",
@@ -67,7 +53,7 @@ class ImageRecords:
         take it off the queue, unless it was queued again meanwhile. Returns the (file
         id, seq) of the vectors stored."""
         stored = []
-        with self._transaction() as db:
+        with self._connection.write() as db:
             for task, vector in results:
                 row = db.execute(
                     "SELECT generation FROM feature_queue WHERE file_id = ?", (task.file_id,)
@@ -87,7 +73,7 @@ class ImageRecords:
         whose task is gone changed meanwhile (its description was forgotten). Returns
         the (file id, seq) of the vectors stored."""
         stored = []
-        with self._transaction() as db:
+        with self._connection.write() as db:
             for file_id, vector in results:
                 if not db.execute(
                     "SELECT 1 FROM feature_queue WHERE file_id = ?", (file_id,)
@@ -99,8 +85,8 @@ class ImageRecords:
 
     def image_vector_of_content(self, content_hash: str, embedder: str) -> bytes | None:
         """The features of another file with the same content (a copy has the same)."""
-        with self._lock:
-            row = self._db.execute(
+        with self._connection.read() as db:
+            row = db.execute(
                 "SELECT v.vector FROM files f JOIN image_vectors v ON v.file_id = f.id "
                 "WHERE f.content_hash = ? AND v.embedder = ? LIMIT 1",
                 (content_hash, embedder),
@@ -109,7 +95,7 @@ class ImageRecords:
 
     def requeue_features_not_by(self, embedder: str) -> int:
         """Queue again the images whose features another model computed."""
-        with self._transaction() as db:
+        with self._connection.write() as db:
             return db.execute(
                 "INSERT OR IGNORE INTO feature_queue (file_id, generation) "
                 "SELECT file_id, (SELECT coalesce(max(generation), 0) + 1 FROM feature_queue) "
@@ -119,8 +105,8 @@ class ImageRecords:
 
     def image_vectors_by(self, embedder: str, limit: int) -> list[tuple[int, bytes]]:
         """(file id, vector) of up to `limit` images whose features `embedder` made."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._connection.read() as db:
+            rows = db.execute(
                 "SELECT file_id, vector FROM image_vectors WHERE embedder = ? LIMIT ?",
                 (embedder, limit),
             ).fetchall()
@@ -133,7 +119,7 @@ class ImageRecords:
         one transaction; a file whose features changed meanwhile is left as it is.
         Returns (file id, seq) of those replaced."""
         stored = []
-        with self._transaction() as db:
+        with self._connection.write() as db:
             for file_id, vector in rows:
                 current = db.execute(
                     "SELECT 1 FROM image_vectors WHERE file_id = ? AND embedder = ?",
@@ -146,7 +132,7 @@ class ImageRecords:
 
     def convert_examples(self, old: str, new: str, convert: Callable[[bytes], bytes]) -> int:
         """Examples copied in whose features `old` made, converted to `new`'s."""
-        with self._transaction() as db:
+        with self._connection.write() as db:
             rows = db.execute(
                 "SELECT name, vector FROM examples WHERE embedder = ? AND vector IS NOT NULL",
                 (old,),
@@ -160,54 +146,11 @@ class ImageRecords:
 
     def feature_counts(self) -> tuple[int, int]:
         """(images with features, images waiting for them)."""
-        with self._lock:
-            done, waiting = self._db.execute(
+        with self._connection.read() as db:
+            done, waiting = db.execute(
                 "SELECT (SELECT count(*) FROM image_vectors), (SELECT count(*) FROM feature_queue)"
             ).fetchone()
         return int(done), int(waiting)
-
-    def image_vector_of(self, file_id: int, embedder: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT vector FROM image_vectors WHERE file_id = ? AND embedder = ?",
-                (file_id, embedder),
-            ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def indexed_named(self, name: bytes) -> list[tuple[int, bytes]]:
-        """(id, path) of the indexed images called `name` (in any folder), oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, dir, name FROM files WHERE name = ? AND state = 'indexed' ORDER BY id",
-                (name,),
-            ).fetchall()
-        return [(file_id, join_path(directory, base)) for file_id, directory, base in rows]
-
-    # --- examples: the directories made under similar/ ----------------------------------
-
-    def save_example(
-        self, name: bytes, file_id: int | None, embedder: str | None, vector: bytes | None
-    ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO examples (name, file_id, embedder, vector, created_ns) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (name, file_id, embedder, vector, time.time_ns()),
-            )
-
-    def remove_example(self, name: bytes) -> bool:
-        with self._transaction() as db:
-            return db.execute("DELETE FROM examples WHERE name = ?", (name,)).rowcount > 0
-
-    def examples(self) -> list[Example]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT name, file_id, embedder, vector FROM examples ORDER BY created_ns"
-            ).fetchall()
-        return [
-            Example(bytes(name), file_id, embedder, None if vector is None else bytes(vector))
-            for name, file_id, embedder, vector in rows
-        ]
 
 
 def _store_vector(
