@@ -160,12 +160,12 @@ def measure_parts(
         result.load_s = timed(lambda: engine.load(read_only=True))
         engine.embedder.embed(["warm up the session"])
         result.encode = [timed(lambda q=q: engine.embedder.embed([q])) for q in queries]
-        searcher, cut = engine.searcher, engine.max_distance
+        searcher, cut = engine.text.searcher, engine.text.max_distance
         for query in queries:  # fills the query cache: what follows is index + catalog
             searcher.search(query, k, cut)
         result.lookup = [timed(lambda q=q: searcher.search(q, k, cut)) for q in queries]
         vectors = [engine.embedder.embed([q])[0] for q in queries]
-        result.index_only = [timed(lambda v=v: engine.index.search(v, 2 * k + 16))
+        result.index_only = [timed(lambda v=v: engine.text.index.search(v, 2 * k + 16))
                              for v in vectors]  # fmt: skip
     finally:
         catalog.close()

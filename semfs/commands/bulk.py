@@ -105,7 +105,7 @@ def index_store(
 
 def _compute_all_features(engine: Engine, store: BackingStore, progress: bool) -> None:
     """The image features of every indexed image that waits for them (search by example)."""
-    if engine.image_index is None:
+    if engine.images is None:
         return
     waiting = engine.catalog.feature_counts()[1]
     with tqdm(total=waiting, unit="image", desc="image features", disable=not progress) as bar:
@@ -123,13 +123,13 @@ def _features_here(
     did not come with their captions (captioned by a person, or by a transformers model)."""
     engine = Engine(settings, catalog)
     engine.load_image_index()
-    if engine.image_index is None:
+    if engine.images is None:
         return
     engine.convert_image_features()
-    catalog.requeue_features_not_by(engine.image_searcher_model)
+    catalog.requeue_features_not_by(engine.images.model)
     _compute_all_features(engine, store, progress)
-    if engine.image_index.needs_rebuild(catalog):
-        engine.image_index.rebuild(catalog)
+    if engine.images.index.needs_rebuild(catalog):
+        engine.images.index.rebuild(catalog)
 
 
 def search_image_store(
@@ -157,14 +157,15 @@ def search_image_store(
     try:
         engine = Engine(settings, catalog)
         engine.load_image_index(read_only=True)
-        assert engine.image_searcher is not None
+        images = engine.images
+        assert images is not None
         vector = engine.image_features().features([decoded.image])[0]
-        hits = engine.image_searcher.search_example(
-            vector, parsed, k or settings.top_k, engine.example_max_distance
+        hits = images.searcher.search_example(
+            vector, parsed, k or settings.top_k, images.max_distance
         )
         waiting = catalog.feature_counts()[1]
         unreduced = image_features_name(settings.image_features, POOLED_DIMENSIONS)
-        if unreduced != engine.image_searcher_model and catalog.image_vectors_by(unreduced, 1):
+        if unreduced != engine.image_model and catalog.image_vectors_by(unreduced, 1):
             print("semfs: this store's image features are from before they were reduced: "
                   "mount it or run semfs index to convert them", file=sys.stderr)  # fmt: skip
     except ModelError as error:
@@ -218,12 +219,12 @@ def search_store(
     try:
         engine = Engine(settings, catalog)
         engine.load(read_only=True)
-        cut = engine.max_distance
+        cut = engine.text.max_distance
         try:
             parsed = parse_query(" ".join(query.split()))
         except QuerySyntaxError as error:
             raise QuietError(f"query {query!r}: {error}") from None
-        hits = engine.searcher.search_query(
+        hits = engine.text.searcher.search_query(
             parsed, k or settings.top_k, cut if cut > 0 else math.inf
         )
     finally:

@@ -160,9 +160,9 @@ def index_with_ray(
                     raise QuietError(f"ingest on Ray stopped: {_first_line(error)}") from None
         finally:
             ray.shutdown()
-        for index in (engine.index, engine.image_index):
-            if index is not None and index.needs_rebuild(catalog):
-                index.rebuild(catalog)
+        for space in (engine.text, engine.images):
+            if space is not None and space.index.needs_rebuild(catalog):
+                space.index.rebuild(catalog)
         return stored, failed
     finally:
         store.close()
@@ -226,12 +226,11 @@ def _store(engine: Engine, catalog: Catalog, item: QueueItem, row: dict[str, Any
     seq = catalog.store_result(item, description, engine.embedder.name, vector)
     if seq is None:
         return "changed"
-    engine.index.add(item.record.id, seq, np.frombuffer(vector, dtype=np.float32))
+    engine.text.index.add(item.record.id, seq, np.frombuffer(vector, dtype=np.float32))
     image_vector = bytes(row["image_vector"])
-    if image_vector and engine.image_index is not None:
-        model = engine.image_searcher_model
+    if image_vector and engine.images is not None:
         for file_id, image_seq in catalog.store_features_of_described(
-            model, [(item.record.id, image_vector)]
+            engine.images.model, [(item.record.id, image_vector)]
         ):
-            engine.image_index.add(file_id, image_seq, np.frombuffer(image_vector, np.float32))
+            engine.images.index.add(file_id, image_seq, np.frombuffer(image_vector, np.float32))
     return "stored"

@@ -35,9 +35,9 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     """One batch of the feature queue; returns how many tasks it took (0: none waits).
     `mapper` decodes the images (the ingest worker's thread pool). Raises ModelError if
     the model cannot load (the tasks stay queued)."""
-    index = engine.image_index
-    if index is None:
+    if engine.images is None:
         return 0
+    index = engine.images.index
     tasks = engine.catalog.feature_tasks(engine.settings.ingest_batch)  # per model call
     if not tasks:
         return 0

@@ -19,7 +19,7 @@ def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingSt
     engine.record_models()
     engine.reembed()
     catalog.requeue_ingest_errors()
-    if engine.image_index is not None:
+    if engine.images is not None:
         engine.convert_image_features()
-        catalog.requeue_features_not_by(engine.image_searcher_model)
+        catalog.requeue_features_not_by(engine.images.model)
     return engine

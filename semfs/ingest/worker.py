@@ -139,9 +139,9 @@ class IngestWorker:
         self._engine.record_models()
         if requeued := self._catalog.requeue_ingest_errors():
             log.info("queued %d images again that had failed with an ingest error", requeued)
-        if self._engine.image_index is not None:
+        if self._engine.images is not None:
             self._engine.convert_image_features(should_stop=self._stop.is_set)
-            model = self._engine.image_searcher_model
+            model = self._engine.image_model
             if requeued := self._catalog.requeue_features_not_by(model):
                 log.info("computing image features again for %d images (now %s)", requeued, model)
         if self._engine.reembed(should_stop=self._stop.is_set):
@@ -295,9 +295,9 @@ class IngestWorker:
         return Prepared(item, image=image, facts=facts)
 
     def _features_of_content(self, content_hash: str) -> bytes | None:
-        if self._engine.image_index is None:
+        if self._engine.images is None:
             return None
-        model = self._engine.image_searcher_model
+        model = self._engine.images.model
         return self._catalog.image_vector_of_content(content_hash, model)
 
     def _vanished(self, item: QueueItem) -> None:
@@ -359,25 +359,27 @@ class IngestWorker:
             seq = self._catalog.store_result(entry.item, description, embedder, entry.vector)
             if seq is not None:
                 vector = np.frombuffer(entry.vector, dtype=np.float32)
-                self._engine.index.add(entry.item.record.id, seq, vector)
+                self._engine.text.index.add(entry.item.record.id, seq, vector)
                 described.append(entry.item.record.id)
         self._store_features({id: features[id] for id in described if id in features})
 
     def _store_features(self, vectors: dict[int, bytes]) -> None:
         """Image features computed while captioning (or a copy's): no second decode and
         pass later."""
-        index = self._engine.image_index
-        if not vectors or index is None:
+        images = self._engine.images
+        if not vectors or images is None:
             return
-        model = self._engine.image_searcher_model
-        for file_id, seq in self._catalog.store_features_of_described(model, [*vectors.items()]):
-            index.add(file_id, seq, np.frombuffer(vectors[file_id], dtype=np.float32))
+        for file_id, seq in self._catalog.store_features_of_described(
+            images.model, [*vectors.items()]
+        ):
+            images.index.add(file_id, seq, np.frombuffer(vectors[file_id], dtype=np.float32))
 
     def maybe_rebuild(self) -> None:
         if self._rebuilder is not None and self._rebuilder.is_alive():
             return
-        indexes = [self._engine.index, self._engine.image_index]
-        due = [index for index in indexes if index and index.needs_rebuild(self._catalog)]
+        spaces = [self._engine.text, self._engine.images]
+        indexes = [space.index for space in spaces if space is not None]
+        due = [index for index in indexes if index.needs_rebuild(self._catalog)]
         if due:
             self._rebuilder = threading.Thread(
                 target=self._rebuild, args=(due,), name="semfs-index-rebuild", daemon=True

@@ -1,4 +1,8 @@
-"""The search engine of one store: models, index and searcher, loaded once, lazily.
+"""The search engine of one store: its models and its search spaces, loaded once, lazily.
+
+Two search spaces (search/space.py), built the same way: `text`, the captions' vectors
+by the embedder, and `images`, the image features for search by example (None when the
+image_features setting is empty).
 
 A mount answers `ls` at once; the embedder and index load in a background thread, and a
 search that arrives first waits for them (bounded by `model_wait`). The captioner loads
@@ -12,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +31,7 @@ from semfs.ml.image_features import ImageFeatures, check_dimensions, image_featu
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
 from semfs.search.index import VectorIndex
 from semfs.search.searcher import Searcher
+from semfs.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +59,15 @@ class Engine:
         self._closing = False
         # Set by load():
         self.embedder: Embedder
-        self.index: VectorIndex
-        self.searcher: Searcher
-        self.image_index: VectorIndex | None = None  # None: search by example is off
-        self.image_searcher: Searcher | None = None
-
-    @property
-    def max_distance(self) -> float:
-        if self.settings.max_distance is not None:
-            return self.settings.max_distance
-        return default_cut(self.settings.captioner, self.settings.embedder)
-
-    @property
-    def example_max_distance(self) -> float:
-        """The relevance cut of search by example."""
-        if self.settings.example_max_distance is not None:
-            return self.settings.example_max_distance
-        return example_cut(self.image_searcher_model)
+        self.text: SearchSpace
+        self.images: SearchSpace | None = None  # None: search by example is off
 
     def changed(self) -> None:
         """The catalog changed (a file removed or moved): cached results are stale."""
         if self._ready.is_set() and self._load_error is None:
-            self.index.changed()
-            if self.image_index is not None:
-                self.image_index.changed()
+            self.text.index.changed()
+            if self.images is not None:
+                self.images.index.changed()
 
     def start_loading(self) -> None:
         self._loader = threading.Thread(target=self._load_logged, name="semfs-models", daemon=True)
@@ -112,20 +103,22 @@ class Engine:
 
             torch.set_num_threads(self.settings.torch_threads)
         self.embedder = make_embedder(self.settings.embedder)
-        self.index = VectorIndex(
-            self.settings.index_dir,
-            self.embedder.name,
-            self.embedder.dimensions,
-            trees=self.settings.index_trees,
-            search_k=self.settings.index_search_k,
-            rebuild_threshold=self.settings.rebuild_threshold,
+        index = self._load_index(
+            self.settings.index_dir, self.embedder.name, self.embedder.dimensions, read_only
         )
-        self.index.load(self.catalog, tidy=not read_only)
-        self.searcher = Searcher(
-            self.catalog,
-            self.index,
-            QueryCache(self.embedder, self.settings.query_cache),
-            self.embedder.name,
+        cut = self.settings.max_distance
+        self.text = SearchSpace(
+            model=self.embedder.name,
+            index=index,
+            searcher=Searcher(
+                self.catalog,
+                index,
+                QueryCache(self.embedder, self.settings.query_cache),
+                self.embedder.name,
+            ),
+            max_distance=default_cut(self.settings.captioner, self.settings.embedder)
+            if cut is None
+            else cut,
         )
         self.load_image_index(read_only)
         log.info("embedder %s and index ready in %.1f s",
@@ -140,21 +133,39 @@ class Engine:
         if model not in LITE_MODELS:
             raise ModelError(f"unknown image_features {model!r}; known: {sorted(LITE_MODELS)}")
         check_dimensions(self.settings.image_feature_dimensions)
-        name = self.image_searcher_model
-        self.image_index = VectorIndex(
+        name = self.image_model
+        index = self._load_index(
             self.settings.image_index_dir,
             name,
             self.settings.image_feature_dimensions,
+            read_only,
+            table="image_vectors",
+        )
+        cut = self.settings.example_max_distance
+        self.images = SearchSpace(
+            model=name,
+            index=index,
+            searcher=Searcher(self.catalog, index, None, name, "image_vectors"),
+            max_distance=example_cut(name) if cut is None else cut,
+        )
+
+    def _load_index(
+        self, directory: Path, model: str, dimensions: int, read_only: bool, table: str = "vectors"
+    ) -> VectorIndex:
+        index = VectorIndex(
+            directory,
+            model,
+            dimensions,
             trees=self.settings.index_trees,
             search_k=self.settings.index_search_k,
             rebuild_threshold=self.settings.rebuild_threshold,
-            table="image_vectors",
+            table=table,
         )
-        self.image_index.load(self.catalog, tidy=not read_only)
-        self.image_searcher = Searcher(self.catalog, self.image_index, None, name, "image_vectors")
+        index.load(self.catalog, tidy=not read_only)
+        return index
 
     @property
-    def image_searcher_model(self) -> str:
+    def image_model(self) -> str:
         """The name image vectors of the current image features model carry."""
         return image_features_name(
             self.settings.image_features, self.settings.image_feature_dimensions
@@ -177,7 +188,7 @@ class Engine:
     def captioner_giving_features(self, captioner: Captioner) -> ClassifierCaptioner | None:
         """`captioner`, if it computes the image features as it captions (the classifier
         network they share): ingest then stores both from one pass."""
-        if self.image_index is None:
+        if self.images is None:
             return None
         return giving_features(captioner, self.settings.image_features)
 
@@ -188,13 +199,14 @@ class Engine:
         self.catalog.set_meta("embedder", self.embedder.name)
         self.catalog.set_meta("dimensions", str(self.embedder.dimensions))
 
-    def wait_ready(self, timeout: float | None = None) -> Searcher:
+    def wait_ready(self, timeout: float | None = None) -> SearchSpace:
+        """The text search space, once loaded (waiting up to `timeout`, or model_wait)."""
         wait = self.settings.model_wait if timeout is None else timeout
         if not self._ready.wait(wait):
             raise NotReady(f"the embedder is still loading after {wait:.0f} s")
         if self._load_error is not None:
             raise LoadFailed(f"the embedder failed to load: {self._load_error}")
-        return self.searcher
+        return self.text
 
     def captioner(self) -> Captioner:
         with self._captioner_lock:
@@ -232,22 +244,20 @@ class Engine:
         were reduced (feature_projection) instead of computing them again: reducing the
         stored unit rows gives what the model computes now, without decoding any image.
         Returns how many images were converted."""
-        if self.image_index is None or self.settings.image_feature_dimensions == POOLED_DIMENSIONS:
+        if self.images is None or self.settings.image_feature_dimensions == POOLED_DIMENSIONS:
             return 0
         old = image_features_name(self.settings.image_features, POOLED_DIMENSIONS)
         try:
             done = self._convert_image_vectors(old, should_stop)
-            examples = self.catalog.convert_examples(
-                old, self.image_searcher_model, self._reduce_one
-            )
+            examples = self.catalog.convert_examples(old, self.image_model, self._reduce_one)
         except ModelError as error:  # computed again instead, once the model loads
             log.error("cannot convert the stored image features: %s", error)
             return 0
         if done:
             log.info("converted the image features of %d images (and %d examples) to %s",
-                     done, examples, self.image_searcher_model)  # fmt: skip
-            if not self.image_index.rebuild(self.catalog):  # one base, not a huge delta
-                self.image_index.load(self.catalog)
+                     done, examples, self.image_model)  # fmt: skip
+            if not self.images.index.rebuild(self.catalog):  # one base, not a huge delta
+                self.images.index.load(self.catalog)
         return done
 
     def _convert_image_vectors(self, old: str, should_stop: Callable[[], bool]) -> int:
@@ -287,7 +297,7 @@ class Engine:
             if stored == 0:
                 break  # every caption changed under us: ingest is writing new vectors
         if done:
-            self.index.load(self.catalog)  # the new vectors join the delta
+            self.text.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
         return done
 

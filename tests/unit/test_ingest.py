@@ -142,15 +142,15 @@ def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
         pass
     assert engine.catalog.feature_counts() == (3, 0)  # nothing left for the idle pass
     assert worker._compute_features() == 0
-    model = engine.image_searcher_model
-    assert engine.image_searcher is not None
+    model = engine.image_model
+    assert engine.images is not None
     for file_id, name in ((engine.catalog.indexed_named(n)[0][0], n) for n in NAMES):
         with open(store / os.fsdecode(name), "rb") as file:
             image = decode(file, engine.settings.max_image_pixels).image
         (expected,) = engine.image_features().features([image])
         stored = np.frombuffer(engine.catalog.image_vector_of(file_id, model) or b"", np.float32)
         assert float(stored @ expected) > 0.9999
-        assert engine.image_searcher.search_vector(expected, 1)[0].file_id == file_id
+        assert engine.images.searcher.search_vector(expected, 1)[0].file_id == file_id
 
 
 def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine) -> None:
@@ -171,7 +171,7 @@ def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine)
     captioner.caption_with_features = no_models  # type: ignore[attr-defined]
     assert worker.run_batch() == 1
     assert engine.catalog.feature_counts() == (4, 0)  # none left for the idle pass
-    model = engine.image_searcher_model
+    model = engine.image_model
     original, copy = (engine.catalog.indexed_named(n)[0][0]
                       for n in (b"coffee.png", b"copy of coffee.png"))  # fmt: skip
     assert engine.catalog.image_vector_of(copy, model) == engine.catalog.image_vector_of(

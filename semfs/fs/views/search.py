@@ -348,16 +348,16 @@ class SearchView(VirtualView):
 
     def _engine_version(self) -> int:
         try:
-            return self._engine.wait_ready(timeout=0).version
+            return self._engine.wait_ready(timeout=0).searcher.version
         except NotReady:
             return -1
 
     def _search(self, text: str) -> tuple[list[Hit], int]:
-        searcher = self._engine.wait_ready()
-        version = searcher.version  # before searching: a change during it triggers another
+        space = self._engine.wait_ready()
+        version = space.searcher.version  # before searching: a change during it triggers another
         started = time.perf_counter()
         query = parse_query(text)  # valid: query_text checked it
-        hits = searcher.search_query(query, self._settings.top_k, self._engine.max_distance)
+        hits = space.searcher.search_query(query, self._settings.top_k, space.max_distance)
         log.info("search %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
         return hits, version

@@ -297,35 +297,34 @@ class SimilarView(SearchView):
     # --- results ----------------------------------------------------------------------------
 
     def _engine_version(self) -> int:
-        index = self._engine.image_index
+        images = self._engine.images
         try:
             self._engine.wait_ready(timeout=0)
         except NotReady:
             return -1
-        return -1 if index is None else index.version
+        return -1 if images is None else images.index.version
 
     def _search(self, text: str) -> tuple[list[Hit], int]:
         self._engine.wait_ready()
-        index, searcher = self._engine.image_index, self._engine.image_searcher
-        if index is None or searcher is None:
+        images = self._engine.images
+        if images is None:
             raise NotReady("search by example is off (the image_features setting is empty)")
-        version = index.version  # before searching: a change during it triggers another
+        version = images.index.version  # before searching: a change during it triggers another
         started = time.perf_counter()
         example = self._examples.get(os.fsencode(text))
-        vector = self._example_vector(example) if example is not None else None
+        vector = self._example_vector(example, images.model) if example is not None else None
         if example is None or vector is None:
             return [], version  # its features are not computed yet: refreshed when they are
         modifiers = _modifiers_of(text)
-        hits = searcher.search_example(
-            vector, modifiers, self._settings.top_k, self._engine.example_max_distance,
+        hits = images.searcher.search_example(
+            vector, modifiers, self._settings.top_k, images.max_distance,
             leave_out=example.file_id,
         )  # fmt: skip
         log.info("similar %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
         return hits, version
 
-    def _example_vector(self, example: Example) -> np.ndarray | None:
-        model = self._engine.image_searcher_model
+    def _example_vector(self, example: Example, model: str) -> np.ndarray | None:
         if example.file_id is not None:
             stored = self._catalog.image_vector_of(example.file_id, model)
             return None if stored is None else np.frombuffer(stored, dtype=np.float32)

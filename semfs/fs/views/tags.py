@@ -107,11 +107,11 @@ class TagsView(SearchView):
         return attr
 
     def _search(self, text: str) -> tuple[list[Hit], int]:
-        searcher = self._engine.wait_ready()
-        version = searcher.version
+        space = self._engine.wait_ready()
+        version = space.searcher.version
         started = time.perf_counter()
         keywords = text.split(SEPARATOR)
-        stored = self._catalog.with_keywords(keywords, self._engine.embedder.name, MAX_IMAGES)
+        stored = self._catalog.with_keywords(keywords, space.model, MAX_IMAGES)
         log.info("tags %s: %d images in %.1f ms", keywords, len(stored),
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return [Hit.of(hit, 0.0) for hit in stored], version
