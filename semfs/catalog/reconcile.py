@@ -87,7 +87,7 @@ def _reconcile(
         _check(should_stop)
         digest = _hash_or_report(store, path, report)
         if digest is not None:
-            catalog.upsert(path, info.st_size, info.st_mtime_ns, digest)
+            catalog.files.upsert(path, info.st_size, info.st_mtime_ns, digest)
             report.changed += 1
     for path, info in scan.fresh:
         _check(should_stop)
@@ -96,14 +96,14 @@ def _reconcile(
             continue
         if gone_by_hash.get(digest):
             record = gone_by_hash[digest].pop()
-            catalog.move(record.path, path, info.st_size, info.st_mtime_ns)
+            catalog.files.move(record.path, path, info.st_size, info.st_mtime_ns)
             moved_ids.add(record.id)
             report.moved += 1
         else:
-            catalog.upsert(path, info.st_size, info.st_mtime_ns, digest)
+            catalog.files.upsert(path, info.st_size, info.st_mtime_ns, digest)
             report.added += 1
     vanished = [record.id for record in scan.gone if record.id not in moved_ids]
-    catalog.remove_ids(vanished)
+    catalog.files.remove_ids(vanished)
     report.removed = len(vanished)
 
 
@@ -127,7 +127,7 @@ def find_differences(
     for directory, images in _walk_images(settings, store, report, unreadable):
         _check(should_stop)
         visited.add(directory)
-        known = catalog.files_in_dir(directory)
+        known = catalog.files.files_in_dir(directory)
         for name, info in images.items():
             record = known.pop(name, None)
             path = join_path(directory, name)
@@ -138,10 +138,10 @@ def find_differences(
             else:
                 report.unchanged += 1
         scan.gone.extend(known.values())
-    for directory in catalog.directories() - visited:
+    for directory in catalog.files.directories() - visited:
         # A directory we could not read may still hold its files: keep their records.
         if not any(_is_within(directory, bad) for bad in unreadable):
-            scan.gone.extend(catalog.files_in_dir(directory).values())
+            scan.gone.extend(catalog.files.files_in_dir(directory).values())
     return scan
 
 

@@ -282,18 +282,18 @@ class ChangeTracker:
                 for path in paths:
                     self._record(path, content)
             case Removed(path, is_dir=True):
-                catalog.remove_tree(path)
+                catalog.files.remove_tree(path)
             case Removed(path, is_dir=False):
-                catalog.remove(path)
+                catalog.files.remove(path)
             case Renamed(old, new, is_dir=True):
-                catalog.rename_tree(old, new)
+                catalog.files.rename_tree(old, new)
             case Renamed(old, new, is_dir=False, fd=fd):
                 if not self._settings.is_image_name(new):
-                    catalog.remove(old)
-                elif not catalog.move(old, new):
+                    catalog.files.remove(old)
+                elif not catalog.files.move(old, new):
                     self._record(new, self._content(fd, new))  # "x.tmp" renamed to "x.jpg"
             case Recaption(path):
-                catalog.requeue(path)
+                catalog.queue.requeue(path)
             case Exchanged(first, second, first_fd, second_fd):
                 images = {
                     path: fd
@@ -301,7 +301,7 @@ class ChangeTracker:
                     if self._settings.is_image_name(path) and fd is not None
                 }
                 stale = [path for path in (first, second) if path not in images]
-                catalog.swap(first, second, stale)
+                catalog.files.swap(first, second, stale)
                 for path, fd in images.items():
                     self._record(path, self._content(fd, path))
 
@@ -322,7 +322,7 @@ class ChangeTracker:
         if content is None:
             return
         info, digest = content
-        if self._catalog.upsert(path, info.st_size, info.st_mtime_ns, digest):
+        if self._catalog.files.upsert(path, info.st_size, info.st_mtime_ns, digest):
             log.debug("enqueued %r", path)
 
 

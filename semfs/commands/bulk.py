@@ -107,7 +107,7 @@ def _compute_all_features(engine: Engine, store: BackingStore, progress: bool) -
     """The image features of every indexed image that waits for them (search by example)."""
     if engine.images is None:
         return
-    waiting = engine.catalog.feature_counts()[1]
+    waiting = engine.catalog.features.feature_counts()[1]
     with tqdm(total=waiting, unit="image", desc="image features", disable=not progress) as bar:
         try:
             while taken := compute_features(engine, store):
@@ -126,7 +126,7 @@ def _features_here(
     if engine.images is None:
         return
     engine.convert_image_features()
-    catalog.requeue_features_not_by(engine.images.model)
+    catalog.features.requeue_features_not_by(engine.images.model)
     _compute_all_features(engine, store, progress)
     if engine.images.index.needs_rebuild(catalog):
         engine.images.index.rebuild(catalog)
@@ -163,9 +163,9 @@ def search_image_store(
         hits = images.searcher.search_example(
             vector, parsed, k or settings.top_k, images.max_distance
         )
-        waiting = catalog.feature_counts()[1]
+        waiting = catalog.features.feature_counts()[1]
         unreduced = image_features_name(settings.image_features, POOLED_DIMENSIONS)
-        if unreduced != engine.image_model and catalog.image_vectors_by(unreduced, 1):
+        if unreduced != engine.image_model and catalog.features.image_vectors_by(unreduced, 1):
             print("semfs: this store's image features are from before they were reduced: "
                   "mount it or run semfs index to convert them", file=sys.stderr)  # fmt: skip
     except ModelError as error:
@@ -199,7 +199,7 @@ def _bar(total: int, enabled: bool) -> tqdm[Never]:
 
 def _summary(catalog: Catalog) -> IndexSummary:
     stats = catalog.stats()
-    return IndexSummary(stats.indexed, stats.failed, stats.queued, catalog.failures())
+    return IndexSummary(stats.indexed, stats.failed, stats.queued, catalog.queue.failures())
 
 
 def search_store(

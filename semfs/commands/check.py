@@ -227,7 +227,7 @@ def indexes_of(settings: Settings, catalog: Catalog) -> list[IndexUnderCheck]:
 def _check_indexes(settings: Settings, catalog: Catalog, report: CheckReport) -> None:
     for index in indexes_of(settings, catalog):
         _check_index(index, catalog, report)
-    if settings.image_features and (waiting := catalog.feature_counts()[1]):
+    if settings.image_features and (waiting := catalog.features.feature_counts()[1]):
         report.notes.append(f"{waiting} images wait for their image features (search by example)")
 
 

@@ -142,7 +142,7 @@ def _requeue_impossible_records(catalog: Catalog) -> int:
             ids |= {row[0] for row in reader.execute(WRONG_SIZE_QUERY, (4 * int(dimensions),))}
     finally:
         reader.close()
-    catalog.requeue_ids(sorted(ids))
+    catalog.queue.requeue_ids(sorted(ids))
     return len(ids)
 
 

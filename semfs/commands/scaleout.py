@@ -192,7 +192,7 @@ def _describe_queue(
 ) -> Iterator[tuple[QueueItem, dict[str, Any]]]:
     """Windows of the queue, described on Ray; `skip` grows with the images that
     changed while described (the next `semfs index` takes them)."""
-    while items := catalog.queue_items(WINDOW, skip=skip):
+    while items := catalog.queue.queue_items(WINDOW, skip=skip):
         by_id = {item.record.id: item for item in items}
         dataset = ray.data.from_items(
             [{"id": item.record.id, "path": os.fsdecode(item.record.path)} for item in items]
@@ -217,19 +217,19 @@ def _store(engine: Engine, catalog: Catalog, item: QueueItem, row: dict[str, Any
     """Store one image's outcome: "stored", "failed" (a bad image, with its reason), or
     "changed" (the file changed meanwhile; its new version stays queued)."""
     if row["error"]:
-        return "failed" if catalog.fail(item, str(row["error"])) else "changed"
+        return "failed" if catalog.queue.fail(item, str(row["error"])) else "changed"
     description = Description(
         str(row["caption"]), str(row["source"]), str(row["captioner"]),
         [str(word) for word in row["keywords"]], row["taken_ns"], row["camera"],
     )  # fmt: skip
     vector = bytes(row["vector"])
-    seq = catalog.store_result(item, description, engine.embedder.name, vector)
+    seq = catalog.queue.store_result(item, description, engine.embedder.name, vector)
     if seq is None:
         return "changed"
     engine.text.index.add(item.record.id, seq, np.frombuffer(vector, dtype=np.float32))
     image_vector = bytes(row["image_vector"])
     if image_vector and engine.images is not None:
-        for file_id, image_seq in catalog.store_features_of_described(
+        for file_id, image_seq in catalog.features.store_features_of_described(
             engine.images.model, [(item.record.id, image_vector)]
         ):
             engine.images.index.add(file_id, image_seq, np.frombuffer(image_vector, np.float32))

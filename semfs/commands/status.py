@@ -31,17 +31,19 @@ def status_data(settings: Settings) -> dict[str, Any]:
         report.update(stats, images=stats["files"])
         report["captioner"] = catalog.get_meta("captioner")
         report["embedder"] = catalog.get_meta("embedder")
-        done, waiting = catalog.feature_counts()
+        done, waiting = catalog.features.feature_counts()
         report.update(image_features=done, image_features_queued=waiting)
         report["failures"] = [
             {"path": os.fsdecode(path), "reason": reason}
-            for path, reason in catalog.failures(FAILURES_SHOWN)
+            for path, reason in catalog.queue.failures(FAILURES_SHOWN)
         ]
         last = catalog.get_meta("last_reconcile")
         report["last_reconcile"] = json.loads(last) if last else None
         report["index"] = _index_state(settings, catalog.get_meta("dimensions"))
         if report["embedder"]:
-            in_base, newer = catalog.vector_counts(report["embedder"], report["index"]["base_seq"])
+            in_base, newer = catalog.reads.vector_counts(
+                report["embedder"], report["index"]["base_seq"]
+            )
             report["index"].update(vectors=in_base + newer, exact_vectors=newer)
     finally:
         catalog.close()

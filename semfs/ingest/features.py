@@ -4,7 +4,7 @@ their caption.
 The default captioner computes them in its own pass (ingest stores both together);
 images described otherwise (a caption a person gave, a transformers captioner, a store
 from before, a new features model) wait in the catalog's feature queue (every newly
-described image lands there, see catalog_schema). When ingest's own queue is empty it
+described image lands there, see catalog/schema.py). When ingest's own queue is empty it
 takes them, decodes them again and runs the features model. An image that cannot be
 decoded (a caption a person gave to a file that is no image) gets no features and is
 simply not found by example. A kill -9 loses nothing: the queue is in the catalog, and
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from semfs.catalog.images import FeatureTask
+from semfs.catalog.features import FeatureTask
 from semfs.ml.imaging import BadImage, decode
 from semfs.search.engine import Engine
 from semfs.store.backing import BackingStore
@@ -38,7 +38,7 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     if engine.images is None:
         return 0
     index = engine.images.index
-    tasks = engine.catalog.feature_tasks(engine.settings.ingest_batch)  # per model call
+    tasks = engine.catalog.features.feature_tasks(engine.settings.ingest_batch)  # per model call
     if not tasks:
         return 0
     max_pixels = engine.settings.max_image_pixels
@@ -49,7 +49,9 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     vectors: list[bytes | None] = [
         None if image is None else next(rows).tobytes() for image in images
     ]
-    stored = engine.catalog.store_features(features.name, list(zip(tasks, vectors, strict=True)))
+    stored = engine.catalog.features.store_features(
+        features.name, list(zip(tasks, vectors, strict=True))
+    )
     by_id = {task.file_id: vector for task, vector in zip(tasks, vectors, strict=True)}
     for file_id, seq in stored:
         vector = by_id[file_id]

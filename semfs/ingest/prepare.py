@@ -18,8 +18,8 @@ def ready_for_bulk_ingest(settings: Settings, catalog: Catalog, store: BackingSt
     engine.load()
     engine.record_models()
     engine.reembed()
-    catalog.requeue_ingest_errors()
+    catalog.queue.requeue_ingest_errors()
     if engine.images is not None:
         engine.convert_image_features()
-        catalog.requeue_features_not_by(engine.images.model)
+        catalog.features.requeue_features_not_by(engine.images.model)
     return engine

@@ -137,12 +137,12 @@ class IngestWorker:
         """What a start owes to earlier runs: failures that were not the images' fault,
         captions waiting for the current embedder."""
         self._engine.record_models()
-        if requeued := self._catalog.requeue_ingest_errors():
+        if requeued := self._catalog.queue.requeue_ingest_errors():
             log.info("queued %d images again that had failed with an ingest error", requeued)
         if self._engine.images is not None:
             self._engine.convert_image_features(should_stop=self._stop.is_set)
             model = self._engine.image_model
-            if requeued := self._catalog.requeue_features_not_by(model):
+            if requeued := self._catalog.features.requeue_features_not_by(model):
                 log.info("computing image features again for %d images (now %s)", requeued, model)
         if self._engine.reembed(should_stop=self._stop.is_set):
             self._on_indexed()
@@ -189,7 +189,7 @@ class IngestWorker:
         start = self._catalog.get_meta("facts_backfilled_to")
         if start is None:
             return 0
-        files = self._catalog.described_after(int(start), BACKFILL_BATCH)
+        files = self._catalog.queue.described_after(int(start), BACKFILL_BATCH)
         facts = []
         for file_id, path in files:
             try:
@@ -204,7 +204,7 @@ class IngestWorker:
             with file:
                 found = read_facts(file)
             facts.append((file_id, found.taken_ns, found.camera))
-        self._catalog.set_facts(facts, files[-1][0] if files else 0)
+        self._catalog.queue.set_facts(facts, files[-1][0] if files else 0)
         if not files:
             log.info("photo facts (EXIF date and camera) read for every described image")
         return len(files)
@@ -222,7 +222,7 @@ class IngestWorker:
         Raises CaptionerUnavailable, leaving the batch queued, when the captioner cannot
         load: that is no image's fault, and counting it against them would fail them all.
         """
-        items = self._catalog.queue_items(
+        items = self._catalog.queue.queue_items(
             self._settings.ingest_batch, skip=self._waiting_for_tracker()
         )
         if not items:
@@ -235,7 +235,7 @@ class IngestWorker:
         except Exception as error:  # a model failed: not the images' fault, try again later
             log.exception("ingest batch failed")
             for entry in prepared:
-                self._catalog.retry_later(entry.item, f"ingest error: {error}", MAX_ATTEMPTS)
+                self._catalog.queue.retry_later(entry.item, f"ingest error: {error}", MAX_ATTEMPTS)
         self._on_indexed()
         self.maybe_rebuild()
         return len(items)
@@ -254,7 +254,7 @@ class IngestWorker:
             raise  # the catalog's trouble, not the image's
         except Exception as error:  # e.g. MemoryError: retried later, a few times
             log.exception("cannot read %r", os.fsdecode(item.record.path))
-            self._catalog.retry_later(item, f"ingest error: {error!r}", MAX_ATTEMPTS)
+            self._catalog.queue.retry_later(item, f"ingest error: {error!r}", MAX_ATTEMPTS)
             return None
 
     def _prepare(self, item: QueueItem) -> Prepared | None:
@@ -265,7 +265,7 @@ class IngestWorker:
             self._vanished(item)
             return None
         except OSError as error:
-            self._catalog.fail(item, f"cannot open: {os.strerror(error.errno or 0)}")
+            self._catalog.queue.fail(item, f"cannot open: {os.strerror(error.errno or 0)}")
             return None
         with os.fdopen(fd, "rb") as file:
             facts = read_facts(file)
@@ -273,7 +273,7 @@ class IngestWorker:
             if caption_set is not None:
                 return Prepared(item, given_description(caption_set, "user"), facts=facts)
             if item.record.content_hash:
-                reused = self._catalog.reusable(
+                reused = self._catalog.queue.reusable(
                     item.record.content_hash, self._engine.embedder.name
                 )
                 if reused is not None:
@@ -284,10 +284,10 @@ class IngestWorker:
                 image = decode(file, self._settings.max_image_pixels)
             except BadImage as error:
                 log.warning("skipping %r: %s", os.fsdecode(path), error)
-                self._catalog.fail(item, str(error))
+                self._catalog.queue.fail(item, str(error))
                 return None
             except OSError as error:
-                self._catalog.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
+                self._catalog.queue.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
                 return None
         if image.embedded_caption is not None:
             given = given_description(image.embedded_caption, image.embedded_source or "exif")
@@ -298,17 +298,17 @@ class IngestWorker:
         if self._engine.images is None:
             return None
         model = self._engine.images.model
-        return self._catalog.image_vector_of_content(content_hash, model)
+        return self._catalog.features.image_vector_of_content(content_hash, model)
 
     def _vanished(self, item: QueueItem) -> None:
         """Not where the queue saw it: renamed or deleted since, and the catalog hears
         of that from the tracker a moment later (the record moves, or goes). Until then
         it waits a little, then is tried again, a few times at most."""
-        if self._catalog.path_of(item.record.id) != item.record.path:
+        if self._catalog.queue.path_of(item.record.id) != item.record.path:
             return  # already moved (the next batch has its new path) or removed
         with self._vanished_lock:
             self._vanished_at[item.record.id] = time.monotonic()
-        self._catalog.retry_later(item, "cannot open: file vanished", MAX_ATTEMPTS)
+        self._catalog.queue.retry_later(item, "cannot open: file vanished", MAX_ATTEMPTS)
 
     def _waiting_for_tracker(self) -> list[int]:
         now = time.monotonic()
@@ -356,7 +356,7 @@ class IngestWorker:
             assert entry.description is not None and entry.vector is not None
             description = replace(entry.description, taken_ns=entry.facts.taken_ns,
                                   camera=entry.facts.camera)  # fmt: skip
-            seq = self._catalog.store_result(entry.item, description, embedder, entry.vector)
+            seq = self._catalog.queue.store_result(entry.item, description, embedder, entry.vector)
             if seq is not None:
                 vector = np.frombuffer(entry.vector, dtype=np.float32)
                 self._engine.text.index.add(entry.item.record.id, seq, vector)
@@ -369,7 +369,7 @@ class IngestWorker:
         images = self._engine.images
         if not vectors or images is None:
             return
-        for file_id, seq in self._catalog.store_features_of_described(
+        for file_id, seq in self._catalog.features.store_features_of_described(
             images.model, [*vectors.items()]
         ):
             images.index.add(file_id, seq, np.frombuffer(vectors[file_id], dtype=np.float32))

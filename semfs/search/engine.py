@@ -111,7 +111,7 @@ class Engine:
             model=self.embedder.name,
             index=index,
             searcher=Searcher(
-                self.catalog,
+                self.catalog.reads,
                 index,
                 QueryCache(self.embedder, self.settings.query_cache),
                 self.embedder.name,
@@ -145,7 +145,7 @@ class Engine:
         self.images = SearchSpace(
             model=name,
             index=index,
-            searcher=Searcher(self.catalog, index, None, name, "image_vectors"),
+            searcher=Searcher(self.catalog.reads, index, None, name, "image_vectors"),
             max_distance=example_cut(name) if cut is None else cut,
         )
 
@@ -249,7 +249,9 @@ class Engine:
         old = image_features_name(self.settings.image_features, POOLED_DIMENSIONS)
         try:
             done = self._convert_image_vectors(old, should_stop)
-            examples = self.catalog.convert_examples(old, self.image_model, self._reduce_one)
+            examples = self.catalog.features.convert_examples(
+                old, self.image_model, self._reduce_one
+            )
         except ModelError as error:  # computed again instead, once the model loads
             log.error("cannot convert the stored image features: %s", error)
             return 0
@@ -262,14 +264,16 @@ class Engine:
 
     def _convert_image_vectors(self, old: str, should_stop: Callable[[], bool]) -> int:
         done = 0
-        while not should_stop() and (batch := self.catalog.image_vectors_by(old, REEMBED_BATCH)):
+        while not should_stop() and (
+            batch := self.catalog.features.image_vectors_by(old, REEMBED_BATCH)
+        ):
             features = self.image_features()
             stored = np.stack([np.frombuffer(vector, dtype=np.float32) for _, vector in batch])
             reduced = features.from_pooled(stored)
             rows = [
                 (file_id, row.tobytes()) for (file_id, _), row in zip(batch, reduced, strict=True)
             ]
-            converted = len(self.catalog.convert_image_vectors(old, features.name, rows))
+            converted = len(self.catalog.features.convert_image_vectors(old, features.name, rows))
             done += converted
             if converted == 0:
                 break  # every one changed under us: ingest is writing new features
@@ -285,14 +289,14 @@ class Engine:
         embedder was switched); captions are kept. Returns how many were embedded."""
         done = 0
         while not should_stop() and (
-            batch := self.catalog.captions_to_embed(self.embedder.name, REEMBED_BATCH)
+            batch := self.catalog.queue.captions_to_embed(self.embedder.name, REEMBED_BATCH)
         ):
             vectors = self.embedder.embed([caption for _, caption in batch])
             rows = [
                 (file_id, caption, vector.tobytes())
                 for (file_id, caption), vector in zip(batch, vectors, strict=True)
             ]
-            stored = self.catalog.store_vectors(self.embedder.name, rows)
+            stored = self.catalog.queue.store_vectors(self.embedder.name, rows)
             done += stored
             if stored == 0:
                 break  # every caption changed under us: ingest is writing new vectors

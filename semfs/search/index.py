@@ -13,7 +13,7 @@ file that could disagree with it after a crash. A base candidate is valid only i
 catalog's current vector for that file is no newer than the base (`seq <= base seq`);
 otherwise the file was deleted, changed or re-embedded since: that is its tombstone.
 Delta candidates must match the catalog's current seq exactly. The searcher checks both
-against the catalog (`Catalog.hits`).
+against the catalog (`SearchReads.hits`).
 
 Item ids are catalog file ids.
 
@@ -180,7 +180,7 @@ class VectorIndex:
         table: str = "vectors",
     ) -> None:
         self._directory = directory
-        self._table = table  # the catalog table of its vectors (catalog_ingest.VECTOR_TABLES)
+        self._table = table  # the catalog table of its vectors (catalog.records.VECTOR_TABLES)
         self._embedder = embedder
         self._dimensions = dimensions
         self._trees = trees
@@ -220,7 +220,7 @@ class VectorIndex:
         if tidy:
             self._remove_old_files(keep=best[0] if best else None)
         delta = Delta(self._dimensions)
-        for file_id, seq, blob in catalog.vectors_since(
+        for file_id, seq, blob in catalog.reads.vectors_since(
             self._embedder, self._base_seq, self._table
         ):
             delta.add(file_id, seq, np.frombuffer(blob, dtype=np.float32))
@@ -294,7 +294,7 @@ class VectorIndex:
             waiting, base_seq, base_items = len(self._delta), self._base_seq, self._base_items
         if waiting >= self._rebuild_threshold:
             return True
-        live_in_base, _ = catalog.vector_counts(self._embedder, base_seq, self._table)
+        live_in_base, _ = catalog.reads.vector_counts(self._embedder, base_seq, self._table)
         dead = base_items - live_in_base  # deleted, changed or re-embedded since the build
         return dead >= max(self._rebuild_threshold, base_items // 4)
 

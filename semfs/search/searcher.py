@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semfs.catalog.database import Catalog
+from semfs.catalog.reads import SearchReads
 from semfs.catalog.records import StoredHit
 from semfs.ml.embedder import QueryCache
 from semfs.ml.triplets import agreement, triplets
@@ -53,13 +53,13 @@ class Searcher:
 
     def __init__(
         self,
-        catalog: Catalog,
+        reads: SearchReads,
         index: VectorIndex,
         queries: QueryCache | None,
         embedder: str,
         table: str = "vectors",
     ) -> None:
-        self._catalog = catalog
+        self._reads = reads
         self._index = index
         self._queries = queries
         self._embedder = embedder
@@ -106,7 +106,7 @@ class Searcher:
         cut = query.max_distance if query.max_distance is not None else max_distance
         if not query.text:  # filters alone: the matching images themselves
             order = "date" if query.sort == "score" else query.sort
-            stored = self._catalog.filtered(self._embedder, year_range_ns(query.years),
+            stored = self._reads.filtered(self._embedder, year_range_ns(query.years),
                                             query.camera, query.folder, order, k)  # fmt: skip
             return [Hit.of(hit, 0.0) for hit in stored]
         # `-word` leaves out what would be a result for `word` at the usual cut, whatever
@@ -152,7 +152,7 @@ class Searcher:
             hits = [hit for hit in hits if matches_filters(hit, years, query.camera, query.folder)]
             if not negatives or not hits:
                 return hits
-            vectors = self._catalog.vectors_of([hit.file_id for hit in hits], self._embedder)
+            vectors = self._reads.vectors_of([hit.file_id for hit in hits], self._embedder)
             return [
                 hit for hit in hits
                 if not any(_excluded(hit, vectors.get(hit.file_id), word, negative, cut)
@@ -165,7 +165,7 @@ class Searcher:
         """Candidates whose vector is still the file's current one (the rest are
         tombstoned: deleted, changed or re-embedded since they were indexed)."""
         close = [c for c in candidates if c.distance <= max_distance]
-        stored = self._catalog.hits({c.file_id for c in close}, self._embedder, self._table)
+        stored = self._reads.hits({c.file_id for c in close}, self._embedder, self._table)
         hits: list[Hit] = []
         seen: set[int] = set()
         for candidate in close:

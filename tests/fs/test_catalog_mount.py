@@ -31,7 +31,9 @@ def catalog_of(store: Path) -> dict[str, tuple[int, int, str | None]]:
     """{path: (id, size, content hash)} straight from the catalog file."""
     catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
     try:
-        return {os.fsdecode(r.path): (r.id, r.size, r.content_hash) for r in catalog.all_files()}
+        return {
+            os.fsdecode(r.path): (r.id, r.size, r.content_hash) for r in catalog.files.all_files()
+        }
     finally:
         catalog.close()
 
@@ -133,9 +135,9 @@ def test_reconcile_finds_changes_made_while_unmounted(
     stop(mounted)
     # Pretend the ingest stages have run, so we can see what gets queued again.
     catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
-    for record in catalog.queued(100):
-        catalog.finish(record.id, FileState.INDEXED)
-    ids = {os.fsdecode(r.path): r.id for r in catalog.all_files()}
+    for record in catalog.queue.queued(100):
+        catalog.queue.finish(record.id, FileState.INDEXED)
+    ids = {os.fsdecode(r.path): r.id for r in catalog.files.all_files()}
     catalog.close()
     seq_before = last_vector_seq(store)
 
@@ -151,7 +153,7 @@ def test_reconcile_finds_changes_made_while_unmounted(
         assert "2 added, 1 changed, 2 moved, 0 removed" in status["last_reconcile"]["summary"]
         assert_catalog_matches_store(store)
         catalog = Catalog.open(store / ".semfs" / "catalog.sqlite3")
-        records = {os.fsdecode(r.path): r for r in catalog.all_files()}
+        records = {os.fsdecode(r.path): r for r in catalog.files.all_files()}
         catalog.close()
         # Moved files keep their records and derived state: nothing to redo.
         assert records["pets/rocket-moved.jpg"].id == ids["rocket.jpg"]

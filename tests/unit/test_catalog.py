@@ -24,11 +24,11 @@ def test_new_catalog_has_current_schema(catalog: Catalog) -> None:
 def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     first = Catalog.open(path)
-    first.upsert(b"a.jpg", 1, 2, "h")
+    first.files.upsert(b"a.jpg", 1, 2, "h")
     first.close()
     second = Catalog.open(path)
     assert second.schema_version == SCHEMA_VERSION
-    record = second.get(b"a.jpg")
+    record = second.files.get(b"a.jpg")
     assert record is not None and (record.size, record.mtime_ns) == (1, 2)
 
 
@@ -42,66 +42,66 @@ def test_catalog_from_a_newer_semfs_is_refused(tmp_path: Path) -> None:
 
 
 def test_upsert_enqueues_new_content_only(catalog: Catalog) -> None:
-    assert catalog.upsert(b"x/a.jpg", 10, 100, "h1") is True
-    assert catalog.upsert(b"x/a.jpg", 10, 200, "h1") is False  # touched, same bytes
-    record = catalog.get(b"x/a.jpg")
+    assert catalog.files.upsert(b"x/a.jpg", 10, 100, "h1") is True
+    assert catalog.files.upsert(b"x/a.jpg", 10, 200, "h1") is False  # touched, same bytes
+    record = catalog.files.get(b"x/a.jpg")
     assert record is not None and record.mtime_ns == 200
-    catalog.finish(record.id, FileState.INDEXED)
+    catalog.queue.finish(record.id, FileState.INDEXED)
     assert catalog.stats().queued == 0
-    assert catalog.upsert(b"x/a.jpg", 11, 300, "h2") is True  # new content
-    again = catalog.get(b"x/a.jpg")
+    assert catalog.files.upsert(b"x/a.jpg", 11, 300, "h2") is True  # new content
+    again = catalog.files.get(b"x/a.jpg")
     assert again is not None and again.id == record.id and again.state is FileState.QUEUED
     assert catalog.stats() == catalog.stats().__class__(files=1, indexed=0, queued=1, failed=0)
 
 
 def test_queue_is_fifo_and_finish_records_outcome(catalog: Catalog) -> None:
     for name in (b"1.jpg", b"2.jpg", b"3.jpg"):
-        catalog.upsert(name, 1, 1, name.decode())
-    queued = catalog.queued(2)
+        catalog.files.upsert(name, 1, 1, name.decode())
+    queued = catalog.queue.queued(2)
     assert [r.path for r in queued] == [b"1.jpg", b"2.jpg"]
-    catalog.finish(queued[0].id, FileState.FAILED, "truncated image")
-    catalog.finish(queued[1].id, FileState.INDEXED)
+    catalog.queue.finish(queued[0].id, FileState.FAILED, "truncated image")
+    catalog.queue.finish(queued[1].id, FileState.INDEXED)
     stats = catalog.stats()
     assert (stats.files, stats.indexed, stats.queued, stats.failed) == (3, 1, 1, 1)
-    failed = catalog.get(b"1.jpg")
+    failed = catalog.files.get(b"1.jpg")
     assert failed is not None and failed.error == "truncated image"
 
 
 def test_move_keeps_id_and_replaces_target(catalog: Catalog) -> None:
-    catalog.upsert(b"a.jpg", 1, 1, "ha")
-    catalog.upsert(b"d/b.jpg", 2, 2, "hb")
-    original = catalog.get(b"a.jpg")
+    catalog.files.upsert(b"a.jpg", 1, 1, "ha")
+    catalog.files.upsert(b"d/b.jpg", 2, 2, "hb")
+    original = catalog.files.get(b"a.jpg")
     assert original is not None
-    assert catalog.move(b"a.jpg", b"d/b.jpg", 1, 5) is True
-    moved = catalog.get(b"d/b.jpg")
+    assert catalog.files.move(b"a.jpg", b"d/b.jpg", 1, 5) is True
+    moved = catalog.files.get(b"d/b.jpg")
     assert moved is not None and moved.id == original.id and moved.content_hash == "ha"
-    assert catalog.get(b"a.jpg") is None and catalog.stats().files == 1
-    assert catalog.move(b"missing.jpg", b"x.jpg", 0, 0) is False
+    assert catalog.files.get(b"a.jpg") is None and catalog.stats().files == 1
+    assert catalog.files.move(b"missing.jpg", b"x.jpg", 0, 0) is False
 
 
 def test_tree_operations_respect_name_boundaries(catalog: Catalog) -> None:
     for path in (b"a/1.jpg", b"a/b/2.jpg", b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"):
-        catalog.upsert(path, 1, 1, path.decode())
-    assert catalog.move_tree(b"a", b"z/a") == 2
-    paths = {r.path for r in catalog.all_files()}
+        catalog.files.upsert(path, 1, 1, path.decode())
+    assert catalog.files.move_tree(b"a", b"z/a") == 2
+    paths = {r.path for r in catalog.files.all_files()}
     assert paths == {b"z/a/1.jpg", b"z/a/b/2.jpg", b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"}
-    assert catalog.remove_tree(b"z") == 2
-    assert {r.path for r in catalog.all_files()} == {b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"}
+    assert catalog.files.remove_tree(b"z") == 2
+    assert {r.path for r in catalog.files.all_files()} == {b"ab/3.jpg", b"a.jpg", b"a0/4.jpg"}
 
 
 def test_paths_are_kept_as_exact_bytes(catalog: Catalog) -> None:
     odd = b"caf\xe9/\xff\xfe name\n.jpg"  # not UTF-8, with a newline
-    catalog.upsert(odd, 1, 1, "h")
-    assert [r.path for r in catalog.all_files()] == [odd]
+    catalog.files.upsert(odd, 1, 1, "h")
+    assert [r.path for r in catalog.files.all_files()] == [odd]
     assert split_path(odd) == (b"caf\xe9", b"\xff\xfe name\n.jpg")
     assert join_path(*split_path(odd)) == odd
-    assert catalog.find_by_hash("h")[0].path == odd
+    assert catalog.files.find_by_hash("h")[0].path == odd
 
 
 def test_removal_also_leaves_the_queue(catalog: Catalog) -> None:
-    catalog.upsert(b"a.jpg", 1, 1, "h")
-    assert catalog.remove(b"a.jpg") is True
-    assert catalog.stats().queued == 0 and catalog.queued(10) == []
+    catalog.files.upsert(b"a.jpg", 1, 1, "h")
+    assert catalog.files.remove(b"a.jpg") is True
+    assert catalog.stats().queued == 0 and catalog.queue.queued(10) == []
 
 
 def test_meta_values(catalog: Catalog) -> None:
@@ -112,32 +112,32 @@ def test_meta_values(catalog: Catalog) -> None:
 
 
 def test_swap_exchanges_records_at_and_below_both_paths(catalog: Catalog) -> None:
-    catalog.upsert(b"coffee.png", 1, 1, "file")
-    catalog.upsert(b"animals/cat.png", 2, 2, "inside")
-    catalog.swap(b"coffee.png", b"animals")
-    assert {r.path for r in catalog.all_files()} == {b"animals", b"coffee.png/cat.png"}
+    catalog.files.upsert(b"coffee.png", 1, 1, "file")
+    catalog.files.upsert(b"animals/cat.png", 2, 2, "inside")
+    catalog.files.swap(b"coffee.png", b"animals")
+    assert {r.path for r in catalog.files.all_files()} == {b"animals", b"coffee.png/cat.png"}
 
 
 def test_swap_drops_records_left_at_names_that_hold_no_image_now(catalog: Catalog) -> None:
-    catalog.upsert(b"coffee.png", 1, 1, "file")
-    catalog.upsert(b"animals/cat.png", 2, 2, "inside")
-    catalog.swap(b"coffee.png", b"animals", stale=[b"coffee.png", b"animals"])
-    assert {r.path for r in catalog.all_files()} == {b"coffee.png/cat.png"}
+    catalog.files.upsert(b"coffee.png", 1, 1, "file")
+    catalog.files.upsert(b"animals/cat.png", 2, 2, "inside")
+    catalog.files.swap(b"coffee.png", b"animals", stale=[b"coffee.png", b"animals"])
+    assert {r.path for r in catalog.files.all_files()} == {b"coffee.png/cat.png"}
 
 
 def test_rename_tree_drops_stale_records_at_the_target(catalog: Catalog) -> None:
-    catalog.upsert(b"a/1.jpg", 1, 1, "one")
-    catalog.upsert(b"b/stale.jpg", 1, 1, "stale")
-    assert catalog.rename_tree(b"a", b"b") == 1
-    assert {r.path for r in catalog.all_files()} == {b"b/1.jpg"}
+    catalog.files.upsert(b"a/1.jpg", 1, 1, "one")
+    catalog.files.upsert(b"b/stale.jpg", 1, 1, "stale")
+    assert catalog.files.rename_tree(b"a", b"b") == 1
+    assert {r.path for r in catalog.files.all_files()} == {b"b/1.jpg"}
 
 
 def test_files_failed_by_an_ingest_error_are_queued_again(catalog: Catalog) -> None:
-    catalog.upsert(b"model-broke.jpg", 1, 1, "h1")
-    catalog.upsert(b"truncated.jpg", 1, 1, "h2")
-    broke, truncated = catalog.queue_items(10)
-    catalog.retry_later(broke, "ingest error: RuntimeError()", max_attempts=1)
-    catalog.fail(truncated, "corrupt or truncated image")
+    catalog.files.upsert(b"model-broke.jpg", 1, 1, "h1")
+    catalog.files.upsert(b"truncated.jpg", 1, 1, "h2")
+    broke, truncated = catalog.queue.queue_items(10)
+    catalog.queue.retry_later(broke, "ingest error: RuntimeError()", max_attempts=1)
+    catalog.queue.fail(truncated, "corrupt or truncated image")
     assert catalog.stats().failed == 2
-    assert catalog.requeue_ingest_errors() == 1
-    assert [item.record.path for item in catalog.queue_items(10)] == [b"model-broke.jpg"]
+    assert catalog.queue.requeue_ingest_errors() == 1
+    assert [item.record.path for item in catalog.queue.queue_items(10)] == [b"model-broke.jpg"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from semfs.catalog.database import Catalog, Description
-from semfs.catalog.images import FeatureTask
+from semfs.catalog.features import FeatureTask
 
 MODEL = "efficientnet-lite0:svd256"
 
@@ -21,10 +21,10 @@ def catalog(tmp_path: Path) -> Catalog:
 
 def describe(catalog: Catalog, path: bytes) -> int:
     """Catalogue and ingest `path` as ingest would: description, text vector, indexed."""
-    catalog.upsert(path, 10, 1, path.decode())
-    (item,) = [i for i in catalog.queue_items(100) if i.record.path == path]
+    catalog.files.upsert(path, 10, 1, path.decode())
+    (item,) = [i for i in catalog.queue.queue_items(100) if i.record.path == path]
     description = Description("a photo of a cat", "model", "test", ["cat"])
-    assert catalog.store_result(item, description, "embedder", b"\0" * 16) is not None
+    assert catalog.queue.store_result(item, description, "embedder", b"\0" * 16) is not None
     return item.record.id
 
 
@@ -35,67 +35,72 @@ def vector(seed: int) -> bytes:
 
 def test_every_described_image_waits_for_its_features_once(catalog: Catalog) -> None:
     first, second = describe(catalog, b"a.jpg"), describe(catalog, b"b.jpg")
-    tasks = catalog.feature_tasks(10)
+    tasks = catalog.features.feature_tasks(10)
     assert [t.file_id for t in tasks] == [first, second]
-    assert catalog.feature_counts() == (0, 2)
-    stored = catalog.store_features(MODEL, [(tasks[0], vector(1)), (tasks[1], None)])
+    assert catalog.features.feature_counts() == (0, 2)
+    stored = catalog.features.store_features(MODEL, [(tasks[0], vector(1)), (tasks[1], None)])
     assert [file_id for file_id, _ in stored] == [first]  # b.jpg could not be decoded
-    assert catalog.feature_tasks(10) == []
-    assert catalog.feature_counts() == (1, 0)
-    assert catalog.image_vector_of(first, MODEL) == vector(1)
-    assert catalog.image_vector_of(first, "another model") is None
+    assert catalog.features.feature_tasks(10) == []
+    assert catalog.features.feature_counts() == (1, 0)
+    assert catalog.examples.image_vector_of(first, MODEL) == vector(1)
+    assert catalog.examples.image_vector_of(first, "another model") is None
 
 
 def test_a_result_for_an_image_described_again_meanwhile_is_dropped(catalog: Catalog) -> None:
     file_id = describe(catalog, b"a.jpg")
-    (task,) = catalog.feature_tasks(10)
-    catalog.store_features(MODEL, [(task, vector(1))])
+    (task,) = catalog.features.feature_tasks(10)
+    catalog.features.store_features(MODEL, [(task, vector(1))])
     # The file changes: ingest describes it anew, which drops its old features and
     # queues it with a new generation; a result computed from the old bytes is stale.
-    catalog.upsert(b"a.jpg", 11, 2, "changed")
-    describe_again = next(i for i in catalog.queue_items(10) if i.record.id == file_id)
-    catalog.store_result(describe_again, Description("a dog", "model", "t", ["dog"]), "e", b"1")
-    assert catalog.image_vector_of(file_id, MODEL) is None
-    (fresh,) = catalog.feature_tasks(10)
+    catalog.files.upsert(b"a.jpg", 11, 2, "changed")
+    describe_again = next(i for i in catalog.queue.queue_items(10) if i.record.id == file_id)
+    catalog.queue.store_result(
+        describe_again, Description("a dog", "model", "t", ["dog"]), "e", b"1"
+    )
+    assert catalog.examples.image_vector_of(file_id, MODEL) is None
+    (fresh,) = catalog.features.feature_tasks(10)
     stale = FeatureTask(file_id, fresh.generation - 1, b"a.jpg")
-    assert catalog.store_features(MODEL, [(stale, vector(2))]) == []
-    assert catalog.feature_tasks(10) == [fresh]
-    assert len(catalog.store_features(MODEL, [(fresh, vector(3))])) == 1
-    assert catalog.image_vector_of(file_id, MODEL) == vector(3)
+    assert catalog.features.store_features(MODEL, [(stale, vector(2))]) == []
+    assert catalog.features.feature_tasks(10) == [fresh]
+    assert len(catalog.features.store_features(MODEL, [(fresh, vector(3))])) == 1
+    assert catalog.examples.image_vector_of(file_id, MODEL) == vector(3)
 
 
 def test_features_computed_with_the_caption_take_the_image_off_the_queue(
     catalog: Catalog,
 ) -> None:
     first, second = describe(catalog, b"a.jpg"), describe(catalog, b"b.jpg")
-    stored = catalog.store_features_of_described(MODEL, [(first, vector(1))])
+    stored = catalog.features.store_features_of_described(MODEL, [(first, vector(1))])
     assert [file_id for file_id, _ in stored] == [first]
-    assert catalog.image_vector_of(first, MODEL) == vector(1)
-    assert [task.file_id for task in catalog.feature_tasks(10)] == [second]  # the idle pass's
-    assert catalog.feature_counts() == (1, 1)
+    assert catalog.examples.image_vector_of(first, MODEL) == vector(1)
+    # the idle pass's:
+    assert [task.file_id for task in catalog.features.feature_tasks(10)] == [second]
+    assert catalog.features.feature_counts() == (1, 1)
     # The file changed after its description was stored: what was computed is stale.
-    catalog.requeue_ids([second])
-    assert catalog.store_features_of_described(MODEL, [(second, vector(2))]) == []
-    assert catalog.image_vector_of(second, MODEL) is None
+    catalog.queue.requeue_ids([second])
+    assert catalog.features.store_features_of_described(MODEL, [(second, vector(2))]) == []
+    assert catalog.examples.image_vector_of(second, MODEL) is None
 
 
 def test_features_of_another_model_are_computed_again(catalog: Catalog) -> None:
     file_id = describe(catalog, b"a.jpg")
-    (task,) = catalog.feature_tasks(10)
-    catalog.store_features("old model", [(task, vector(1))])
-    assert catalog.requeue_features_not_by(MODEL) == 1
-    assert [t.file_id for t in catalog.feature_tasks(10)] == [file_id]
-    assert catalog.requeue_features_not_by(MODEL) == 0  # already waiting
+    (task,) = catalog.features.feature_tasks(10)
+    catalog.features.store_features("old model", [(task, vector(1))])
+    assert catalog.features.requeue_features_not_by(MODEL) == 1
+    assert [t.file_id for t in catalog.features.feature_tasks(10)] == [file_id]
+    assert catalog.features.requeue_features_not_by(MODEL) == 0  # already waiting
 
 
 def test_removing_a_file_removes_its_features_and_examples(catalog: Catalog) -> None:
     file_id = describe(catalog, b"dir/a.jpg")
-    catalog.store_features(MODEL, [(catalog.feature_tasks(10)[0], vector(1))])
-    catalog.save_example(b"a.jpg", file_id, None, None)
-    catalog.save_example(b"mine.jpg", None, MODEL, vector(2))
-    assert catalog.indexed_named(b"a.jpg") == [(file_id, b"dir/a.jpg")]
-    catalog.remove(b"dir/a.jpg")
-    assert catalog.feature_counts() == (0, 0)
-    assert [e.name for e in catalog.examples()] == [b"mine.jpg"]
-    assert catalog.examples()[0].vector == vector(2)
-    assert catalog.remove_example(b"mine.jpg") and not catalog.remove_example(b"mine.jpg")
+    catalog.features.store_features(MODEL, [(catalog.features.feature_tasks(10)[0], vector(1))])
+    catalog.examples.save_example(b"a.jpg", file_id, None, None)
+    catalog.examples.save_example(b"mine.jpg", None, MODEL, vector(2))
+    assert catalog.examples.indexed_named(b"a.jpg") == [(file_id, b"dir/a.jpg")]
+    catalog.files.remove(b"dir/a.jpg")
+    assert catalog.features.feature_counts() == (0, 0)
+    assert [e.name for e in catalog.examples.examples()] == [b"mine.jpg"]
+    assert catalog.examples.examples()[0].vector == vector(2)
+    assert catalog.examples.remove_example(b"mine.jpg") and not catalog.examples.remove_example(
+        b"mine.jpg"
+    )

@@ -290,7 +290,7 @@ def test_features_stored_before_the_reduction_are_converted_not_computed_again(
         engine.load()
         assert engine.convert_image_features() == INDEXED
         assert engine.convert_image_features() == 0  # nothing left to convert
-        assert catalog.requeue_features_not_by(engine.image_model) == 0
+        assert catalog.features.requeue_features_not_by(engine.image_model) == 0
     finally:
         catalog.close()
     converted = dict(sql(store, "SELECT file_id, vector FROM image_vectors "

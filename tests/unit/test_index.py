@@ -36,10 +36,10 @@ def catalog(tmp_path: Path) -> Catalog:
 
 
 def ingest(catalog: Catalog, index: VectorIndex, path: bytes, vector: np.ndarray) -> int:
-    catalog.upsert(path, 1, 1, path.hex())
-    (item,) = [i for i in catalog.queue_items(100) if i.record.path == path]
+    catalog.files.upsert(path, 1, 1, path.hex())
+    (item,) = [i for i in catalog.queue.queue_items(100) if i.record.path == path]
     description = Description(path.decode(), "model", "test", [])
-    seq = catalog.store_result(item, description, EMBEDDER, vector.tobytes())
+    seq = catalog.queue.store_result(item, description, EMBEDDER, vector.tobytes())
     assert seq is not None
     index.add(item.record.id, seq, vector)
     return item.record.id
@@ -63,7 +63,7 @@ def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
     for path, vector in vectors.items():
         ingest(catalog, index, path, vector)
     queries = FixedQueries()
-    searcher = Searcher(catalog, index, queries, EMBEDDER)  # type: ignore[arg-type]
+    searcher = Searcher(catalog.reads, index, queries, EMBEDDER)  # type: ignore[arg-type]
     queries.vectors["q"] = vectors[b"img3.jpg"]
     before = searcher.search("q", k=5)
     assert before[0].path == b"img3.jpg" and before[0].distance < 1e-3
@@ -76,14 +76,14 @@ def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
 
     # Tombstones: a removed file and a changed one leave the results; a re-described
     # file is found by its new vector (in the delta), not its old one (in the base).
-    catalog.remove(b"img3.jpg")
-    catalog.upsert(b"img4.jpg", 2, 2, "new content")
+    catalog.files.remove(b"img3.jpg")
+    catalog.files.upsert(b"img4.jpg", 2, 2, "new content")
     queries.vectors["q4"] = vectors[b"img4.jpg"]
     assert all(hit.path not in (b"img3.jpg",) for hit in searcher.search("q", k=60))
     assert all(hit.path != b"img4.jpg" for hit in searcher.search("q4", k=60))
     new_vector = unit(rng)
-    (item,) = [i for i in catalog.queue_items(10) if i.record.path == b"img4.jpg"]
-    seq = catalog.store_result(
+    (item,) = [i for i in catalog.queue.queue_items(10) if i.record.path == b"img4.jpg"]
+    seq = catalog.queue.store_result(
         item, Description("x", "model", "t", []), EMBEDDER, new_vector.tobytes()
     )
     assert seq is not None
@@ -113,17 +113,17 @@ def test_restart_reloads_base_and_delta_and_removes_a_half_built_file(
     assert reopened.base_seq == max(first)  # seq == id here: one vector per file, in order
     queries = FixedQueries()
     queries.vectors["later"] = later
-    searcher = Searcher(catalog, reopened, queries, EMBEDDER)  # type: ignore[arg-type]
+    searcher = Searcher(catalog.reads, reopened, queries, EMBEDDER)  # type: ignore[arg-type]
     assert searcher.search("later", k=1)[0].path == b"later.jpg"
     assert len(searcher.search("later", k=100)) == 11
 
 
 def test_a_result_stored_for_an_outdated_queue_entry_is_dropped(catalog: Catalog) -> None:
-    catalog.upsert(b"a.jpg", 1, 1, "v1")
-    (stale,) = catalog.queue_items(1)
-    catalog.upsert(b"a.jpg", 2, 2, "v2")  # changed while being described
+    catalog.files.upsert(b"a.jpg", 1, 1, "v1")
+    (stale,) = catalog.queue.queue_items(1)
+    catalog.files.upsert(b"a.jpg", 2, 2, "v2")  # changed while being described
     description = Description("old", "model", "t", [])
-    assert catalog.store_result(stale, description, EMBEDDER, b"\0" * 4 * DIMS) is None
+    assert catalog.queue.store_result(stale, description, EMBEDDER, b"\0" * 4 * DIMS) is None
     assert catalog.stats().queued == 1
 
 
@@ -142,29 +142,29 @@ def test_deleted_neighbours_do_not_hide_the_next_best_behind_a_far_delta_vector(
     index.rebuild(catalog)
     queries = FixedQueries()
     queries.vectors["q"] = centre
-    searcher = Searcher(catalog, index, queries, EMBEDDER)  # type: ignore[arg-type]
+    searcher = Searcher(catalog.reads, index, queries, EMBEDDER)  # type: ignore[arg-type]
     ranked = [hit.path for hit in searcher.search("q", k=10)]
     for path in ranked[:8] + [p for p in paths if p not in ranked][:52]:
-        catalog.remove(path)  # 60 of the nearest go; the base still holds them
+        catalog.files.remove(path)  # 60 of the nearest go; the base still holds them
     ingest(catalog, index, b"far.jpg", -centre)  # one unrelated vector in the delta
     hits = searcher.search("q", k=10)
     assert len(hits) == 10 and b"far.jpg" not in [hit.path for hit in hits][:10]
-    assert all(catalog.get(hit.path) is not None for hit in hits)
+    assert all(catalog.files.get(hit.path) is not None for hit in hits)
 
 
 def test_reembedding_skips_files_removed_or_recaptioned_meanwhile(catalog: Catalog) -> None:
     for name in (b"a.jpg", b"b.jpg", b"c.jpg"):
-        catalog.upsert(name, 1, 1, name.hex())
-    for item in catalog.queue_items(10):
+        catalog.files.upsert(name, 1, 1, name.hex())
+    for item in catalog.queue.queue_items(10):
         description = Description(f"caption of {item.record.path!r}", "model", "t", [])
-        catalog.store_result(item, description, "old-model", b"\0" * 8)
-    stale = catalog.captions_to_embed("new-model", 10)
+        catalog.queue.store_result(item, description, "old-model", b"\0" * 8)
+    stale = catalog.queue.captions_to_embed("new-model", 10)
     assert len(stale) == 3
-    catalog.remove(b"a.jpg")
-    catalog.upsert(b"b.jpg", 2, 2, "changed")  # its description goes with the old content
+    catalog.files.remove(b"a.jpg")
+    catalog.files.upsert(b"b.jpg", 2, 2, "changed")  # its description goes with the old content
     rows = [(file_id, caption, b"\1" * 8) for file_id, caption in stale]
-    assert catalog.store_vectors("new-model", rows) == 1  # only c.jpg
-    assert catalog.captions_to_embed("new-model", 10) == []
+    assert catalog.queue.store_vectors("new-model", rows) == 1  # only c.jpg
+    assert catalog.queue.captions_to_embed("new-model", 10) == []
 
 
 def test_a_small_base_is_searched_exactly_in_the_annoy_file(
@@ -178,7 +178,7 @@ def test_a_small_base_is_searched_exactly_in_the_annoy_file(
     index.rebuild(catalog)
     ids = sorted(vectors)
     matrix = np.stack([np.frombuffer(blob, dtype=np.float32) for _, _, blob in
-                       catalog.vectors_since(EMBEDDER, 0)])  # fmt: skip
+                       catalog.reads.vectors_since(EMBEDDER, 0)])  # fmt: skip
 
     from annoy import AnnoyIndex
 
@@ -211,10 +211,11 @@ def test_the_catalog_check_of_a_shortlist_looks_ids_up_instead_of_scanning(
     catalog: Catalog,
 ) -> None:
     """At 100 k images a plan that scans the embedder's vectors cost 376 ms a search."""
-    from semfs.catalog.queue import HITS_QUERY, VECTOR_TABLES
+    from semfs.catalog.reads import HITS_QUERY
+    from semfs.catalog.records import VECTOR_TABLES
 
     for table in VECTOR_TABLES:
         sql = "EXPLAIN QUERY PLAN " + HITS_QUERY.format(table=table, marks="?,?,?")
-        plan = [row[3] for row in catalog._db.execute(sql, (1, 2, 3, EMBEDDER))]
+        plan = [row[3] for row in catalog._connection._db.execute(sql, (1, 2, 3, EMBEDDER))]
         assert not any("vectors_by_embedder" in step for step in plan), plan
         assert any("SEARCH v USING INDEX" in step and "file_id=?" in step for step in plan), plan

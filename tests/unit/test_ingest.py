@@ -62,7 +62,7 @@ def test_an_unexpected_error_on_one_image_is_retried_and_the_rest_go_on(
     assert worker.run_batch() == 3
     stats = engine.catalog.stats()
     assert (stats.indexed, stats.queued, stats.failed) == (2, 1, 0)
-    (item,) = engine.catalog.queue_items(10)
+    (item,) = engine.catalog.queue.queue_items(10)
     assert item.record.path == b"chelsea.png" and item.attempts == 1
 
     monkeypatch.setattr(semfs.ingest.worker, "decode", real_decode)  # the cause went away
@@ -78,7 +78,7 @@ def test_a_captioner_that_cannot_load_leaves_every_image_queued(engine: Engine) 
             worker.run_batch()
     stats = engine.catalog.stats()
     assert (stats.queued, stats.failed) == (3, 0)
-    assert all(item.attempts == 0 for item in engine.catalog.queue_items(10))
+    assert all(item.attempts == 0 for item in engine.catalog.queue.queue_items(10))
 
 
 def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
@@ -97,17 +97,17 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
     worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
     while worker.run_batch():
         pass
-    (hit,) = [h for h in engine.catalog.hits([1, 2, 3], engine.embedder.name).values()
+    (hit,) = [h for h in engine.catalog.reads.hits([1, 2, 3], engine.embedder.name).values()
               if h.path == b"rocket.jpg"]  # fmt: skip
     assert hit.camera == "FUJIFILM X-T3"
     assert matches_filters(Hit.of(hit, 0.0), year_range_ns((2020, 2020)), "x-t3", None)
 
     # A catalog from before the facts were kept: they are read when ingest is idle.
-    engine.catalog.set_facts([(hit.file_id, None, None)], done_to=0)
+    engine.catalog.queue.set_facts([(hit.file_id, None, None)], done_to=0)
     engine.catalog.set_meta("facts_backfilled_to", "0")
     assert worker._backfill_facts() == 3  # one batch: all three described images
     assert worker._backfill_facts() == 0 and engine.catalog.get_meta("facts_backfilled_to") is None
-    again = engine.catalog.hits([hit.file_id], engine.embedder.name)[hit.file_id]
+    again = engine.catalog.reads.hits([hit.file_id], engine.embedder.name)[hit.file_id]
     assert again.camera == "FUJIFILM X-T3" and again.time_ns == 1582977600 * 10**9
 
 
@@ -124,12 +124,12 @@ def test_idle_work_on_an_image_that_became_a_directory_goes_on(engine: Engine) -
     engine.catalog.set_meta("facts_backfilled_to", "0")
     # Features come with the captions; after a change of the features model all three
     # wait for the idle pass again.
-    assert engine.catalog.requeue_features_not_by("a features model of before") == 3
+    assert engine.catalog.features.requeue_features_not_by("a features model of before") == 3
     assert worker._idle_work() == 3  # the facts of all three, the directory skipped
     while worker._idle_work():  # then the features of the other two
         pass
     # None waits; the directory keeps its image's vector until the tracker drops the file.
-    assert engine.catalog.feature_counts() == (3, 0)
+    assert engine.catalog.features.feature_counts() == (3, 0)
 
 
 def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
@@ -140,15 +140,17 @@ def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
     worker = IngestWorker(engine, BackingStore(os.fsencode(store)))
     while worker.run_batch():
         pass
-    assert engine.catalog.feature_counts() == (3, 0)  # nothing left for the idle pass
+    assert engine.catalog.features.feature_counts() == (3, 0)  # nothing left for the idle pass
     assert worker._compute_features() == 0
     model = engine.image_model
     assert engine.images is not None
-    for file_id, name in ((engine.catalog.indexed_named(n)[0][0], n) for n in NAMES):
+    for file_id, name in ((engine.catalog.examples.indexed_named(n)[0][0], n) for n in NAMES):
         with open(store / os.fsdecode(name), "rb") as file:
             image = decode(file, engine.settings.max_image_pixels).image
         (expected,) = engine.image_features().features([image])
-        stored = np.frombuffer(engine.catalog.image_vector_of(file_id, model) or b"", np.float32)
+        stored = np.frombuffer(
+            engine.catalog.examples.image_vector_of(file_id, model) or b"", np.float32
+        )
         assert float(stored @ expected) > 0.9999
         assert engine.images.searcher.search_vector(expected, 1)[0].file_id == file_id
 
@@ -160,7 +162,7 @@ def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine)
         pass
     shutil.copy(store / "coffee.png", store / "copy of coffee.png")
     reconcile(engine.settings, engine.catalog, BackingStore(os.fsencode(store)))
-    (item,) = engine.catalog.queue_items(10)
+    (item,) = engine.catalog.queue.queue_items(10)
     assert item.record.content_hash  # hashed, so the copy is known as one
 
     def no_models(images: object) -> list[str]:
@@ -170,13 +172,13 @@ def test_a_copy_reuses_the_captions_and_features_of_its_original(engine: Engine)
     captioner.caption = no_models  # type: ignore[method-assign]
     captioner.caption_with_features = no_models  # type: ignore[attr-defined]
     assert worker.run_batch() == 1
-    assert engine.catalog.feature_counts() == (4, 0)  # none left for the idle pass
+    assert engine.catalog.features.feature_counts() == (4, 0)  # none left for the idle pass
     model = engine.image_model
-    original, copy = (engine.catalog.indexed_named(n)[0][0]
+    original, copy = (engine.catalog.examples.indexed_named(n)[0][0]
                       for n in (b"coffee.png", b"copy of coffee.png"))  # fmt: skip
-    assert engine.catalog.image_vector_of(copy, model) == engine.catalog.image_vector_of(
-        original, model
-    )
+    assert engine.catalog.examples.image_vector_of(
+        copy, model
+    ) == engine.catalog.examples.image_vector_of(original, model)
 
 
 def test_image_features_that_cannot_load_leave_captions_stored_and_features_queued(
@@ -191,4 +193,4 @@ def test_image_features_that_cannot_load_leave_captions_stored_and_features_queu
         pass
     stats = engine.catalog.stats()
     assert (stats.indexed, stats.queued, stats.failed) == (len(NAMES), 0, 0)
-    assert engine.catalog.feature_counts() == (0, len(NAMES))  # for the idle pass
+    assert engine.catalog.features.feature_counts() == (0, len(NAMES))  # for the idle pass

@@ -37,7 +37,7 @@ def reconcile(
 
 
 def paths(catalog: Catalog) -> set[bytes]:
-    return {record.path for record in catalog.all_files()}
+    return {record.path for record in catalog.files.all_files()}
 
 
 def test_first_scan_adds_images_only(settings: Settings, catalog: Catalog) -> None:
@@ -53,19 +53,19 @@ def test_moves_keep_records_and_state(
     settings: Settings, catalog: Catalog, store: Path, photos: dict[str, Path]
 ) -> None:
     reconcile(settings, catalog)
-    for record in catalog.queued(10):
-        catalog.finish(record.id, FileState.INDEXED)
-    ids = {record.path: record.id for record in catalog.all_files()}
+    for record in catalog.queue.queued(10):
+        catalog.queue.finish(record.id, FileState.INDEXED)
+    ids = {record.path: record.id for record in catalog.files.all_files()}
     (store / "deep" / "er").mkdir(parents=True)
     os.rename(store / "animals", store / "deep" / "er" / "animals")
     os.rename(store / "rocket.jpg", store / "deep" / "launch.JPG")
     shutil.copy(photos["moon.png"], store / "coffee.png")
     report = reconcile(settings, catalog)
     assert (report.moved, report.changed, report.added, report.removed) == (2, 1, 0, 0)
-    moved = catalog.get(b"deep/er/animals/cat.png")
+    moved = catalog.files.get(b"deep/er/animals/cat.png")
     assert moved is not None and moved.id == ids[b"animals/cat.png"]
     assert moved.state is FileState.INDEXED
-    launch = catalog.get(b"deep/launch.JPG")
+    launch = catalog.files.get(b"deep/launch.JPG")
     assert launch is not None and launch.id == ids[b"rocket.jpg"]
     assert catalog.stats().queued == 1  # only the changed coffee.png
 
@@ -85,7 +85,7 @@ def test_copies_are_new_records(settings: Settings, catalog: Catalog, store: Pat
     shutil.copy(store / "rocket.jpg", store / "rocket-copy.jpg")
     report = reconcile(settings, catalog)
     assert report.added == 1 and report.moved == 0
-    assert len(catalog.find_by_hash(catalog.get(b"rocket.jpg").content_hash or "")) == 2  # type: ignore[union-attr]
+    assert len(catalog.files.find_by_hash(catalog.files.get(b"rocket.jpg").content_hash or "")) == 2  # type: ignore[union-attr]
 
 
 def test_unreadable_directory_keeps_its_records(

@@ -83,19 +83,19 @@ class RecordingConnection:
 def test_names_and_queries_reach_sql_only_as_parameters(tmp_path: Path) -> None:
     catalog = Catalog.open(tmp_path / "catalog.sqlite3")
     texts: list[str] = []
-    catalog._db = RecordingConnection(catalog._db, texts)  # type: ignore[assignment]
+    catalog._connection._db = RecordingConnection(catalog._connection._db, texts)  # type: ignore[assignment]
     hostile = HOSTILE.encode()
     try:
-        catalog.upsert(hostile + b".jpg", 1, 1, HOSTILE)
-        catalog.move(hostile + b".jpg", b"dir/" + hostile + b".png")
-        catalog.move_tree(b"dir", hostile)
-        catalog.requeue(hostile + b"/" + hostile + b".png")
-        catalog.save_query(hostile)
-        assert catalog.saved_queries() == [hostile]
-        assert catalog.find_by_hash(HOSTILE)[0].path == hostile + b"/" + hostile + b".png"
-        assert catalog.files_in_dir(hostile)
-        catalog.remove_query(hostile)
-        catalog.remove_tree(hostile)
+        catalog.files.upsert(hostile + b".jpg", 1, 1, HOSTILE)
+        catalog.files.move(hostile + b".jpg", b"dir/" + hostile + b".png")
+        catalog.files.move_tree(b"dir", hostile)
+        catalog.queue.requeue(hostile + b"/" + hostile + b".png")
+        catalog.reads.save_query(hostile)
+        assert catalog.reads.saved_queries() == [hostile]
+        assert catalog.files.find_by_hash(HOSTILE)[0].path == hostile + b"/" + hostile + b".png"
+        assert catalog.files.files_in_dir(hostile)
+        catalog.reads.remove_query(hostile)
+        catalog.files.remove_tree(hostile)
         assert catalog.stats().files == 0
     finally:
         catalog.close()

@@ -41,7 +41,7 @@ async def run_tracker(store: Path, report: Callable[[ChangeTracker], None]) -> C
 
 
 def paths(catalog: Catalog) -> dict[bytes, int]:
-    return {record.path: record.id for record in catalog.all_files()}
+    return {record.path: record.id for record in catalog.files.all_files()}
 
 
 async def test_rename_then_directory_rename(store: Path) -> None:
@@ -74,7 +74,7 @@ async def test_write_then_directory_rename(store: Path, photos: dict[str, Path])
         tracker.renamed(b"animals", b"zoo", True, None)
 
     catalog = await run_tracker(store, report)
-    record = catalog.get(b"zoo/moon.png")
+    record = catalog.files.get(b"zoo/moon.png")
     assert record is not None and record.size == photos["moon.png"].stat().st_size
     assert b"animals/moon.png" not in paths(catalog)
 
@@ -106,9 +106,9 @@ async def test_rewrite_then_rename_keeps_the_new_content(
         tracker.renamed(b"rocket.jpg", b"moon.jpg", False, reader(store / "moon.jpg"))
 
     catalog = await run_tracker(store, report)
-    record = catalog.get(b"moon.jpg")
+    record = catalog.files.get(b"moon.jpg")
     assert record is not None and record.size == photos["moon.png"].stat().st_size
-    assert catalog.get(b"rocket.jpg") is None
+    assert catalog.files.get(b"rocket.jpg") is None
 
 
 async def test_written_then_removed_before_applied(store: Path, photos: dict[str, Path]) -> None:
@@ -141,15 +141,15 @@ async def test_write_through_a_hard_link_updates_the_image_name(store: Path) -> 
         tracker.written([b"rocket.jpg", b"notes.txt"], reader(store / "notes.txt"))
 
     catalog = await run_tracker(store, report)
-    record = catalog.get(b"rocket.jpg")
+    record = catalog.files.get(b"rocket.jpg")
     assert record is not None and record.size == 3
-    assert catalog.get(b"notes.txt") is None
+    assert catalog.files.get(b"notes.txt") is None
 
 
 async def test_directory_renamed_over_stale_records(store: Path) -> None:
     """Records under the target of a directory rename are stale (it was empty)."""
     first = await run_tracker(store, lambda tracker: None)
-    first.upsert(b"zoo/ghost.png", 1, 1, "stale")  # e.g. left by a change made outside
+    first.files.upsert(b"zoo/ghost.png", 1, 1, "stale")  # e.g. left by a change made outside
     first.close()
 
     def report(tracker: ChangeTracker) -> None:
@@ -169,7 +169,7 @@ async def test_changes_the_catalog_refused_are_caught_up_by_a_rescan(
     settings = Settings.load(store)
     catalog = Catalog.open(settings.catalog_path)
     tracker = ChangeTracker(settings, catalog)
-    real_upsert = catalog.upsert
+    real_upsert = catalog.files.upsert
     refusals = []
 
     def full_disk(*args: Any) -> bool:
@@ -181,13 +181,13 @@ async def test_changes_the_catalog_refused_are_caught_up_by_a_rescan(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(tracker.run)
         await tracker.reconciled.wait()
-        monkeypatch.setattr(catalog, "upsert", full_disk)
+        monkeypatch.setattr(catalog.files, "upsert", full_disk)
         shutil.copy(photos["moon.png"], store / "moon.png")
         tracker.written([b"moon.png"], reader(store / "moon.png"))
         with trio.fail_after(20):
-            while catalog.get(b"moon.png") is None:
+            while catalog.files.get(b"moon.png") is None:
                 await trio.sleep(0.02)
         tracker.close()
     assert refusals == [b"moon.png"] * 3
-    record = catalog.get(b"moon.png")
+    record = catalog.files.get(b"moon.png")
     assert record is not None and record.size == photos["moon.png"].stat().st_size

@@ -160,7 +160,7 @@ class SearchView(VirtualView):
         self._load_saved()
 
     def _load_saved(self) -> None:
-        for saved in self._catalog.saved_queries():
+        for saved in self._catalog.reads.saved_queries():
             try:
                 self._query(saved, query_text(saved)).saved = True
             except OSError:
@@ -305,7 +305,7 @@ class SearchView(VirtualView):
         existing = self._queries.get(name)
         if existing is not None and existing.saved:
             raise FileExistsError(errno.EEXIST, "query already saved")
-        await trio.to_thread.run_sync(self._catalog.save_query, name, limiter=self._limiter)
+        await trio.to_thread.run_sync(self._catalog.reads.save_query, name, limiter=self._limiter)
         query = self._query(name, text)
         query.saved = True
         query.lookups += 1
@@ -320,7 +320,7 @@ class SearchView(VirtualView):
         if query is None or not query.saved:
             query_text(name)  # a probe name is absent; any other query may be dropped
             return
-        await trio.to_thread.run_sync(self._catalog.remove_query, name, limiter=self._limiter)
+        await trio.to_thread.run_sync(self._catalog.reads.remove_query, name, limiter=self._limiter)
         query.saved = False
         self._root_changed_ns = time.time_ns()
         log.info("removed saved query %r", query.text)

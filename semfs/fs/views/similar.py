@@ -34,7 +34,7 @@ import numpy as np
 import pyfuse3
 import trio
 
-from semfs.catalog.images import Example
+from semfs.catalog.examples import Example
 from semfs.errors import ModelError
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import InodeTable
@@ -77,7 +77,7 @@ class SimilarView(SearchView):
         self._upload_by_inode: dict[int, _Upload] = {}
 
     def _load_saved(self) -> None:
-        for example in self._catalog.examples():
+        for example in self._catalog.examples.examples():
             self._examples[example.name] = example
             self._query(example.name, os.fsdecode(example.name)).saved = True
 
@@ -170,9 +170,11 @@ class SimilarView(SearchView):
         if match is not None:
             basename = match.group(1) + (match.group(3) or b"")
             wanted = int(match.group(2))
-            if any(file_id == wanted for file_id, _ in self._catalog.indexed_named(basename)):
+            if any(
+                file_id == wanted for file_id, _ in self._catalog.examples.indexed_named(basename)
+            ):
                 return wanted
-        found = self._catalog.indexed_named(name)
+        found = self._catalog.examples.indexed_named(name)
         if not found:
             log.warning("similar/%s refused: no indexed image of that name", os.fsdecode(name))
             raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")
@@ -184,7 +186,9 @@ class SimilarView(SearchView):
         query = self._queries.get(name)
         if query is None or not query.saved:
             raise FileNotFoundError(errno.ENOENT, "no such example")
-        await trio.to_thread.run_sync(self._catalog.remove_example, name, limiter=self._limiter)
+        await trio.to_thread.run_sync(
+            self._catalog.examples.remove_example, name, limiter=self._limiter
+        )
         self._examples.pop(name, None)
         query.saved = False
         self._root_changed_ns = time.time_ns()
@@ -193,7 +197,7 @@ class SimilarView(SearchView):
 
     async def _save(self, example: Example) -> pyfuse3.EntryAttributes:
         await trio.to_thread.run_sync(
-            self._catalog.save_example, example.name, example.file_id, example.embedder,
+            self._catalog.examples.save_example, example.name, example.file_id, example.embedder,
             example.vector, limiter=self._limiter,
         )  # fmt: skip
         self._examples[example.name] = example
@@ -326,7 +330,7 @@ class SimilarView(SearchView):
 
     def _example_vector(self, example: Example, model: str) -> np.ndarray | None:
         if example.file_id is not None:
-            stored = self._catalog.image_vector_of(example.file_id, model)
+            stored = self._catalog.examples.image_vector_of(example.file_id, model)
             return None if stored is None else np.frombuffer(stored, dtype=np.float32)
         unreduced = image_features_name(self._settings.image_features, POOLED_DIMENSIONS)
         if example.vector is not None and example.embedder == unreduced and model != unreduced:

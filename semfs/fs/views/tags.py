@@ -56,7 +56,7 @@ class TagsView(SearchView):
         if stale and time.monotonic() - self._counted_at >= RECOUNT_EVERY:
             self._counted_at = time.monotonic()
             counted = await trio.to_thread.run_sync(
-                self._catalog.keyword_counts, MAX_KEYWORDS, limiter=self._limiter
+                self._catalog.reads.keyword_counts, MAX_KEYWORDS, limiter=self._limiter
             )
             self._counts = {
                 os.fsencode(word): count for word, count in counted if SEPARATOR not in word
@@ -111,7 +111,7 @@ class TagsView(SearchView):
         version = space.searcher.version
         started = time.perf_counter()
         keywords = text.split(SEPARATOR)
-        stored = self._catalog.with_keywords(keywords, space.model, MAX_IMAGES)
+        stored = self._catalog.reads.with_keywords(keywords, space.model, MAX_IMAGES)
         log.info("tags %s: %d images in %.1f ms", keywords, len(stored),
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return [Hit.of(hit, 0.0) for hit in stored], version
