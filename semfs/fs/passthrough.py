@@ -1,7 +1,8 @@
 """Real files: the store seen through the mount, read and write.
 
 Typed helpers that the FUSE adapter (`operations.py`) calls: they keep the inode table,
-the open handles and the change reports, and leave the system calls to `BackingStore`.
+the open handles and the change reports, and leave the system calls to `BackingStore`
+(by path), `target` (path or descriptor) and `file_data` (the bytes of open files).
 They raise `OSError` with the right errno; the adapter turns that into `FUSEError`.
 File data and directory listings move in worker threads (`trio.to_thread`), so a slow
 disk never stalls the trio thread that serves every other request; metadata calls are
@@ -13,7 +14,6 @@ Every change that could alter the catalog is reported to the `ChangeTracker`.
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import stat
 from dataclasses import dataclass
@@ -23,29 +23,15 @@ import trio
 
 from semfs.catalog.tracker import ChangeTracker, Opener
 from semfs.config import CAPTION_XATTR, STATE_DIR_NAME, Settings
+from semfs.fs import file_data
+from semfs.fs.handles import DirListing, Handles, OpenFile
 from semfs.fs.inodes import ROOT_INODE, InodeTable
+from semfs.fs.target import Descriptor, StorePath, Target
 from semfs.store.backing import BackingStore, list_directory
 from semfs.store.syscalls import RENAME_EXCHANGE
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
-
-# O_DIRECT needs aligned buffers the kernel does not promise us; FUSE's own page cache
-# settings decide caching. Creation flags are handled by `create`, truncation by setattr.
-_STRIPPED_OPEN_FLAGS = os.O_DIRECT | os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 _SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
-
-
-def backing_open_flags(flags: int, writeback_cache: bool) -> int:
-    """The flags to open a backing file with, for an open(2) with `flags` in the mount."""
-    flags &= ~_STRIPPED_OPEN_FLAGS
-    if not writeback_cache:
-        return flags
-    # As libfuse's passthrough_ll: the kernel fills partial pages by reading, even for a
-    # write-only open; and it sends appends at the offset of its own end of file, which
-    # O_APPEND on the backing file would ignore for every page written back later.
-    if flags & os.O_ACCMODE == os.O_WRONLY:
-        flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
-    return flags & ~os.O_APPEND
 
 
 class Caller(Protocol):
@@ -71,20 +57,6 @@ class AttributeChanges:
     mtime_ns: int | None = None
 
 
-@dataclass
-class OpenFile:
-    fd: int
-    inode: int
-    modified: bool = False
-
-
-@dataclass
-class DirListing:
-    fd: int  # keeps the directory readable even after it is removed
-    inode: int
-    entries: list[tuple[bytes, os.stat_result]] | None = None  # snapshot; offsets index it
-
-
 @dataclass(frozen=True)
 class ListedEntry:
     number: int
@@ -97,19 +69,15 @@ class Passthrough:
         # the mount's page cache and reaches the daemon later in large requests (on
         # close, fsync, munmap or memory pressure at the latest). The kernel then owns
         # the size and mtime of files it has cached, so it may read pages of a file
-        # opened write-only and place O_APPEND writes itself (see backing_open_flags).
+        # opened write-only and place O_APPEND writes itself (see file_data.backing_open_flags).
         self.writeback_cache = settings.writeback_cache
         self.store = BackingStore(os.fsencode(settings.store))
         info = self.store.lstat(b"")
         self.inodes = InodeTable((info.st_dev, info.st_ino))
         self._tracker = tracker
         self._io_limiter = trio.CapacityLimiter(settings.io_threads)
-        self._files: dict[int, OpenFile] = {}  # by fh (= the backing fd)
+        self._handles = Handles()
         self._written_inodes: set[int] = set()  # written since a handle last reported it
-        self._fds_by_inode: dict[int, dict[int, None]] = {}  # open files' fds, per inode
-        self._dir_fds_by_inode: dict[int, dict[int, None]] = {}  # open directories' fds
-        self._dirs: dict[int, DirListing] = {}
-        self._dir_handles = itertools.count(1)
 
     # --- names ----------------------------------------------------------------------
 
@@ -138,7 +106,7 @@ class Passthrough:
 
     def _reader(self, relative: bytes) -> Opener:
         """Opens the file's content read-only for the catalog (never blocks on a FIFO)."""
-        return lambda: self.store.open(relative, os.O_RDONLY | os.O_NONBLOCK)
+        return StorePath(self.store, relative).reader()
 
     def _reader_if_file(self, relative: bytes) -> Opener | None:
         try:
@@ -147,24 +115,16 @@ class Passthrough:
             return None
         return self._reader(relative) if is_file else None
 
-    def _open_descriptor(self, number: int) -> int | None:
-        """A descriptor open on the inode, if any: it still reaches an unlinked file."""
-        files = self._fds_by_inode.get(number)
-        if files:
-            return next(iter(files))
-        for listing in self._dirs.values():
-            if listing.inode == number:
-                return listing.fd
-        return None
-
-    def _path_or_descriptor(self, number: int) -> bytes | int:
+    def _target(self, number: int) -> Target:
+        """The inode by its store path, or by a descriptor open on it if it has no name
+        left (unlinked, but still open)."""
         try:
-            return self.inodes.path(number)
+            return StorePath(self.store, self.inodes.path(number))
         except FileNotFoundError:
-            fd = self._open_descriptor(number)
+            fd = self._handles.descriptor(number)
             if fd is None:
                 raise
-            return fd
+            return Descriptor(fd)
 
     # --- lookup and attributes ------------------------------------------------------
 
@@ -179,49 +139,33 @@ class Passthrough:
         return self._entry(parent, name, self.store.lstat(self._child(parent, name)))
 
     def getattr(self, number: int) -> os.stat_result:
-        target = self._path_or_descriptor(number)
-        return os.fstat(target) if isinstance(target, int) else self.store.lstat(target)
+        return self._target(number).stat()
 
     def setattr(self, number: int, changes: AttributeChanges, fh: int | None) -> os.stat_result:
-        handle = self._files.get(fh) if fh is not None else None
-        target = handle.fd if handle is not None else self._path_or_descriptor(number)
+        handle = self._handles.find_file(fh)
+        target = Descriptor(handle.fd) if handle is not None else self._target(number)
         if changes.size is not None:
-            self._truncate(target, changes.size, number)
+            target.truncate(changes.size)
             if handle is not None:
                 handle.modified = True
+            elif target.relative is not None:  # else unlinked: no name left to report
+                self._tracker.written(self._names(number), self._reader(target.relative))
         if changes.uid is not None or changes.gid is not None:
             uid = -1 if changes.uid is None else changes.uid
             gid = -1 if changes.gid is None else changes.gid
-            if isinstance(target, int):
-                os.fchown(target, uid, gid)
-            else:
-                self.store.chown(target, uid, gid)
+            target.chown(uid, gid)
         if changes.mode is not None:  # after chown, which may clear set-ID bits
-            mode = stat.S_IMODE(changes.mode)
-            if isinstance(target, int):
-                os.fchmod(target, mode)
-            else:
-                self.store.chmod(target, mode)
+            target.chmod(stat.S_IMODE(changes.mode))
         if changes.atime_ns is not None or changes.mtime_ns is not None:
             current = self.getattr(number)
             times = (
                 current.st_atime_ns if changes.atime_ns is None else changes.atime_ns,
                 current.st_mtime_ns if changes.mtime_ns is None else changes.mtime_ns,
             )
-            if isinstance(target, int):
-                os.utime(target, ns=times)
-            else:
-                self.store.utime(target, times)
+            target.utime(times)
         info = self.getattr(number)
         self._kernel_knows(number, info)  # the change came through the kernel
         return info
-
-    def _truncate(self, target: bytes | int, size: int, number: int) -> None:
-        if isinstance(target, int):
-            os.ftruncate(target, size)
-        else:
-            self.store.truncate(target, size)
-            self._tracker.written(self._names(number), self._reader(target))
 
     def readlink(self, number: int) -> bytes:
         return self.store.readlink(self.inodes.path(number))
@@ -345,24 +289,19 @@ class Passthrough:
     # --- file data -------------------------------------------------------------------
 
     def open(self, number: int, flags: int) -> int:
-        target = self._path_or_descriptor(number)
-        flags = backing_open_flags(flags, self.writeback_cache)
-        if isinstance(target, int):  # unlinked but open elsewhere: reopen that file
-            fd = os.open(f"/proc/self/fd/{target}", flags)
-        else:
-            fd = self.store.open(target, flags)
-        fh = self._register_handle(fd, number)
+        flags = file_data.backing_open_flags(flags, self.writeback_cache)
+        handle = self._register_handle(self._target(number).open(flags), number)
         # libfuse asks for atomic O_TRUNC: the truncation happens here, not in setattr,
         # and is a change even if nothing is written afterwards.
-        self._files[fh].modified = bool(flags & os.O_TRUNC)
-        return fh
+        handle.modified = bool(flags & os.O_TRUNC)
+        return handle.fd
 
     def create(
         self, parent: int, name: bytes, mode: int, flags: int, caller: Caller
     ) -> tuple[int, int, os.stat_result]:
         relative = self._child(parent, name)
         mode = stat.S_IMODE(mode) & ~caller.umask
-        flags = backing_open_flags(flags, self.writeback_cache) | os.O_CREAT | os.O_EXCL
+        flags = file_data.backing_open_flags(flags, self.writeback_cache) | os.O_CREAT | os.O_EXCL
         fd = self.store.open(relative, flags, mode)
         try:
             info = self._give_to_caller(relative, parent, caller, mode)
@@ -371,45 +310,32 @@ class Passthrough:
             self.store.unlink(relative)
             raise
         number, info = self._entry(parent, name, info)
-        fh = self._register_handle(fd, number)
-        self._files[fh].modified = True  # a new file is news, even if left empty
-        return fh, number, info
+        handle = self._register_handle(fd, number)
+        handle.modified = True  # a new file is news, even if left empty
+        return handle.fd, number, info
 
-    def _register_handle(self, fd: int, number: int) -> int:
-        self._files[fd] = OpenFile(fd, number)
-        self._fds_by_inode.setdefault(number, {})[fd] = None
+    def _register_handle(self, fd: int, number: int) -> OpenFile:
+        handle = self._handles.add_file(fd, number)
         self.inodes.opened(number)
-        return fd
-
-    def _handle(self, fh: int) -> OpenFile:
-        try:
-            return self._files[fh]
-        except KeyError:
-            raise OSError(errno.EBADF, "unknown file handle") from None
+        return handle
 
     async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray:
-        fd = self._handle(fh).fd
-        cached = read_if_cached(fd, offset, size)
-        if cached is not None:  # a memory copy: no need to leave the trio thread
-            return cached
-        return await trio.to_thread.run_sync(os.pread, fd, size, offset, limiter=self._io_limiter)
+        fd = self._handles.file(fh).fd
+        return await file_data.read(fd, offset, size, self._io_limiter)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
-        handle = self._handle(fh)
+        handle = self._handles.file(fh)
         handle.modified = True
         # With the writeback cache the kernel writes back through any writable handle
         # of the inode: the one being closed learns of it through the inode.
         self._written_inodes.add(handle.inode)
-        return await trio.to_thread.run_sync(
-            _write_all, handle.fd, data, offset, limiter=self._io_limiter
-        )
+        return await file_data.write(handle.fd, offset, data, self._io_limiter)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        sync = os.fdatasync if datasync else os.fsync
-        await trio.to_thread.run_sync(sync, self._handle(fh).fd, limiter=self._io_limiter)
+        await file_data.sync(self._handles.file(fh).fd, datasync, self._io_limiter)
 
     def release(self, fh: int) -> None:
-        handle = self._files.pop(fh, None)
+        handle = self._handles.find_file(fh)
         if handle is None:
             return
         written = handle.modified or handle.inode in self._written_inodes
@@ -421,27 +347,16 @@ class Passthrough:
             if written and stat.S_ISREG(info.st_mode):
                 # Before closing: the catalog reads the content through a reopened
                 # descriptor, wherever the file's names have gone by then.
-                reader = _reader_of_descriptor(handle.fd)
+                reader = Descriptor(handle.fd).reader()
                 self._tracker.written(self._names(handle.inode), reader)
         finally:
-            fds = self._fds_by_inode.get(handle.inode, {})
-            fds.pop(handle.fd, None)
-            if not fds:
-                self._fds_by_inode.pop(handle.inode, None)
-            os.close(handle.fd)
+            self._handles.close_file(handle)
             self.inodes.closed(handle.inode)
 
     # --- directories ------------------------------------------------------------------
 
     def opendir(self, number: int) -> int:
-        target = self._path_or_descriptor(number)
-        if isinstance(target, int):
-            fd = os.open(f"/proc/self/fd/{target}", os.O_RDONLY | os.O_DIRECTORY)
-        else:
-            fd = self.store.open_directory(target)
-        fh = next(self._dir_handles)
-        self._dirs[fh] = DirListing(fd, number)
-        self._dir_fds_by_inode.setdefault(number, {})[fd] = None
+        fh = self._handles.add_directory(self._target(number).open_directory(), number)
         self.inodes.opened(number)
         return fh
 
@@ -450,9 +365,7 @@ class Passthrough:
 
         It begins with "." and "..", as `ls -a` expects.
         """
-        listing = self._dirs.get(fh)
-        if listing is None:
-            raise OSError(errno.EBADF, "unknown directory handle")
+        listing = self._handles.directory(fh)
         if listing.entries is None or restart:
             hidden = _HIDDEN_ROOT_NAME if listing.inode == ROOT_INODE else None
             entries = await trio.to_thread.run_sync(
@@ -474,13 +387,8 @@ class Passthrough:
         return ListedEntry(self.inodes.remember(parent, name, info).number, counts_lookup=True)
 
     def releasedir(self, fh: int) -> None:
-        listing = self._dirs.pop(fh, None)
+        listing = self._handles.close_directory(fh)
         if listing is not None:
-            fds = self._dir_fds_by_inode.get(listing.inode, {})
-            fds.pop(listing.fd, None)
-            if not fds:
-                self._dir_fds_by_inode.pop(listing.inode, None)
-            os.close(listing.fd)
             self.inodes.closed(listing.inode)
 
     def statfs(self) -> os.statvfs_result:
@@ -497,16 +405,13 @@ class Passthrough:
     # while it reads the directory: reach those through the listing's descriptor.
 
     def getxattr(self, number: int, name: bytes) -> bytes:
-        fds = self._fds_by_inode.get(number)
-        if fds:
-            return os.getxattr(next(iter(fds)), name)
+        fd = self._handles.file_descriptor(number)
+        if fd is not None:
+            return Descriptor(fd).getxattr(name)
         listed = self._via_open_directory(number)
         if listed is not None:
             return os.getxattr(listed, name, follow_symlinks=False)
-        target = self._path_or_descriptor(number)
-        if isinstance(target, int):
-            return os.getxattr(target, name)
-        return self.store.getxattr(target, name)
+        return self._target(number).getxattr(name)
 
     def _via_open_directory(self, number: int) -> bytes | None:
         """/proc/self/fd/<dir>/<name> for an inode whose directory is open, else None:
@@ -516,74 +421,28 @@ class Passthrough:
         if not links:
             return None
         parent, name = next(reversed(links))
-        directories = self._dir_fds_by_inode.get(parent)
-        if not directories:
+        directory = self._handles.directory_descriptor(parent)
+        if directory is None:
             return None
-        return b"/proc/self/fd/%d/%s" % (next(iter(directories)), name)
+        return b"/proc/self/fd/%d/%s" % (directory, name)
 
     def setxattr(self, number: int, name: bytes, value: bytes) -> None:
-        target = self._path_or_descriptor(number)
-        if isinstance(target, int):
-            os.setxattr(target, name, value)
-        else:
-            self.store.setxattr(target, name, value)
+        self._target(number).setxattr(name, value)
         if name == CAPTION_XATTR:  # the image is to be described again
             self._tracker.caption_changed(self._names(number))
 
     def listxattr(self, number: int) -> list[bytes]:
-        target = self._path_or_descriptor(number)
-        names = os.listxattr(target) if isinstance(target, int) else self.store.listxattr(target)
-        return [os.fsencode(name) for name in names]
+        return [os.fsencode(name) for name in self._target(number).listxattr()]
 
     def removexattr(self, number: int, name: bytes) -> None:
-        target = self._path_or_descriptor(number)
-        if isinstance(target, int):
-            os.removexattr(target, name)
-        else:
-            self.store.removexattr(target, name)
+        self._target(number).removexattr(name)
         if name == CAPTION_XATTR:  # the image is to be described again
             self._tracker.caption_changed(self._names(number))
 
     def close_all(self) -> None:
         """Close every backing descriptor (at unmount)."""
-        for fh in list(self._files):
+        for fh in self._handles.file_handles():
             self.release(fh)
-        for fh in list(self._dirs):
+        for fh in self._handles.directory_handles():
             self.releasedir(fh)
         self.store.close()
-
-
-def _reader_of_descriptor(fd: int) -> Opener:
-    return lambda: os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
-
-
-def read_if_cached(fd: int, offset: int, size: int) -> bytearray | None:
-    """The data if the backing file's page cache holds all of it, else None.
-
-    RWF_NOWAIT makes the read fail rather than wait for the disk, so this costs a
-    memory copy and never blocks the caller.
-    """
-    buffer = bytearray(size)
-    try:
-        count = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
-    except (BlockingIOError, InterruptedError):
-        return None
-    except OSError as error:
-        if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem without it
-            return None
-        raise
-    # A short read is the end of the file, or only the cached part of the range: FUSE
-    # takes a short reply as the end of the file, so it must be the real one.
-    if count < size and offset + count < os.fstat(fd).st_size:
-        return None
-    del buffer[count:]
-    return buffer
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> int:
-    """FUSE requires every byte written (short writes only with direct_io)."""
-    view = memoryview(data)
-    written = 0
-    while written < len(view):
-        written += os.pwrite(fd, view[written:], offset + written)
-    return written
