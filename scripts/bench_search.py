@@ -39,16 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import peers, report, vectors
+from benchlib.mount import measure_mount, measure_parts, p50, p95
+from benchlib.store import annoy_file, build_store
+
+from semfs.config import Settings
+from semfs.ml.embedder import make_embedder
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
-
-from benchlib import peers, report, vectors  # noqa: E402
-from benchlib.mount import measure_mount, measure_parts, p50, p95  # noqa: E402
-from benchlib.store import annoy_file, build_store  # noqa: E402
-
-from semfs.config import Settings  # noqa: E402
-from semfs.ml.embedder import make_embedder  # noqa: E402
 
 L3 = "onnx:paraphrase-MiniLM-L3-v2"
 L6 = "sentence-transformers:all-MiniLM-L6-v2"

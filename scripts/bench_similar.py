@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_view import build, median_ms, once_ms
 
 ANNOY_ITEMS = 20_000

@@ -31,21 +31,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import eval_measures as measures
 import numpy as np
+from eval_report import PLATEAU
+from eval_retrieval import STAMPS, decoded_images, tuxpaint_store
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-import eval_measures as measures  # noqa: E402
-from eval_report import PLATEAU  # noqa: E402
-from eval_retrieval import STAMPS, decoded_images, tuxpaint_store  # noqa: E402
-
-from semfs.config import Settings  # noqa: E402
-from semfs.ml.captioner import make_captioner  # noqa: E402
-from semfs.ml.embedder import make_embedder  # noqa: E402
-from semfs.ml.feature_projection import POOLED_DIMENSIONS  # noqa: E402
-from semfs.ml.image_features import ImageFeatures  # noqa: E402
+from semfs.config import Settings
+from semfs.ml.captioner import make_captioner
+from semfs.ml.embedder import make_embedder
+from semfs.ml.feature_projection import POOLED_DIMENSIONS
+from semfs.ml.image_features import ImageFeatures
 
 BATCH = 8
 DEPTH = 60

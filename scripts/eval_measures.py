@@ -15,9 +15,6 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 KS = (1, 5, 10)
 Ranker = Callable[[Matrix], list[list[int]]]  # query vectors -> item ids, best first

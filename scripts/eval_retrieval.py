@@ -33,21 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import eval_measures as measures
+import eval_photos
+import eval_report
 import numpy as np
 from PIL import Image
 
+from semfs.config import Settings
+from semfs.ml.captioner import CaptionOptions, ClassifierCaptioner
+from semfs.ml.embedder import Embedder, embedder_factory
+from semfs.ml.imaging import decode
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-import eval_measures as measures  # noqa: E402
-import eval_photos  # noqa: E402
-import eval_report  # noqa: E402
-
-from semfs.config import Settings  # noqa: E402
-from semfs.ml.captioner import CaptionOptions, ClassifierCaptioner  # noqa: E402
-from semfs.ml.embedder import Embedder, embedder_factory  # noqa: E402
-from semfs.ml.imaging import decode  # noqa: E402
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 SKIPPED = {"cartoon", "symbols"}
