@@ -39,6 +39,7 @@ from semfs.fs.views.registry import ViewRegistry
 from semfs.fs.views.search import SearchView
 from semfs.fs.views.similar import SimilarView
 from semfs.fs.views.tags import TagsView
+from semfs.fs.views.tree_view import TreeView
 from semfs.ingest.worker import IngestWorker
 from semfs.ml.captioner import captioner_factory
 from semfs.ml.embedder import embedder_factory
@@ -203,7 +204,7 @@ def serve(request: MountRequest) -> None:
 
     tracker = ChangeTracker(settings, catalog, on_applied=catalog_changed)
     passthrough = Passthrough(settings, tracker)
-    views = [
+    views: list[TreeView] = [
         view_class(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
         for view_class in (SearchView, TagsView, SimilarView)
         if view_class is not SimilarView or settings.image_features
@@ -264,9 +265,9 @@ class TrioNotifier:
 
     def __init__(self) -> None:
         self._token: trio.lowlevel.TrioToken | None = None
-        self._views: list[SearchView] = []
+        self._views: list[TreeView] = []
 
-    def attach(self, views: list[SearchView]) -> None:
+    def attach(self, views: list[TreeView]) -> None:
         self._token = trio.lowlevel.current_trio_token()
         self._views = views
 
@@ -281,7 +282,7 @@ class TrioNotifier:
 
 async def _main_loop(
     tracker: ChangeTracker,
-    views: list[SearchView],
+    views: list[TreeView],
     notifier: TrioNotifier,
     ingest_thread: threading.Thread,
 ) -> None:

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from semfs.fs.views.search import query_text, result_names
+from semfs.fs.views.names import query_text, result_names
 from semfs.ml.imaging import decode
 from semfs.search.searcher import Hit
 

@@ -14,9 +14,10 @@ An example is made in one of two ways, and kept until `rmdir` (it survives remou
 Either name may end with modifiers, as a query's: `mkdir "similar/cat.png @k=5 @t=1.2
 year:2023"` (semfs/query.py, `split_example`); a bad value is refused with EINVAL.
 
-It is the search view with another source of results, so result entries, reads, xattrs
-and the refresh when the index changes work the same way. Only the trio thread touches
-this state; decoding and the model run in worker threads.
+Its examples and their results are a QueryTree (query_tree.py), as search/'s queries
+are, with another source of results, so result entries, reads, xattrs and the refresh
+when the index changes work the same way. Only the trio thread touches this state;
+decoding and the model run in worker threads.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import trio
 from semfs.catalog.examples import Example
 from semfs.errors import ModelError
 from semfs.fs.attributes import entry_attributes, negative_entry
-from semfs.fs.inodes import InodeTable
-from semfs.fs.views.search import NAME_MAX, SearchView, is_probe
+from semfs.fs.inodes import ROOT_INODE, InodeTable
+from semfs.fs.views.names import NAME_MAX, is_probe
+from semfs.fs.views.query_tree import QueryTree
+from semfs.fs.views.tree_view import TreeView
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import image_features_name
 from semfs.ml.imaging import BadImage, decode
@@ -66,25 +69,84 @@ class _Upload:
     closed: os.stat_result | None = None  # its last attributes, once released
 
 
-class SimilarView(SearchView):
+class ExampleSearch:
+    """The results of similar/: the images nearest an example in the images' space."""
+
+    def __init__(self, engine: Engine, examples: dict[bytes, Example]) -> None:
+        self._engine = engine
+        self._examples = examples  # the view's, by name
+
+    def version(self) -> int:
+        images = self._engine.images
+        try:
+            self._engine.wait_ready(timeout=0)
+        except NotReady:
+            return -1
+        return -1 if images is None else images.index.version
+
+    def search(self, text: str) -> tuple[list[Hit], int]:
+        self._engine.wait_ready()
+        images = self._engine.images
+        if images is None:
+            raise NotReady("search by example is off (the image_features setting is empty)")
+        version = images.index.version  # before searching: a change during it triggers another
+        started = time.perf_counter()
+        example = self._examples.get(os.fsencode(text))
+        vector = self._example_vector(example, images.model) if example is not None else None
+        if example is None or vector is None:
+            return [], version  # its features are not computed yet: refreshed when they are
+        modifiers = _modifiers_of(text)
+        hits = images.searcher.search_example(
+            vector, modifiers, self._engine.settings.top_k, images.max_distance,
+            leave_out=example.file_id,
+        )  # fmt: skip
+        log.info("similar %r: %d results in %.1f ms",
+                 text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
+        return hits, version
+
+    def _example_vector(self, example: Example, model: str) -> np.ndarray | None:
+        if example.file_id is not None:
+            stored = self._engine.catalog.examples.image_vector_of(example.file_id, model)
+            return None if stored is None else np.frombuffer(stored, dtype=np.float32)
+        unreduced = image_features_name(self._engine.settings.image_features, POOLED_DIMENSIONS)
+        if example.vector is not None and example.embedder == unreduced and model != unreduced:
+            # Copied in before the features were reduced (ingest converts the catalog's).
+            row = np.frombuffer(example.vector, dtype=np.float32)[None, :]
+            reduced: np.ndarray = self._engine.image_features().from_pooled(row)[0]
+            return reduced
+        if example.vector is None or example.embedder != model:
+            log.warning("example %r was made with %s, not %s: copy it in again",
+                        os.fsdecode(example.name), example.embedder, model)  # fmt: skip
+            return None
+        return np.frombuffer(example.vector, dtype=np.float32)
+
+
+class SimilarView(TreeView):
     def __init__(
         self, engine: Engine, inodes: InodeTable, store: BackingStore, entry_timeout: float
     ) -> None:
-        self._examples: dict[bytes, Example] = {}  # filled by _load_saved, in super()
-        super().__init__(engine, inodes, store, entry_timeout)
-        self.name = os.fsencode(self._settings.similar_dir_name)
+        self.name = os.fsencode(engine.settings.similar_dir_name)
+        self._engine = engine
+        self._catalog = engine.catalog
+        self._settings = engine.settings
+        self._inodes = inodes
+        self._store = store
+        self._entry_timeout = entry_timeout
+        self._limiter = trio.CapacityLimiter(4)
+        self._examples: dict[bytes, Example] = {}
+        source = ExampleSearch(engine, self._examples)
+        self.tree = QueryTree(inodes, store, entry_timeout, source, self._limiter)
+        self.root_inode = self.tree.root_inode
         self._uploads: dict[int, _Upload] = {}  # by descriptor (= file handle)
         self._upload_by_inode: dict[int, _Upload] = {}
-
-    def _load_saved(self) -> None:
         for example in self._catalog.examples.examples():
             self._examples[example.name] = example
-            self._query(example.name, os.fsdecode(example.name)).saved = True
+            self.tree.folder(example.name, os.fsdecode(example.name)).saved = True
 
     # --- the tree ----------------------------------------------------------------------
 
     def owns(self, inode: int) -> bool:
-        return inode in self._upload_by_inode or super().owns(inode)
+        return inode in self._upload_by_inode or self.tree.owns(inode)
 
     def _upload_named(self, name: bytes) -> _Upload | None:
         """The copy of that name still being written (a closed one may linger until the
@@ -93,16 +155,15 @@ class SimilarView(SearchView):
         return next((u for u in open_uploads if u.name == name), None)
 
     def _is_example(self, name: bytes) -> bool:
-        query = self._queries.get(name)
-        return query is not None and query.saved
+        return self.tree.is_saved(name)
 
     async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
+        if parent == ROOT_INODE:
+            return self.tree.look_up_root()
         if parent != self.root_inode:
-            return await super().lookup(parent, name, pid)  # the root's entry, or results
+            return await self.tree.look_up_in_folder(parent, name)
         if self._is_example(name):  # also a copy made an example, before it is released
-            query = self._queries[name]
-            query.lookups += 1
-            return self._query_attributes(query)
+            return self.tree.look_up_folder(self.tree.folders[name])
         upload = self._upload_named(name)
         if upload is not None:
             upload.lookups += 1
@@ -115,10 +176,10 @@ class SimilarView(SearchView):
         upload = self._upload_by_inode.get(inode)
         if upload is not None:
             return self._upload_attributes(upload)
-        return await super().getattr(inode)
+        return self.tree.getattr(inode)
 
     async def listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
-        entries = await super().listing(inode)
+        entries = await self.tree.listing(inode)
         if inode == self.root_inode:
             writing = [u for u in self._upload_by_inode.values()
                        if u.is_open and not self._is_example(u.name)]  # fmt: skip
@@ -129,12 +190,12 @@ class SimilarView(SearchView):
         if inode in self._upload_by_inode:
             self._upload_by_inode[inode].lookups += 1
         else:
-            super().counted(inode)
+            self.tree.counted(inode)
 
     def forget(self, inode: int, count: int) -> None:
         upload = self._upload_by_inode.get(inode)
         if upload is None:
-            super().forget(inode, count)
+            self.tree.forget(inode, count)
             return
         upload.lookups = max(0, upload.lookups - count)
         if upload.lookups == 0 and not upload.is_open:
@@ -183,17 +244,17 @@ class SimilarView(SearchView):
     async def rmdir(self, parent: int, name: bytes) -> None:
         if parent != self.root_inode:
             raise OSError(errno.EROFS, "results cannot be removed here")
-        query = self._queries.get(name)
-        if query is None or not query.saved:
+        folder = self.tree.folders.get(name)
+        if folder is None or not folder.saved:
             raise FileNotFoundError(errno.ENOENT, "no such example")
         await trio.to_thread.run_sync(
             self._catalog.examples.remove_example, name, limiter=self._limiter
         )
         self._examples.pop(name, None)
-        query.saved = False
-        self._root_changed_ns = time.time_ns()
+        folder.saved = False
+        self.tree.root_changed()
         log.info("removed example %r", os.fsdecode(name))
-        self._drop_query_if_unused(query)
+        self.tree.drop_folder_if_unused(folder)
 
     async def _save(self, example: Example) -> pyfuse3.EntryAttributes:
         await trio.to_thread.run_sync(
@@ -201,13 +262,12 @@ class SimilarView(SearchView):
             example.vector, limiter=self._limiter,
         )  # fmt: skip
         self._examples[example.name] = example
-        query = self._query(example.name, os.fsdecode(example.name))
-        query.saved = True
-        query.version = -1  # a new example under an old name: search again
-        query.lookups += 1
-        self._root_changed_ns = time.time_ns()
+        folder = self.tree.folder(example.name, os.fsdecode(example.name))
+        folder.saved = True
+        folder.version = -1  # a new example under an old name: search again
+        self.tree.root_changed()
         log.info("saved example %r", os.fsdecode(example.name))
-        return self._query_attributes(query)
+        return self.tree.look_up_folder(folder)
 
     # --- examples copied in --------------------------------------------------------------
 
@@ -297,52 +357,6 @@ class SimilarView(SearchView):
         root = self._store.lstat(b"")
         attr.st_uid, attr.st_gid = root.st_uid, root.st_gid
         return attr
-
-    # --- results ----------------------------------------------------------------------------
-
-    def _engine_version(self) -> int:
-        images = self._engine.images
-        try:
-            self._engine.wait_ready(timeout=0)
-        except NotReady:
-            return -1
-        return -1 if images is None else images.index.version
-
-    def _search(self, text: str) -> tuple[list[Hit], int]:
-        self._engine.wait_ready()
-        images = self._engine.images
-        if images is None:
-            raise NotReady("search by example is off (the image_features setting is empty)")
-        version = images.index.version  # before searching: a change during it triggers another
-        started = time.perf_counter()
-        example = self._examples.get(os.fsencode(text))
-        vector = self._example_vector(example, images.model) if example is not None else None
-        if example is None or vector is None:
-            return [], version  # its features are not computed yet: refreshed when they are
-        modifiers = _modifiers_of(text)
-        hits = images.searcher.search_example(
-            vector, modifiers, self._settings.top_k, images.max_distance,
-            leave_out=example.file_id,
-        )  # fmt: skip
-        log.info("similar %r: %d results in %.1f ms",
-                 text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
-        return hits, version
-
-    def _example_vector(self, example: Example, model: str) -> np.ndarray | None:
-        if example.file_id is not None:
-            stored = self._catalog.examples.image_vector_of(example.file_id, model)
-            return None if stored is None else np.frombuffer(stored, dtype=np.float32)
-        unreduced = image_features_name(self._settings.image_features, POOLED_DIMENSIONS)
-        if example.vector is not None and example.embedder == unreduced and model != unreduced:
-            # Copied in before the features were reduced (ingest converts the catalog's).
-            row = np.frombuffer(example.vector, dtype=np.float32)[None, :]
-            reduced: np.ndarray = self._engine.image_features().from_pooled(row)[0]
-            return reduced
-        if example.vector is None or example.embedder != model:
-            log.warning("example %r was made with %s, not %s: copy it in again",
-                        os.fsdecode(example.name), example.embedder, model)  # fmt: skip
-            return None
-        return np.frombuffer(example.vector, dtype=np.float32)
 
 
 def _modifiers_of(name: str) -> Query:
