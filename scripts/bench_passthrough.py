@@ -745,8 +745,9 @@ def git_version() -> str:
             "--untracked-files=no",
             "--",
             "semfs/fs",
-            "semfs/tracker.py",
-            "semfs/mount.py",
+            "semfs/store",
+            "semfs/catalog/tracker.py",
+            "semfs/daemon/mount.py",
         )
     except (OSError, subprocess.CalledProcessError):
         return f"semfs {semfs.__version__} (commit unknown)"
