@@ -20,6 +20,7 @@ import pyfuse3
 import trio
 
 from semfs.config import Settings
+from semfs.fs.access import Caller, Reach, check_view_entry
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
@@ -53,7 +54,9 @@ def fuse_errors(handler: Handler[P, R]) -> Handler[P, R]:
 class _ViewListing:
     view: VirtualView
     inode: int
+    reach: Reach  # of the caller who opened it: it sees only what it could read
     entries: Sequence[tuple[bytes, pyfuse3.EntryAttributes]] = field(default_factory=list)
+    shown: list[tuple[bytes, pyfuse3.EntryAttributes]] = field(default_factory=list)
 
 
 class SemfsOperations(pyfuse3.Operations):
@@ -98,6 +101,12 @@ class SemfsOperations(pyfuse3.Operations):
             number, info, self._settings.entry_timeout, self._settings.attr_timeout
         )
 
+    def _reach(self, ctx: pyfuse3.RequestContext) -> Reach:
+        return Reach(self._fs.store, Caller.of(ctx.uid, ctx.gid, ctx.pid))
+
+    def _check_view_entry(self, view: VirtualView, inode: int, ctx: pyfuse3.RequestContext) -> None:
+        check_view_entry(self._reach(ctx), view.real_path(inode))
+
     def _refuse_view(self, *inodes: int) -> None:
         """Views are read-only: changing anything in them is EROFS."""
         if any(self._views.owner(inode) for inode in inodes):
@@ -114,9 +123,14 @@ class SemfsOperations(pyfuse3.Operations):
             view = self._views.at_root(name)
         if view is not None:
             try:
-                return await view.lookup(parent_inode, name, ctx.pid)
+                attributes = await view.lookup(parent_inode, name, ctx.pid)
             except FileNotFoundError:  # results come and go: remember absence briefly
                 return negative_entry(min(1.0, self._settings.entry_timeout))
+            real_path = view.real_path(attributes.st_ino) if attributes.st_ino else None
+            if real_path is not None and not self._reach(ctx).may_read(real_path):
+                view.forget(attributes.st_ino, 1)  # the lookup it counted
+                return negative_entry(0)  # absent for this caller only: not cached
+            return attributes
         try:
             return self.attributes(*self._fs.lookup(parent_inode, name))
         except FileNotFoundError:
@@ -137,6 +151,7 @@ class SemfsOperations(pyfuse3.Operations):
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         view = self._views.owner(inode)
         if view is not None:
+            self._check_view_entry(view, inode, ctx)
             return await view.getattr(inode)
         return self.attributes(inode, self._fs.getattr(inode))
 
@@ -180,7 +195,7 @@ class SemfsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         view = self._views.owner(parent_inode)
         if view is not None:
-            return await view.mkdir(parent_inode, name)
+            return await view.mkdir(parent_inode, name, self._reach(ctx))
         self._refuse_view_name(parent_inode, name)
         return self.attributes(*self._fs.mkdir(parent_inode, name, mode, ctx))
 
@@ -244,6 +259,7 @@ class SemfsOperations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         view = self._views.owner(inode)
         if view is not None:
+            self._check_view_entry(view, inode, ctx)
             fd = await view.open(inode, flags)
             self._view_files.add(fd)
             return pyfuse3.FileInfo(fh=fd)
@@ -306,7 +322,7 @@ class SemfsOperations(pyfuse3.Operations):
         if view is None:
             return self._fs.opendir(inode)
         fh = next(self._view_handles)
-        self._view_listings[fh] = _ViewListing(view, inode)
+        self._view_listings[fh] = _ViewListing(view, inode, self._reach(ctx))
         return fh
 
     @fuse_errors
@@ -352,8 +368,14 @@ class SemfsOperations(pyfuse3.Operations):
             previous, listing.entries = listing.entries, []
             listing.view.release_listing(previous)
             listing.entries = await listing.view.listing(listing.inode)
-        for index in range(start_id, len(listing.entries)):
-            name, attr = listing.entries[index]
+            listing.shown = [
+                (name, attr)
+                for name, attr in listing.entries
+                if (path := listing.view.real_path(attr.st_ino)) is None
+                or listing.reach.may_read(path)
+            ]
+        for index in range(start_id, len(listing.shown)):
+            name, attr = listing.shown[index]
             if not pyfuse3.readdir_reply(token, name, attr, index + 1):
                 return
             listing.view.counted(attr.st_ino)
@@ -385,6 +407,7 @@ class SemfsOperations(pyfuse3.Operations):
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         view = self._views.owner(inode)
         if view is not None:
+            self._check_view_entry(view, inode, ctx)
             return view.getxattr(inode, name)
         return self._fs.getxattr(inode, name)
 
@@ -399,6 +422,7 @@ class SemfsOperations(pyfuse3.Operations):
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         view = self._views.owner(inode)
         if view is not None:
+            self._check_view_entry(view, inode, ctx)
             return view.listxattr(inode)
         return self._fs.listxattr(inode)
 

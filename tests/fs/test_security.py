@@ -5,6 +5,7 @@ the files' own permissions, and hostile query text is only text."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -151,3 +152,73 @@ def test_hostile_query_text_is_only_text(mounted: Mount) -> None:
         os.listdir(search / query)  # a listing, whatever it holds
     assert mounted.status()["files"] == 3
     assert "coffee.png" in " ".join(os.listdir(search / "a cup of coffee"))
+
+
+MEMBER, SHARED_GROUP = 1000, 4242  # a user in the group that may enter shared/
+
+
+def as_user(uid: int, groups: tuple[int, ...], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, user=uid, group=uid, extra_groups=list(groups), capture_output=True,
+        text=True, errors="replace",
+    )  # fmt: skip
+
+
+def test_results_show_each_user_only_what_their_real_paths_let_them_read(
+    open_to_all: Path, photos: dict[str, Path]
+) -> None:
+    store = open_to_all / "store"
+    store.mkdir()
+    os.chown(store, MEMBER, MEMBER)  # the store is MEMBER's: its search/ and similar/ too
+    for folder, mode, gid in (("private", 0o700, 0), ("shared", 0o750, SHARED_GROUP),
+                              ("open", 0o755, 0), ("open/inner", 0o711, 0)):  # fmt: skip
+        (store / folder).mkdir(parents=True)
+        os.chown(store / folder, 0, gid)
+        (store / folder).chmod(mode)
+    placed = {
+        "private/cat.png": photos["chelsea.png"],  # behind a 0700 folder
+        "shared/coffee.png": photos["coffee.png"],  # behind a 0750 folder of SHARED_GROUP
+        "open/inner/tabby.png": photos["chelsea.png"],  # x-only folder: reachable by path
+        "secret.jpg": photos["rocket.jpg"],  # a 0600 file in an open folder
+    }
+    for relative, source in placed.items():
+        shutil.copy(source, store / relative)
+        (store / relative).chmod(0o644)
+    (store / "secret.jpg").chmod(0o600)
+    mnt = open_to_all / "mnt"
+    mnt.mkdir()
+    semfs("mount", "--allow-other", store, mnt)
+    try:
+        mount = Mount(store, mnt, None, store / ".semfs" / "mount.log")
+        mount.wait_status(queued=0, indexed=4)
+        everything = mnt / "search" / "a photo @t=2"  # every image, within the cut
+        assert sorted(os.listdir(everything)) == ["cat.png", "coffee.png", "secret.jpg",
+                                                  "tabby.png"]  # fmt: skip
+        nobody, member = (NOBODY, ()), (MEMBER, (SHARED_GROUP,))
+        for user, readable in ((nobody, ["tabby.png"]), (member, ["coffee.png", "tabby.png"])):
+            listed = as_user(*user, "ls", "-1", str(everything))
+            assert listed.returncode == 0, listed.stderr
+            assert sorted(listed.stdout.split()) == readable, user
+            for name in ("cat.png", "coffee.png", "secret.jpg", "tabby.png"):
+                entry = str(everything / name)  # in the kernel's cache since root's listing
+                read = as_user(*user, "sha256sum", entry)
+                path = as_user(*user, "getfattr", "--only-values", "-n", "user.semfs.path", entry)
+                caption = as_user(*user, "getfattr", "-n", "user.semfs.caption", entry)
+                allowed = name in readable
+                assert (read.returncode == 0) == allowed, (user, name, read.stderr)
+                assert (path.returncode == 0) == allowed, (user, name, path.stderr)
+                assert (caption.returncode == 0) == allowed, (user, name)
+                if not allowed:
+                    assert name not in read.stdout + path.stdout + caption.stdout
+        # The store's owner makes examples in similar/, of the images it may read only.
+        refused = as_user(*member, "mkdir", str(mnt / "similar" / "cat.png"))
+        assert refused.returncode != 0 and "No such file" in refused.stderr
+        made = as_user(*member, "mkdir", str(mnt / "similar" / "coffee.png"))
+        assert made.returncode == 0, made.stderr
+        assert as_user(*nobody, "mkdir", str(mnt / "similar" / "tabby.png")).returncode != 0
+        assert as_user(*nobody, "cat", str(mnt / "private" / "cat.png")).returncode != 0
+        tabby = as_user(*nobody, "sha256sum", str(everything / "tabby.png")).stdout.split()[0]
+        assert tabby == hashlib.sha256(photos["chelsea.png"].read_bytes()).hexdigest()
+        assert sorted(os.listdir(mnt / "similar")) == ["coffee.png"]
+    finally:
+        semfs("unmount", mnt)

@@ -95,6 +95,7 @@ class QueryTree:
         entry_timeout: float,
         source: ResultSource,
         limiter: trio.CapacityLimiter,
+        shared: bool = False,
         describe_folder: Describe | None = None,
     ) -> None:
         self._inodes = inodes
@@ -103,6 +104,9 @@ class QueryTree:
         self._source = source
         self._limiter = limiter
         self._describe_folder = describe_folder  # the view's own touch on folder attributes
+        # Mounted for other users too (allow_other): the kernel shares cached entries
+        # between users, so result entries are not cached and every access asks us.
+        self._result_timeout = 0.0 if shared else RESULT_TIMEOUT
         self.root_inode = inodes.allocate()
         self._root_lookups = 0
         self._root_changed_ns = time.time_ns()  # moves when a folder is saved or removed
@@ -336,12 +340,17 @@ class QueryTree:
 
     def _result_attributes(self, result: ResultEntry) -> pyfuse3.EntryAttributes:
         info = self._store.lstat(result.hit.path)  # FileNotFoundError if gone meanwhile
-        attr = entry_attributes(result.inode, info, RESULT_TIMEOUT, RESULT_TIMEOUT)
+        attr = entry_attributes(result.inode, info, self._result_timeout, self._result_timeout)
         attr.st_mode = stat.S_IFREG | (stat.S_IMODE(info.st_mode) & ~0o7222)  # read-only
         attr.st_nlink = 1  # one name: this entry (see docs/architecture.md)
         return attr
 
     # --- reading results --------------------------------------------------------------
+
+    def real_path(self, inode: int) -> bytes | None:
+        """The store path of a result entry (None for the root and folders)."""
+        entry = self._result_by_inode.get(inode)
+        return None if entry is None else entry[1].hit.path
 
     def open(self, inode: int, flags: int) -> int:
         if inode not in self._result_by_inode:

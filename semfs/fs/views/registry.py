@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import pyfuse3
 
+from semfs.fs.access import Reach
+
 
 class VirtualView(ABC):
     """What the FUSE adapter asks of a view. Views are read-only unless they override
@@ -52,7 +54,13 @@ class VirtualView(ABC):
         """A listing returned by `listing` is done with (its directory handle closed, or
         read again from the start): entries it kept alive may go."""
 
-    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    def real_path(self, inode: int) -> bytes | None:
+        """The store path of the file entry `inode` shows, if it shows one: requests on
+        it are then allowed only to callers who could read it by that path (access.py)."""
+        return None
+
+    async def mkdir(self, parent: int, name: bytes, reach: Reach) -> pyfuse3.EntryAttributes:
+        """`reach`: the caller's, for a view that makes a folder of a stored file."""
         raise pyfuse3.FUSEError(errno.EROFS)
 
     async def rmdir(self, parent: int, name: bytes) -> None:

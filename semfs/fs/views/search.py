@@ -21,6 +21,7 @@ import time
 import pyfuse3
 import trio
 
+from semfs.fs.access import Reach
 from semfs.fs.attributes import negative_entry
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.views.names import is_probe, query_text
@@ -70,7 +71,10 @@ class SearchView(TreeView):
         self._catalog = engine.catalog
         self._entry_timeout = entry_timeout
         self._limiter = trio.CapacityLimiter(4)
-        self.tree = QueryTree(inodes, store, entry_timeout, TextSearch(engine), self._limiter)
+        self.tree = QueryTree(
+            inodes, store, entry_timeout, TextSearch(engine), self._limiter,
+            engine.settings.allow_other,
+        )  # fmt: skip
         self.root_inode = self.tree.root_inode
         for saved in self._catalog.reads.saved_queries():
             try:
@@ -94,7 +98,7 @@ class SearchView(TreeView):
 
     # --- saved queries -------------------------------------------------------------------
 
-    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent: int, name: bytes, reach: Reach) -> pyfuse3.EntryAttributes:
         if parent != self.root_inode:
             raise OSError(errno.EROFS, "only search/ holds saved queries")
         try:

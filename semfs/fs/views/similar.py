@@ -37,6 +37,7 @@ import trio
 
 from semfs.catalog.examples import Example
 from semfs.errors import ModelError
+from semfs.fs.access import Reach
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.views.names import NAME_MAX, is_probe
@@ -135,7 +136,9 @@ class SimilarView(TreeView):
         self._limiter = trio.CapacityLimiter(4)
         self._examples: dict[bytes, Example] = {}
         source = ExampleSearch(engine, self._examples)
-        self.tree = QueryTree(inodes, store, entry_timeout, source, self._limiter)
+        self.tree = QueryTree(
+            inodes, store, entry_timeout, source, self._limiter, engine.settings.allow_other
+        )
         self.root_inode = self.tree.root_inode
         self._uploads: dict[int, _Upload] = {}  # by descriptor (= file handle)
         self._upload_by_inode: dict[int, _Upload] = {}
@@ -203,12 +206,12 @@ class SimilarView(TreeView):
 
     # --- examples of stored images -------------------------------------------------------
 
-    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent: int, name: bytes, reach: Reach) -> pyfuse3.EntryAttributes:
         if parent != self.root_inode:
             raise OSError(errno.EROFS, "only similar/ holds examples")
         image_name = self._check_new_name(name)
         file_id = await trio.to_thread.run_sync(
-            self._stored_image, image_name, limiter=self._limiter
+            self._stored_image, image_name, reach, limiter=self._limiter
         )
         return await self._save(Example(name, file_id, None, None))
 
@@ -225,17 +228,18 @@ class SimilarView(TreeView):
             raise OSError(errno.EINVAL, str(error)) from None
         return os.fsencode(image_name)
 
-    def _stored_image(self, name: bytes) -> int:
-        """The id of the indexed image `name` names (worker thread)."""
+    def _stored_image(self, name: bytes, reach: Reach) -> int:
+        """The id of the indexed image `name` names, among those the caller may read
+        (worker thread)."""
         match = _DISAMBIGUATED.fullmatch(name)
         if match is not None:
             basename = match.group(1) + (match.group(3) or b"")
             wanted = int(match.group(2))
-            if any(
-                file_id == wanted for file_id, _ in self._catalog.examples.indexed_named(basename)
-            ):
+            named = self._catalog.examples.indexed_named(basename)
+            if any(file_id == wanted and reach.may_read(path) for file_id, path in named):
                 return wanted
-        found = self._catalog.examples.indexed_named(name)
+        named = self._catalog.examples.indexed_named(name)
+        found = [(file_id, path) for file_id, path in named if reach.may_read(path)]
         if not found:
             log.warning("similar/%s refused: no indexed image of that name", os.fsdecode(name))
             raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")

@@ -20,6 +20,7 @@ import time
 import pyfuse3
 import trio
 
+from semfs.fs.access import Reach
 from semfs.fs.attributes import negative_entry
 from semfs.fs.inodes import ROOT_INODE, InodeTable
 from semfs.fs.views.names import is_probe
@@ -63,8 +64,9 @@ class TagsView(TreeView):
         self._limiter = trio.CapacityLimiter(4)
         self._source = KeywordSearch(engine)
         self.tree = QueryTree(
-            inodes, store, entry_timeout, self._source, self._limiter, self._describe_folder
-        )
+            inodes, store, entry_timeout, self._source, self._limiter,
+            engine.settings.allow_other, self._describe_folder,
+        )  # fmt: skip
         self.root_inode = self.tree.root_inode
         self._counts: dict[bytes, int] = {}
         self._counts_version = -2
@@ -127,7 +129,7 @@ class TagsView(TreeView):
         attr.entry_timeout = self._entry_timeout  # cacheable: there is no mkdir here
         attr.st_size = self._counts.get(folder.name, len(folder.results))
 
-    async def mkdir(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent: int, name: bytes, reach: Reach) -> pyfuse3.EntryAttributes:
         raise OSError(errno.EROFS, "tags come from the captions")
 
     async def rmdir(self, parent: int, name: bytes) -> None:

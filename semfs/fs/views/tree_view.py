@@ -36,6 +36,9 @@ class TreeView(VirtualView):
     def forget(self, inode: int, count: int) -> None:
         self.tree.forget(inode, count)
 
+    def real_path(self, inode: int) -> bytes | None:
+        return self.tree.real_path(inode)
+
     async def open(self, inode: int, flags: int) -> int:
         return self.tree.open(inode, flags)
 
