@@ -235,6 +235,23 @@ def config_template() -> str:
     return "\n".join(lines) + "\n"
 
 
+def private_opener(path: str, flags: int) -> int:
+    """For open(..., opener=): a new file only its owner may read and write. The daemon
+    runs with umask 0 (callers' modes are applied exactly), so nothing it makes for
+    itself may rely on the umask."""
+    return os.open(path, flags, 0o600)
+
+
+def make_private_dirs(path: Path) -> None:
+    """`mkdir -p` whose new directories are 0700, whatever the umask (see above)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def write_config_template(settings: Settings) -> bool:
     """Write the documented config.toml into a store that has none; True if written."""
     settings.make_state_dir()

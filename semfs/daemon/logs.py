@@ -3,12 +3,14 @@ systemd (or the terminal when run in the foreground by hand)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 import sys
+from typing import cast
 
-from semfs.config import Settings
+from semfs.config import Settings, private_opener
 
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The journal stamps time itself; `<N>` is the syslog priority it reads off each line.
@@ -18,7 +20,19 @@ _SYSLOG_PRIORITY = {
 }  # fmt: skip
 
 
-class _StderrFollowingHandler(logging.handlers.RotatingFileHandler):
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose new files are 0600 (it holds paths and captions), though the
+    daemon runs with umask 0."""
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = open(  # noqa: SIM115 - the handler keeps it, and closes it
+            self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+            opener=private_opener,
+        )  # fmt: skip
+        return cast(io.TextIOWrapper, stream)  # a text mode: the handler's own
+
+
+class _StderrFollowingHandler(_PrivateRotatingFileHandler):
     """A rotating log whose file is also the process's stdout and stderr (a daemon
     started by `semfs mount`): after a rollover those follow to the new file, so what
     libraries print lands beside the log lines instead of in an old, rotated file."""
@@ -55,9 +69,7 @@ def setup_daemon_logging(settings: Settings, debug: bool, stderr_is_log_file: bo
         root.removeHandler(handler)
         handler.close()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    handler_class = (
-        _StderrFollowingHandler if stderr_is_log_file else logging.handlers.RotatingFileHandler
-    )
+    handler_class = _StderrFollowingHandler if stderr_is_log_file else _PrivateRotatingFileHandler
     file_handler = handler_class(
         settings.log_path,
         maxBytes=settings.log_max_bytes,

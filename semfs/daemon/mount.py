@@ -28,7 +28,7 @@ import trio
 
 from semfs.catalog.database import Catalog
 from semfs.catalog.tracker import ChangeTracker
-from semfs.config import FSTYPE, Settings, write_config_template
+from semfs.config import FSTYPE, Settings, private_opener, write_config_template
 from semfs.daemon.mounttable import find_mount, fuse_unmount, is_stale
 from semfs.daemon.options import MountOptions, format_mount_options
 from semfs.daemon.sdnotify import notify
@@ -155,7 +155,7 @@ def hold_store_lock(settings: Settings, holder: str) -> Iterator[None]:
 
 def _take_lock(settings: Settings, mountpoint: str) -> IO[str]:
     settings.make_state_dir()
-    file = open(settings.lock_path, "a+")  # noqa: SIM115 - held for the life of the mount
+    file = open(settings.lock_path, "a+", opener=private_opener)  # noqa: SIM115 - held while mounted
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

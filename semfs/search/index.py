@@ -38,6 +38,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from semfs.catalog.database import Catalog
+from semfs.config import make_private_dirs
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class VectorIndex:
         """Open the newest base file for these dimensions and fill the delta from the
         catalog with every vector written after it. `tidy` removes older bases and
         half-written builds (only the process that builds may)."""
-        self._directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self._directory)
         best = self._newest_base()
         if best is not None:
             path, seq, items = best
@@ -329,6 +330,7 @@ class VectorIndex:
         if items:
             base.build(self._trees, n_jobs=1)
             base.unload()
+            os.chmod(temporary, 0o600)  # Annoy made it 0666 less the daemon's umask (0)
             with open(temporary, "rb") as file:
                 os.fsync(file.fileno())
             os.replace(temporary, final)  # the new base exists whole, or not at all

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from semfs.daemon.mounttable import find_mount
-from tests.fs.conftest import Mount, is_mounted, semfs
+from tests.fs.conftest import Mount, checked_mount, is_mounted, semfs, wait_for
 
 NOBODY = 65534
 
@@ -222,3 +222,31 @@ def test_results_show_each_user_only_what_their_real_paths_let_them_read(
         assert sorted(os.listdir(mnt / "similar")) == ["coffee.png"]
     finally:
         semfs("unmount", mnt)
+
+
+def test_nothing_the_daemon_makes_in_its_state_directory_is_writable_by_others(
+    store: Path, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    state = store / ".semfs"
+    state.mkdir(mode=0o700)
+    # Every vector in a base (both indexes), and a log rotated by the daemon itself.
+    (state / "config.toml").write_text("rebuild_threshold = 1\nlog_max_bytes = 4000\n")
+    with checked_mount(store, tmp_path) as mount:
+        mount.wait_status(queued=0, indexed=3)
+        (mount.mountpoint / "similar" / "example.png").write_bytes(
+            photos["coffee.png"].read_bytes()
+        )
+        wait_for(lambda: bool(list((state / "index").glob("*.ann")))
+                 and bool(list((state / "image-index").glob("*.ann"))),
+                 what="the indexes' base files")  # fmt: skip
+        for query in range(60):  # a log line each, with --debug: the log rotates
+            os.listdir(mount.mountpoint / "search" / f"query number {query}")
+        wait_for(lambda: (state / "mount.log.1").exists(), what="a rotated log")
+        made = [state, *state.rglob("*")]
+        open_to_others = {
+            str(path.relative_to(store)): oct(stat.S_IMODE(path.lstat().st_mode))
+            for path in made
+            if path.lstat().st_mode & 0o022
+        }
+        assert {"index", "image-index", "uploads"} <= {path.name for path in made}
+    assert open_to_others == {}
