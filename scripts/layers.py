@@ -71,8 +71,8 @@ def main() -> int:
 
     if arguments.mermaid:
         print("flowchart TD")
-        for (source, target), count in sorted(edges.items(), key=lambda item: _rank(item[0])):
-            print(f"    {source} -->|{count}| {target}")
+        for source, target in sorted(edges, key=_rank):  # no counts: they change daily
+            print(f"    {source} --> {target}")
     else:
         for layer in reversed(LAYERS):
             below = [target for (source, target) in sorted(edges, key=_rank) if source == layer]

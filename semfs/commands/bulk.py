@@ -55,7 +55,7 @@ def index_store(
 ) -> IndexSummary:
     """Catalog and ingest the whole store; resumable (the queue is durable). While the
     store is mounted, its daemon does the work and this follows its progress. With
-    `ray`, the models run on a Ray cluster (semfs/scaleout.py)."""
+    `ray`, the models run on a Ray cluster (semfs/commands/scaleout.py)."""
     holder = read_lock_holder(settings)
     if holder is not None and ray is not None:
         raise QuietError(

@@ -260,7 +260,7 @@ M_ARENA_MAX = -8
 
 
 class TrioNotifier:
-    """Tells the search view, on the trio thread, that results may have changed; callable
+    """Tells the views, on the trio thread, that results may have changed; callable
     from any thread."""
 
     def __init__(self) -> None:

@@ -100,7 +100,7 @@ class Searcher:
             wanted *= 4  # stale or filtered candidates crowded the shortlist out: look further
 
     def search_query(self, query: Query, k: int, max_distance: float) -> list[Hit]:
-        """A query with modifiers (semfs/query.py): its own k, cut, filters, exclusions
+        """A query with modifiers (semfs/search/query.py): its own k, cut, filters, exclusions
         and order override the defaults given."""
         k = query.k or k
         cut = query.max_distance if query.max_distance is not None else max_distance

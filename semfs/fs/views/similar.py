@@ -12,7 +12,7 @@ An example is made in one of two ways, and kept until `rmdir` (it survives remou
   why), only they are kept, and the name becomes the example's directory.
 
 Either name may end with modifiers, as a query's: `mkdir "similar/cat.png @k=5 @t=1.2
-year:2023"` (semfs/query.py, `split_example`); a bad value is refused with EINVAL.
+year:2023"` (semfs/search/query.py, `split_example`); a bad value is refused with EINVAL.
 
 Its examples and their results are a QueryTree (query_tree.py), as search/'s queries
 are, with another source of results, so result entries, reads, xattrs and the refresh
