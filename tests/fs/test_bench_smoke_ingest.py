@@ -25,6 +25,9 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     text = output.read_text()
     ratio = re.search(r"\| `cp -r` 12 photos \| .* \| \*\*([0-9.]+)x\*\* \|", text)
     assert ratio and float(ratio.group(1)) > 0
+    # The drain clock waits for the copied photos themselves, not just an empty queue
+    # (the tracker queues a file after 0.1 s of quiet: the queue is empty before that).
+    assert "queue is empty: 12 of 12 photos in every run" in " ".join(text.split())
     rate = re.search(r"\| `classifier:efficientnet-lite0` \|.*\| \*\*([0-9.]+)\*\* \| 0 \|", text)
     assert rate and float(rate.group(1)) > 0  # every photo indexed, none failed
     assert re.search(r"2 times: p50 \*\*[0-9.]+ m?s\*\*", text)
