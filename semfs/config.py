@@ -121,7 +121,18 @@ class Settings:
     ingest_workers: int = setting(2, "threads that read and decode images for the models")
     ingest_batch: int = setting(8, "images per model call")
     torch_threads: int = setting(0, "torch's threads, for models that run on torch (0: its choice)")
-    max_image_pixels: int = setting(100_000_000, "larger images are refused as decompression bombs")
+    # Cameras reach 100-240 Mpx (11648x8736, 14204x10652; pixel-shift composites): a
+    # baseline JPEG is decoded at 1/8 size, so they cost time, not memory.
+    max_image_pixels: int = setting(
+        250_000_000, "larger images are refused as decompression bombs (900 Mpx is one)"
+    )
+    # The rest are decoded whole: 100 Mpx (the old limit of every image) is 400 MB a
+    # decode (800 with transparency), per ingest worker.
+    max_full_decode_pixels: int = setting(
+        100_000_000,
+        "larger images that must be decoded whole are refused: PNG, WebP, TIFF, progressive"
+        " JPEG (4-8 bytes a pixel in memory; baseline JPEGs are decoded reduced)",
+    )
     index_trees: int = setting(25, "Annoy trees of the base index")
     index_search_k: int = setting(
         10_000, "Annoy nodes inspected per query (recall against time; docs/benchmarks-search.md)"

@@ -148,7 +148,7 @@ def search_image_store(
         raise QuietError(f"{settings.store} has no catalog yet: run semfs index or mount it")
     try:
         with open(image, "rb") as file:
-            decoded = decode(file, settings.max_image_pixels)
+            decoded = decode(file, settings.max_image_pixels, settings.max_full_decode_pixels)
     except OSError as error:
         raise QuietError(f"cannot read {image}: {error.strerror}") from None
     except BadImage as error:

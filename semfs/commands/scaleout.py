@@ -49,6 +49,7 @@ class Describer:
         captioner: str,
         embedder: str,
         max_pixels: int,
+        max_full_decode_pixels: int,
         image_features: str,
         image_feature_dimensions: int,
     ) -> None:
@@ -62,7 +63,7 @@ class Describer:
         if self._with_features:  # the same network: no second copy is loaded
             self._features = ImageFeatures(image_features, image_feature_dimensions)
         self._embedder = make_embedder(embedder)
-        self._max_pixels = max_pixels
+        self._limits = (max_pixels, max_full_decode_pixels)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         rows = [self._read(path) for path in batch["path"]]
@@ -94,7 +95,7 @@ class Describer:
                 given = user_caption(file.fileno(), os.fsencode(path))
                 if given is not None:
                     return {"description": given_description(given, "user"), "facts": facts}
-                image = decode(file, self._max_pixels)
+                image = decode(file, *self._limits)
         except BadImage as error:
             return {"error": str(error)}
         except OSError as error:
@@ -202,6 +203,7 @@ def _describe_queue(
             fn_constructor_kwargs={
                 "store": str(settings.store), "captioner": settings.captioner,
                 "embedder": settings.embedder, "max_pixels": settings.max_image_pixels,
+                "max_full_decode_pixels": settings.max_full_decode_pixels,
                 "image_features": settings.image_features,
                 "image_feature_dimensions": settings.image_feature_dimensions,
             },

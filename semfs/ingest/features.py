@@ -41,8 +41,8 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     tasks = engine.catalog.features.feature_tasks(engine.settings.ingest_batch)  # per model call
     if not tasks:
         return 0
-    max_pixels = engine.settings.max_image_pixels
-    images = list(mapper(lambda task: _decode(store, task, max_pixels), tasks))
+    limits = (engine.settings.max_image_pixels, engine.settings.max_full_decode_pixels)
+    images = list(mapper(lambda task: _decode(store, task, *limits), tasks))
     decoded = [image for image in images if image is not None]
     features = engine.image_features()
     rows = iter(features.features(decoded)) if decoded else iter(())
@@ -60,7 +60,9 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     return len(tasks)
 
 
-def _decode(store: BackingStore, task: FeatureTask, max_pixels: int) -> Image.Image | None:
+def _decode(
+    store: BackingStore, task: FeatureTask, max_pixels: int, max_full_decode_pixels: int
+) -> Image.Image | None:
     try:
         fd = store.open(task.path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
@@ -72,7 +74,7 @@ def _decode(store: BackingStore, task: FeatureTask, max_pixels: int) -> Image.Im
         return None
     with file:
         try:
-            return decode(file, max_pixels).image
+            return decode(file, max_pixels, max_full_decode_pixels).image
         except (BadImage, OSError) as error:
             # Ingest reported it already when it could not caption it; say it once.
             log.debug("no image features for %r: %s", os.fsdecode(task.path), error)

@@ -281,7 +281,8 @@ class IngestWorker:
                     return Prepared(item, reused[0], vector=reused[1], image_vector=features,
                                     facts=facts)  # fmt: skip
             try:
-                image = decode(file, self._settings.max_image_pixels)
+                image = decode(file, self._settings.max_image_pixels,
+                               self._settings.max_full_decode_pixels)  # fmt: skip
             except BadImage as error:
                 log.warning("skipping %r: %s", os.fsdecode(path), error)
                 self._catalog.queue.fail(item, str(error))

@@ -9,14 +9,24 @@ from __future__ import annotations
 import datetime
 import html
 import re
-import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, JpegImagePlugin, UnidentifiedImageError
 
 XMP_SEARCH_BYTES = 1 << 20  # XMP packets sit near the start of a file
 MODEL_SIDE = 384  # pixels on the longer side handed to the models (they use 224..384)
+
+# semfs's own limits decide (`decode`, once `Image.open` has read the header, before any
+# pixel is decoded). Pillow's (89 Mpx; refused at twice that, inside `open`) would refuse
+# today's 100-200 Mpx cameras first and quote its own figure.
+Image.MAX_IMAGE_PIXELS = None
+
+_TRANSPOSE = {  # EXIF orientation -> what makes the image upright (as ImageOps does)
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}  # fmt: skip
 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_DATE_TIME = 0x010F, 0x0110, 0x0132
@@ -40,38 +50,57 @@ class DecodedImage:
     embedded_source: str | None  # "exif" or "xmp"
 
 
-def decode(file: BinaryIO, max_pixels: int) -> DecodedImage:
-    """Decode a seekable file. Pillow reads only what decoding needs, so a huge file costs
-    no more memory than its pixels (which `max_pixels` bounds)."""
+def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> DecodedImage:
+    """Decode a seekable file into what the models take.
+
+    Pillow reads only what decoding needs. A baseline JPEG is decoded reduced (libjpeg
+    scales by 1/2..1/8 as it decodes), so even a 200 Mpx photo costs a few MB, and
+    `max_pixels` only refuses bombs. Any other image is decoded whole, 4 bytes a pixel
+    (8 with transparency), and `max_full_decode_pixels` bounds it: PNG, WebP and TIFF
+    cannot decode reduced, and a progressive JPEG is reduced only after libjpeg has held
+    every coefficient (2 bytes a sample: a 108 Mpx one peaked at 344 MB)."""
     head = file.read(XMP_SEARCH_BYTES)
     if not head:
         raise BadImage("empty file (0 bytes)")
     file.seek(0)
     try:
-        with warnings.catch_warnings():
-            # Our own limit below decides; Pillow's warning would only repeat it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(file)
-            width, height = opened.size
-            if width * height > max_pixels:
-                raise BadImage(
-                    f"image too large: {width}x{height} pixels is over the limit of "
-                    f"{max_pixels} (a decompression bomb, or set max_image_pixels)"
-                )
-            caption, source = _embedded_caption(opened, head)
-            opened.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # JPEG: decode at reduced size
-            image = ImageOps.exif_transpose(opened)
-            image = _to_rgb(image)
-            image.thumbnail((MODEL_SIDE, MODEL_SIDE))
+        opened = Image.open(file)
+        _check_size(opened, max_pixels, max_full_decode_pixels)
+        caption, source = _embedded_caption(opened, head)
+        upright = _TRANSPOSE.get(_exif_orientation(opened))
+        opened.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # JPEG: decode at reduced size
+        # Shrunk before it is turned or converted: the old order (turn, convert, shrink)
+        # held three full-size copies, 1.2 GB at the peak for a 100 Mpx RGB PNG (now one;
+        # two with transparency, as Pillow shrinks a premultiplied copy).
+        image = _to_rgb(_shrunk(opened))
+        if upright is not None:
+            image = image.transpose(upright)
     except BadImage:
         raise
     except UnidentifiedImageError:
         raise BadImage("not an image Pillow can read (unknown or unsupported format)") from None
-    except Image.DecompressionBombError as error:
-        raise BadImage(f"decompression bomb: {error}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImage(f"corrupt or truncated image: {error}") from None
     return DecodedImage(image, caption, source)
+
+
+def _check_size(image: Image.Image, max_pixels: int, max_full_decode_pixels: int) -> None:
+    width, height = image.size
+    pixels = width * height
+    if pixels > max_pixels:
+        raise BadImage(
+            f"image too large: {width}x{height} is {pixels:,} pixels, over semfs's limit of "
+            f"{max_pixels:,} (max_image_pixels: a decompression bomb, or raise the setting)"
+        )
+    reduced = isinstance(image, JpegImagePlugin.JpegImageFile) and not image.info.get("progressive")
+    if not reduced and pixels > max_full_decode_pixels:
+        kind = "progressive JPEG" if image.format in ("JPEG", "MPO") else image.format
+        raise BadImage(
+            f"image too large to decode whole: {width}x{height} {kind} is "
+            f"{pixels:,} pixels, over semfs's limit of {max_full_decode_pixels:,} for images "
+            f"decoded whole, 4-8 bytes a pixel (max_full_decode_pixels; only baseline JPEGs "
+            f"decode reduced)"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,16 +149,37 @@ def _exif_time_ns(text: str | None) -> int | None:
     return int(moment.replace(tzinfo=datetime.UTC).timestamp()) * 1_000_000_000
 
 
+def _shrunk(image: Image.Image) -> Image.Image:
+    """At most MODEL_SIDE on its longer side, in a mode `_to_rgb` takes."""
+    # Pillow shrinks palette and 1-bit images without filtering, and 16-bit grey not at
+    # all: those are converted first, from their 1-2 bytes a pixel.
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+    elif image.mode == "P":
+        image = image.convert("RGB")
+    elif image.mode.startswith("I;16"):
+        image = image.point(lambda value: value / 256).convert("L")  # 16-bit grey
+    image.thumbnail((MODEL_SIDE, MODEL_SIDE))
+    return image
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB on a white background (transparent cut-outs would otherwise turn black)."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA"):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode == "I;16" or image.mode.startswith("I;16"):
-        image = image.point(lambda value: value / 256).convert("L")  # 16-bit grey
     return image.convert("RGB")
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # broken EXIF must not make the image unreadable
+        return 1
 
 
 def _embedded_caption(image: Image.Image, data: bytes) -> tuple[str | None, str | None]:

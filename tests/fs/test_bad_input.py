@@ -76,8 +76,21 @@ IMAGES: dict[str, tuple[Callable[[], bytes], str | None, str]] = {
     "truncated.gif": (lambda: encoded(photo().convert("P"), "GIF")[:60], "failed", ""),
     "empty.jpg": (lambda: b"", "failed", "empty"),
     "text.jpg": (lambda: b"a shopping list, named like a photo\n", "failed", "not an image"),
+    # 144 Mpx a PNG must decode whole (max_full_decode_pixels); a few kB on disk.
     "bomb.png": (lambda: encoded(Image.new("1", (12_000, 12_000)), "PNG"), "failed", "too large"),
     "declared-huge.png": (lambda: png_declaring(100_000, 100_000), "failed", "bomb"),
+    # 900 Mpx: refused by semfs's limit, quoted (Pillow's own check used to fire first).
+    "declared-900mp.png": (
+        lambda: png_declaring(30_000, 30_000),
+        "failed",
+        "30000x30000 is 900,000,000 pixels, over semfs's limit of 250,000,000",
+    ),
+    # A 108 Mpx camera-sized JPEG (1.6 MB of one colour): decoded reduced, captioned.
+    "camera-12000x9000.jpg": (
+        lambda: encoded(Image.new("RGB", (12_000, 9_000), (70, 110, 160)), "JPEG", quality=20),
+        "indexed",
+        "",
+    ),
     "fake.heic": (lambda: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + os.urandom(500), "failed", ""),
     "one-pixel.png": (lambda: encoded(Image.new("RGB", (1, 1), "blue"), "PNG"), "indexed", ""),
     "cmyk.jpg": (lambda: encoded(photo().convert("CMYK"), "JPEG"), "indexed", ""),

@@ -51,11 +51,11 @@ def test_an_unexpected_error_on_one_image_is_retried_and_the_rest_go_on(
     real_decode = semfs.ingest.worker.decode
     cat = photos["chelsea.png"].read_bytes()
 
-    def decode(file, max_pixels):  # type: ignore[no-untyped-def]
+    def decode(file, *limits):  # type: ignore[no-untyped-def]
         if file.read(len(cat)) == cat:
             raise MemoryError("pretend this image needs more memory than there is")
         file.seek(0)
-        return real_decode(file, max_pixels)
+        return real_decode(file, *limits)
 
     monkeypatch.setattr(semfs.ingest.worker, "decode", decode)
     worker = IngestWorker(engine, BackingStore(os.fsencode(engine.settings.store)))
@@ -146,7 +146,8 @@ def test_image_features_come_from_the_captioning_pass(engine: Engine) -> None:
     assert engine.images is not None
     for file_id, name in ((engine.catalog.examples.indexed_named(n)[0][0], n) for n in NAMES):
         with open(store / os.fsdecode(name), "rb") as file:
-            image = decode(file, engine.settings.max_image_pixels).image
+            settings = engine.settings
+            image = decode(file, settings.max_image_pixels, settings.max_full_decode_pixels).image
         (expected,) = engine.image_features().features([image])
         stored = np.frombuffer(
             engine.catalog.examples.image_vector_of(file_id, model) or b"", np.float32

@@ -349,7 +349,8 @@ class SimilarView(TreeView):
     def _features_of(self, fd: int) -> tuple[str, bytes]:
         """Decode the copied image and compute its features (worker thread)."""
         with os.fdopen(os.dup(fd), "rb") as file:
-            image = decode(file, self._settings.max_image_pixels).image
+            limits = (self._settings.max_image_pixels, self._settings.max_full_decode_pixels)
+            image = decode(file, *limits).image
         features = self._engine.image_features()
         return features.name, features.features([image])[0].tobytes()
 
