@@ -17,6 +17,9 @@ FSTYPE = "fuse.semfs"  # how /proc/self/mountinfo names a semfs mount
 # The caption xattr: set by a person on an image (it wins over the model's), and shown on
 # every search result.
 CAPTION_XATTR = b"user.semfs.caption"
+# A read-only xattr of the mount's root, answered by the daemon for `semfs status`
+# (another process): the last warnings and errors it logged.
+ERRORS_XATTR = b"user.semfs.errors"
 
 DEFAULT_IMAGE_EXTENSIONS = frozenset(
     {

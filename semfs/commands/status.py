@@ -8,12 +8,14 @@ from dataclasses import asdict
 from typing import Any
 
 from semfs.catalog.database import Catalog
-from semfs.config import FSTYPE, Settings
+from semfs.config import ERRORS_XATTR, FSTYPE, Settings
 from semfs.daemon.mount import read_lock_holder
 from semfs.daemon.mounttable import find_mount, is_stale
+from semfs.daemon.reports import ask_mount
 from semfs.search.index import base_files
 
 FAILURES_SHOWN = 20
+ERRORS_SHOWN = 10  # of the daemon's last warnings and errors, in the text (all in --json)
 
 
 def status_data(settings: Settings) -> dict[str, Any]:
@@ -22,6 +24,11 @@ def status_data(settings: Settings) -> dict[str, Any]:
     report.update(failures=[], last_reconcile=None, captioner=None, embedder=None)
     report.update(image_features=0, image_features_queued=0)  # for search by example
     report["index"] = _index_state(settings, None)
+    # Asked of the daemon: kept in its memory, they reach us when its log file could not
+    # take them (a full disk). None: not mounted, or the daemon did not answer.
+    mount = report["mount"]
+    errors = ask_mount(mount["mountpoint"], ERRORS_XATTR) if mount["active"] else None
+    report["recent_errors"] = errors if isinstance(errors, list) else None
     if not settings.catalog_path.exists():
         return report
     catalog = Catalog.open(settings.catalog_path)
@@ -119,6 +126,11 @@ def status_text(report: dict[str, Any]) -> str:
     lines += [f"  failed: {f['path']}: {f['reason']}" for f in report["failures"]]
     if report["failed"] > len(report["failures"]):
         lines.append(f"  ... and {report['failed'] - len(report['failures'])} more")
+    errors = report["recent_errors"] or []
+    if errors:
+        lines.append(f"last warnings and errors of the daemon ({len(errors)}, newest last):")
+        lines += [f"  {e['time']} {e['level']} {e['logger']}: {e['message']}"
+                  for e in errors[-ERRORS_SHOWN:]]  # fmt: skip
     if report["schema_version"] is None:
         lines.append("(no catalog yet: the store has not been mounted or indexed)")
     return "\n".join(lines)

@@ -1,14 +1,19 @@
 """Where the daemon's log goes: STORE/.semfs/mount.log, rotated, and the journal under
-systemd (or the terminal when run in the foreground by hand)."""
+systemd (or the terminal when run in the foreground by hand); its last warnings and
+errors also stay in memory, for `semfs status`."""
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import logging.handlers
 import os
 import sys
-from typing import cast
+import threading
+import time
+import traceback
+from typing import Any, cast
 
 from semfs.config import Settings, private_opener
 
@@ -48,6 +53,43 @@ class _JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
         return super().format(record)
+
+
+class RecentRecords(logging.Handler):
+    """The last warnings and errors logged, in memory: the log file may not take them
+    (the disk that refused a write is often the one it is on), and `semfs status` asks
+    the daemon for them (root_reports.py). Bounded in count and in length, so that all
+    of them fit one xattr value (64 KiB)."""
+
+    MESSAGE_MAX = 500  # characters of a message kept
+
+    def __init__(self, capacity: int = 50) -> None:
+        super().__init__(logging.WARNING)
+        # GUARDED_BY(_records_lock): threads log, the trio thread reads
+        self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
+        self._records_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:  # its last line: what failed
+            message += ": " + traceback.format_exception_only(record.exc_info[1])[-1].strip()
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        kept = {"time": created, "level": record.levelname, "logger": record.name,
+                "message": message[: self.MESSAGE_MAX]}  # fmt: skip
+        with self._records_lock:
+            self._records.append(kept)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Oldest first."""
+        with self._records_lock:
+            return list(self._records)
+
+
+def keep_recent_records(capacity: int = 50) -> RecentRecords:
+    """Keep the last warnings and errors of every logger in memory, from now on."""
+    handler = RecentRecords(capacity)
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 def stderr_is_journal() -> bool:

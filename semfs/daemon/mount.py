@@ -29,8 +29,10 @@ import trio
 from semfs.catalog.database import Catalog
 from semfs.catalog.tracker import ChangeTracker
 from semfs.config import FSTYPE, Settings, private_opener, write_config_template
+from semfs.daemon.logs import keep_recent_records
 from semfs.daemon.mounttable import find_mount, fuse_unmount, is_stale
 from semfs.daemon.options import MountOptions, format_mount_options
+from semfs.daemon.reports import root_reports
 from semfs.daemon.sdnotify import notify
 from semfs.errors import QuietError
 from semfs.fs.operations import SemfsOperations
@@ -188,6 +190,7 @@ def serve(request: MountRequest) -> None:
     settings = request.settings
     # Two arenas: the low-memory profile's many threads keep less of what they freed.
     tune_malloc(arenas=2 if settings.profile == "low-memory" else None)
+    recent = keep_recent_records()
     lock = _take_lock(settings, request.mountpoint)
     write_config_template(settings)
     catalog = Catalog.open(settings.catalog_path)
@@ -209,7 +212,7 @@ def serve(request: MountRequest) -> None:
         for view_class in (SearchView, TagsView, SimilarView)
         if view_class is not SimilarView or settings.image_features
     ]
-    operations = SemfsOperations(settings, passthrough, ViewRegistry(views))
+    operations = SemfsOperations(settings, passthrough, ViewRegistry(views), root_reports(recent))
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
     except RuntimeError as error:

@@ -1,20 +1,20 @@
 """The FUSE adapter: each handler translates one request into calls on `Passthrough` (real
 files) or a `VirtualView`, and the result into pyfuse3 types.
 
-Errors are mapped at this one boundary: `OSError` becomes `FUSEError(errno)`; anything
-else is logged and answered with EIO, because an exception escaping a handler would end
-`pyfuse3.main` and leave a dead mount.
+Errors are mapped at this one boundary, `fuse_errors` (boundary.py): `OSError` becomes
+`FUSEError(errno)`, SQLite's disk errors theirs (ENOSPC, EIO, EAGAIN); anything else is
+logged and answered with EIO. The root also answers the daemon's reserved xattrs
+(root_reports.py).
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import cast
 
 import pyfuse3
 import trio
@@ -22,32 +22,14 @@ import trio
 from semfs.config import Settings
 from semfs.fs.access import Caller, Reach, check_view_entry
 from semfs.fs.attributes import entry_attributes, negative_entry
+from semfs.fs.boundary import fuse_errors
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.readahead import widen_readahead
+from semfs.fs.root_reports import RootReports
 from semfs.fs.views.registry import ViewRegistry, VirtualView
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-Handler = Callable[Concatenate["SemfsOperations", P], Coroutine[Any, Any, R]]
-
-
-def fuse_errors(handler: Handler[P, R]) -> Handler[P, R]:
-    async def wrapper(self: SemfsOperations, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await handler(self, *args, **kwargs)
-        except pyfuse3.FUSEError:
-            raise
-        except OSError as error:
-            raise pyfuse3.FUSEError(error.errno or errno.EIO) from None
-        except Exception:
-            log.exception("internal error in %s%r", handler.__name__, args)
-            raise pyfuse3.FUSEError(errno.EIO) from None
-
-    functools.update_wrapper(wrapper, handler)
-    return wrapper
 
 
 @dataclass
@@ -65,11 +47,16 @@ class SemfsOperations(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(
-        self, settings: Settings, passthrough: Passthrough, views: ViewRegistry | None = None
+        self,
+        settings: Settings,
+        passthrough: Passthrough,
+        views: ViewRegistry | None = None,
+        reports: RootReports | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
         self._fs = passthrough
+        self._reports = reports or RootReports()
         # pyfuse3 reads this when the kernel connects; the passthrough opens backing files
         # to match it.
         self.enable_writeback_cache = passthrough.writeback_cache
@@ -409,6 +396,8 @@ class SemfsOperations(pyfuse3.Operations):
         if view is not None:
             self._check_view_entry(view, inode, ctx)
             return view.getxattr(inode, name)
+        if inode == ROOT_INODE and (report := self._reports.read(name, ctx.uid)) is not None:
+            return report
         return self._fs.getxattr(inode, name)
 
     @fuse_errors
@@ -416,6 +405,8 @@ class SemfsOperations(pyfuse3.Operations):
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
         self._refuse_view(inode)
+        if inode == ROOT_INODE:
+            self._reports.refuse_change(name)
         self._fs.setxattr(inode, name, value)
 
     @fuse_errors
@@ -429,4 +420,6 @@ class SemfsOperations(pyfuse3.Operations):
     @fuse_errors
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._refuse_view(inode)
+        if inode == ROOT_INODE:
+            self._reports.refuse_change(name)
         self._fs.removexattr(inode, name)

@@ -160,6 +160,18 @@ def open_to_all() -> Iterator[Path]:
 
 
 @pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs, to fill up: a store on it meets a full disk."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)], check=True)
+    try:
+        yield small
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+@pytest.fixture
 def mounted(store: Path, tmp_path: Path) -> Iterator[Mount]:
     with checked_mount(store, tmp_path) as mount:
         yield mount

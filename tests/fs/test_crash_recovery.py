@@ -213,48 +213,47 @@ def test_d_kill_mid_catalog_transaction(store: Path, tmp_path: Path) -> None:
     assert status["files"] == 63
 
 
-def test_a_full_disk_gives_enospc_and_ingest_resumes_when_space_returns(
-    tmp_path: Path,
-) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)], check=True)
-    try:
-        store, mountpoint = small / "store", tmp_path / "mnt"
-        make_images(store, 2)
-        shutil.copy(SAMPLE_DIR / "rocket.jpg", store / "rocket.jpg")
-        mount, _ = mount_daemon(store, mountpoint)
-        try:
-            os.mkdir(mountpoint / "search" / SAVED)
-            make_images(tmp_path / "more", 8, prefix="more")
-            for path in sorted((tmp_path / "more").iterdir()):
-                shutil.copy(path, mountpoint / path.name)
-            # The disk fills up while those are still being recorded and ingested.
-            with open(mountpoint / "filler.bin", "wb") as filler, pytest.raises(OSError) as full:
-                while True:
-                    filler.write(bytes(1 << 20))
-                    filler.flush()
-            assert full.value.errno == errno.ENOSPC
-            with pytest.raises(OSError) as refused:
-                shutil.copy(SAMPLE_DIR / "coffee.png", mountpoint / "late.png")
-            assert refused.value.errno == errno.ENOSPC
-            os.unlink(mountpoint / "late.png")  # what the failed copy left
-            time.sleep(3)  # the daemon meets the full disk (catalog writes refused)
-            assert mount.status()["files"] >= 3  # and still answers
+def fill_up(path: Path) -> None:
+    """Write `path` until the disk is full (ENOSPC)."""
+    with open(path, "wb") as filler, pytest.raises(OSError) as full:
+        while True:
+            filler.write(bytes(1 << 20))
+            filler.flush()
+    assert full.value.errno == errno.ENOSPC
 
-            os.unlink(mountpoint / "filler.bin")  # space returns
-            wait_for(
-                lambda: (mount.status()["files"], mount.status()["queued"]) == (11, 0),
-                timeout=INGEST_TIMEOUT,
-                what="ingest resumed after space returned",
-            )
-            assert mount.status()["indexed"] == 11
-            assert results(mount, SAVED)
-        finally:
-            semfs("unmount", mountpoint)
-        code, report = check(store)
-        assert code == 0 and report["consistent"], report
-        log = (store / ".semfs" / "mount.log").read_text()
-        assert "Traceback" not in log, log
+
+def test_a_full_disk_gives_enospc_and_ingest_resumes_when_space_returns(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    store, mountpoint = small_disk / "store", tmp_path / "mnt"
+    make_images(store, 2)
+    shutil.copy(SAMPLE_DIR / "rocket.jpg", store / "rocket.jpg")
+    mount, _ = mount_daemon(store, mountpoint)
+    try:
+        os.mkdir(mountpoint / "search" / SAVED)
+        make_images(tmp_path / "more", 8, prefix="more")
+        for path in sorted((tmp_path / "more").iterdir()):
+            shutil.copy(path, mountpoint / path.name)
+        # The disk fills up while those are still being recorded and ingested.
+        fill_up(mountpoint / "filler.bin")
+        with pytest.raises(OSError) as refused:
+            shutil.copy(SAMPLE_DIR / "coffee.png", mountpoint / "late.png")
+        assert refused.value.errno == errno.ENOSPC
+        os.unlink(mountpoint / "late.png")  # what the failed copy left
+        time.sleep(3)  # the daemon meets the full disk (catalog writes refused)
+        assert mount.status()["files"] >= 3  # and still answers
+
+        os.unlink(mountpoint / "filler.bin")  # space returns
+        wait_for(
+            lambda: (mount.status()["files"], mount.status()["queued"]) == (11, 0),
+            timeout=INGEST_TIMEOUT,
+            what="ingest resumed after space returned",
+        )
+        assert mount.status()["indexed"] == 11
+        assert results(mount, SAVED)
     finally:
-        subprocess.run(["umount", "-l", str(small)], check=False)
+        semfs("unmount", mountpoint)
+    code, report = check(store)
+    assert code == 0 and report["consistent"], report
+    log = (store / ".semfs" / "mount.log").read_text()
+    assert "Traceback" not in log, log

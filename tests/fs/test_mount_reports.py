@@ -1,0 +1,92 @@
+"""What the daemon tells `semfs status` (another process) through its root's reserved
+xattrs, and a full disk answered as one."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fs.conftest import semfs, wait_for
+from tests.fs.test_crash_recovery import fill_up, make_images, mount_daemon
+from tests.fs.test_search import INGEST_TIMEOUT
+
+NOBODY = 65534
+
+
+def report_of(command: str, target: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(semfs(command, "--json", target).stdout)
+    return result
+
+
+def test_a_query_saved_on_a_full_disk_is_enospc_and_status_shows_why(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    store, mountpoint = small_disk / "store", tmp_path / "mnt"
+    make_images(store, 2)
+    mount, _ = mount_daemon(store, mountpoint)
+    try:
+        wait_for(lambda: mount.status()["indexed"] == 2, INGEST_TIMEOUT, "ingest")
+        fill_up(mountpoint / "filler.bin")
+        # SQLite may still write into pages its files already hold: the first saves can
+        # succeed. One that needs a new page meets the full disk.
+        refused = None
+        for number in range(200):
+            try:
+                os.mkdir(mountpoint / "search" / f"a photo of a rocket {number}")
+            except OSError as error:
+                refused = error
+                break
+        assert refused is not None, "200 queries saved on a full disk"
+        assert refused.errno == errno.ENOSPC, refused  # was EIO
+        # The log file is on the same full disk; the daemon still tells status.
+        errors = report_of("status", store)["recent_errors"]
+        full = [e for e in errors if "database or disk is full" in e["message"]]
+        assert full, errors
+        assert full[-1]["level"] == "WARNING" and full[-1]["message"].startswith("mkdir(")
+        assert "answered ENOSPC" in full[-1]["message"]
+        text = semfs("status", store).stdout
+        assert re.search(r"^  \S+ \S+ WARNING semfs\.fs\.boundary: mkdir\(.*database or disk "
+                         r"is full", text, re.M), text  # fmt: skip
+        os.unlink(mountpoint / "filler.bin")
+        os.mkdir(mountpoint / "search" / "a photo of a rocket, with space")
+    finally:
+        semfs("unmount", mountpoint)
+    assert "Traceback" not in (store / ".semfs" / "mount.log").read_text()
+
+
+def test_the_roots_reports_are_read_only_unlisted_and_errors_are_private(
+    open_to_all: Path, store: Path
+) -> None:
+    shared_store = open_to_all / "store"
+    shutil.copytree(store, shared_store)
+    mountpoint = open_to_all / "mnt"
+    mountpoint.mkdir()
+    semfs("mount", "--allow-other", shared_store, mountpoint)
+    try:
+        assert isinstance(json.loads(os.getxattr(mountpoint, "user.semfs.errors")), list)
+        assert not [n for n in os.listxattr(mountpoint) if n.startswith("user.semfs.")]
+        with pytest.raises(PermissionError) as refused:
+            os.setxattr(mountpoint, "user.semfs.errors", b"[]")
+        assert refused.value.errno == errno.EPERM
+        with pytest.raises(PermissionError) as refused:
+            os.removexattr(mountpoint, "user.semfs.errors")
+        assert refused.value.errno == errno.EPERM
+        os.setxattr(mountpoint, "user.note", b"kept")  # the store root's own
+        assert os.getxattr(shared_store, "user.note") == b"kept"
+
+        # The errors name paths and captions, as the 0600 log does.
+        as_nobody = subprocess.run(
+            ["getfattr", "--only-values", "-n", "user.semfs.errors", str(mountpoint)],
+            user=NOBODY, group=NOBODY, capture_output=True, text=True,
+        )  # fmt: skip
+        assert "Permission denied" in as_nobody.stderr
+    finally:
+        semfs("unmount", mountpoint)
