@@ -22,8 +22,9 @@ from semfs.commands.bulk import (
 from semfs.commands.check import check_store
 from semfs.commands.doctor import as_dicts, report_text, run_checks
 from semfs.commands.repair import repair_store
+from semfs.commands.settings import config_report, config_text
 from semfs.commands.status import status_data, status_text
-from semfs.config import PROFILES, Settings, effective_settings
+from semfs.config import PROFILES, Settings
 from semfs.daemon.logs import setup_daemon_logging
 from semfs.daemon.mount import MountRequest, mount, read_lock_holder, unmount
 from semfs.daemon.options import parse_mount_options
@@ -129,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     install_cmd.add_argument("--fstab-file", type=Path, default=FSTAB, help=argparse.SUPPRESS)
 
     config_cmd = commands.add_parser(
-        "config", help="show the settings in effect for STORE and where config.toml is"
+        "config",
+        help="show the settings in effect for STORE (its mount's, if mounted), where each "
+        "comes from, and where config.toml is",
     )
     config_cmd.add_argument("store")
     config_cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -251,16 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "install-service":
             install_command(args)
         elif args.command == "config":
-            settings = Settings.load(args.store)
-            values = effective_settings(settings)
-            if args.json:
-                print(json.dumps(values, indent=2))
-            else:
-                print(
-                    f"# {settings.config_path}"
-                    + ("" if settings.config_path.exists() else " (none yet: all defaults)")
-                )
-                print("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+            report = config_report(*Settings.load_with_sources(args.store))
+            print(json.dumps(report, indent=2) if args.json else config_text(report))
         elif args.command == "doctor":
             findings = run_checks(args.store, args.mountpoint, models=not args.no_models)
             print(json.dumps(as_dicts(findings), indent=2) if args.json else report_text(findings))
@@ -301,10 +296,10 @@ def mount_command(args: argparse.Namespace) -> None:
         "search_dir_name": args.search_dir,
     }
     overrides = {**options.settings, **{k: v for k, v in flags.items() if v is not None}}
-    settings = Settings.load(args.store, **overrides)
+    settings, sources = Settings.load_with_sources(args.store, **overrides)
     debug = args.debug or options.debug
     request = MountRequest(
-        settings, os.path.abspath(args.mountpoint), debug, options.read_only, overrides
+        settings, os.path.abspath(args.mountpoint), debug, options.read_only, overrides, sources
     )
     if args.foreground:
         setup_daemon_logging(settings, debug, stderr_is_log_file=args.daemon_child)

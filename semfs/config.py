@@ -17,9 +17,11 @@ FSTYPE = "fuse.semfs"  # how /proc/self/mountinfo names a semfs mount
 # The caption xattr: set by a person on an image (it wins over the model's), and shown on
 # every search result.
 CAPTION_XATTR = b"user.semfs.caption"
-# A read-only xattr of the mount's root, answered by the daemon for `semfs status`
-# (another process): the last warnings and errors it logged.
+# Read-only xattrs of the mount's root, answered by the daemon for `semfs status` and
+# `semfs config` (other processes): the last warnings and errors it logged, and the
+# settings it runs with, each with its source.
 ERRORS_XATTR = b"user.semfs.errors"
+SETTINGS_XATTR = b"user.semfs.settings"
 
 DEFAULT_IMAGE_EXTENSIONS = frozenset(
     {
@@ -201,20 +203,32 @@ class Settings:
     @classmethod
     def load(cls, store: str | os.PathLike[str], **overrides: Any) -> Settings:
         """Settings for `store`: defaults, then config.toml, then `overrides`."""
+        return cls.load_with_sources(store, **overrides)[0]
+
+    @classmethod
+    def load_with_sources(
+        cls, store: str | os.PathLike[str], **overrides: Any
+    ) -> tuple[Settings, dict[str, str]]:
+        """`load`, and where each setting's value came from: SOURCES, with `overrides`
+        counted as mount options (what a mount is given, flags or `-o`, reaches its
+        daemon as `-o`)."""
         if not os.fspath(store).strip():  # e.g. a unit whose SEMFS_STORE is not set
             raise QuietError("no store given (an empty path)")
         root = Path(store).resolve()
         if not root.is_dir():
             raise QuietError(f"store {root} is not a directory")
-        values: dict[str, Any] = {}
         config_file = root / STATE_DIR_NAME / "config.toml"
-        if config_file.is_file():
-            values.update(_read_config(config_file))
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        from_file = _read_config(config_file) if config_file.is_file() else {}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values = {**from_file, **given}
         profile = values.get("profile", "default")
         if profile not in PROFILES:
             raise QuietError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        return cls(store=root, **{**PROFILES[profile], **values})
+        sources = {f.name: "default" for f in dataclasses.fields(cls) if f.name != "store"}
+        sources.update(dict.fromkeys(PROFILES[profile], "profile"))
+        sources.update(dict.fromkeys(from_file, "config.toml"))
+        sources.update(dict.fromkeys(given, "mount option"))
+        return cls(store=root, **{**PROFILES[profile], **values}), sources
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -284,6 +298,26 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
         else str(value) if isinstance(value, Path) else value
         for f in dataclasses.fields(Settings)
     }  # fmt: skip
+
+
+# Where a setting's value comes from, lowest first: each overrides those before it.
+SOURCES = ("default", "profile", "config.toml", "mount option")
+
+
+def explain_settings(
+    settings: Settings, sources: dict[str, str], cuts: dict[str, float | None]
+) -> dict[str, dict[str, Any]]:
+    """Each setting's value in effect and its source (for `semfs config`). A relevance cut
+    left unset shows the calibrated value in force, from `cuts`, marked calibrated."""
+    explained: dict[str, dict[str, Any]] = {}
+    for name, value in effective_settings(settings).items():
+        if name == "store":
+            continue
+        entry = {"value": value, "source": sources.get(name, "default")}
+        if value is None and cuts.get(name) is not None:
+            entry.update(value=cuts[name], calibrated=True)
+        explained[name] = entry
+    return explained
 
 
 def _toml_value(value: Any) -> str:

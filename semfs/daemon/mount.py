@@ -62,6 +62,8 @@ class MountRequest:
     read_only: bool = False
     # Settings given on the command line or as -o options, handed on to the daemon.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Where each setting came from (Settings.load_with_sources), for `semfs config`.
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def mount(request: MountRequest, foreground: bool) -> None:
@@ -212,7 +214,8 @@ def serve(request: MountRequest) -> None:
         for view_class in (SearchView, TagsView, SimilarView)
         if view_class is not SimilarView or settings.image_features
     ]
-    operations = SemfsOperations(settings, passthrough, ViewRegistry(views), root_reports(recent))
+    reports = root_reports(settings, request.sources, request.mountpoint, engine, recent)
+    operations = SemfsOperations(settings, passthrough, ViewRegistry(views), reports)
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
     except RuntimeError as error:

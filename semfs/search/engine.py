@@ -106,7 +106,6 @@ class Engine:
         index = self._load_index(
             self.settings.index_dir, self.embedder.name, self.embedder.dimensions, read_only
         )
-        cut = self.settings.max_distance
         self.text = SearchSpace(
             model=self.embedder.name,
             index=index,
@@ -116,9 +115,7 @@ class Engine:
                 QueryCache(self.embedder, self.settings.query_cache),
                 self.embedder.name,
             ),
-            max_distance=default_cut(self.settings.captioner, self.settings.embedder)
-            if cut is None
-            else cut,
+            max_distance=text_cut(self.settings),
         )
         self.load_image_index(read_only)
         log.info("embedder %s and index ready in %.1f s",
@@ -148,6 +145,14 @@ class Engine:
             searcher=Searcher(self.catalog.reads, index, None, name, "image_vectors"),
             max_distance=example_cut(name) if cut is None else cut,
         )
+
+    def cuts_in_force(self) -> dict[str, float | None]:
+        """The relevance cuts searches apply, by setting name: the loaded spaces' once
+        loaded, else what loading will give them."""
+        if not self._ready.is_set() or self._load_error is not None:
+            return relevance_cuts(self.settings)
+        images = self.images.max_distance if self.images is not None else None
+        return {"max_distance": self.text.max_distance, "example_max_distance": images}
 
     def _load_index(
         self, directory: Path, model: str, dimensions: int, read_only: bool, table: str = "vectors"
@@ -304,6 +309,23 @@ class Engine:
             self.text.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
         return done
+
+
+def text_cut(settings: Settings) -> float:
+    """The text search's relevance cut: the setting, else the one calibrated for the
+    captioner and embedder."""
+    cut = settings.max_distance
+    return default_cut(settings.captioner, settings.embedder) if cut is None else cut
+
+
+def relevance_cuts(settings: Settings) -> dict[str, float | None]:
+    """The cuts a mount with `settings` applies, by setting name (`semfs config`); no
+    example cut when search by example is off."""
+    example = settings.example_max_distance
+    if example is None and settings.image_features:
+        name = image_features_name(settings.image_features, settings.image_feature_dimensions)
+        example = example_cut(name)
+    return {"max_distance": text_cut(settings), "example_max_distance": example}
 
 
 def _quiet_model_libraries() -> None:

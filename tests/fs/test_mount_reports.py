@@ -1,5 +1,5 @@
-"""What the daemon tells `semfs status` (another process) through its root's reserved
-xattrs, and a full disk answered as one."""
+"""What the daemon tells `semfs status` and `semfs config` (separate processes) through
+its root's reserved xattrs, and a full disk answered as one."""
 
 from __future__ import annotations
 
@@ -62,6 +62,59 @@ def test_a_query_saved_on_a_full_disk_is_enospc_and_status_shows_why(
     assert "Traceback" not in (store / ".semfs" / "mount.log").read_text()
 
 
+def test_config_shows_what_a_live_mount_uses_and_where_each_value_comes_from(
+    store: Path, tmp_path: Path
+) -> None:
+    config = store / ".semfs" / "config.toml"
+    config.parent.mkdir()
+    config.write_text("query_cache = 16\n")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    semfs("mount", "--profile", "low-memory", "-o", "top_k=7", store, mountpoint)
+    try:
+        config.write_text("query_cache = 99\n")  # read when the mount started: still 16
+        report = report_of("config", store)
+        assert report["from_daemon"] and report["store"] == str(store)
+        assert report["mount"]["mountpoint"] == str(mountpoint)
+        settings = report["settings"]
+        assert settings["profile"] == {"value": "low-memory", "source": "mount option"}
+        assert settings["embedder"] == {
+            "value": "onnx:paraphrase-MiniLM-L3-v2-int8", "source": "profile"
+        }  # fmt: skip
+        assert settings["ingest_batch"] == {"value": 2, "source": "profile"}
+        assert settings["top_k"] == {"value": 7, "source": "mount option"}
+        assert settings["query_cache"] == {"value": 16, "source": "config.toml"}
+        assert settings["entry_timeout"] == {"value": 5.0, "source": "default"}
+        # unset: the cut in force is the one calibrated for these models
+        assert settings["max_distance"] == {
+            "value": 1.05, "source": "default", "calibrated": True
+        }  # fmt: skip
+        text = semfs("config", store).stdout
+        assert text.startswith(f"# in force in the mount at {mountpoint} (pid ")
+        for line in (
+            "profile = 'low-memory' +# mount option",
+            "embedder = 'onnx:paraphrase-MiniLM-L3-v2-int8' +# profile",
+            "top_k = 7 +# mount option",
+            "query_cache = 16 +# config.toml",
+            r"max_distance = 1\.05 +# default \(unset: calibrated for the captioner and embedder\)",
+        ):
+            assert re.search(f"^{line}$", text, re.M), (line, text)
+    finally:
+        semfs("unmount", mountpoint)
+    # Unmounted: what a mount with no options would use.
+    report = report_of("config", store)
+    assert not report["from_daemon"] and not report["mount"]["active"]
+    settings = report["settings"]
+    assert settings["profile"] == {"value": "default", "source": "default"}
+    assert settings["embedder"] == {
+        "value": "sentence-transformers:all-MiniLM-L6-v2", "source": "default"
+    }  # fmt: skip
+    assert settings["top_k"] == {"value": 50, "source": "default"}
+    assert settings["query_cache"] == {"value": 99, "source": "config.toml"}
+    assert settings["max_distance"] == {"value": 1.125, "source": "default", "calibrated": True}
+    assert semfs("config", store).stdout.startswith("# not mounted: ")
+
+
 def test_the_roots_reports_are_read_only_unlisted_and_errors_are_private(
     open_to_all: Path, store: Path
 ) -> None:
@@ -71,22 +124,29 @@ def test_the_roots_reports_are_read_only_unlisted_and_errors_are_private(
     mountpoint.mkdir()
     semfs("mount", "--allow-other", shared_store, mountpoint)
     try:
+        settings = json.loads(os.getxattr(mountpoint, "user.semfs.settings"))
+        assert settings["store"] == str(shared_store)
+        assert settings["mountpoint"] == str(mountpoint)
         assert isinstance(json.loads(os.getxattr(mountpoint, "user.semfs.errors")), list)
         assert not [n for n in os.listxattr(mountpoint) if n.startswith("user.semfs.")]
-        with pytest.raises(PermissionError) as refused:
-            os.setxattr(mountpoint, "user.semfs.errors", b"[]")
-        assert refused.value.errno == errno.EPERM
-        with pytest.raises(PermissionError) as refused:
-            os.removexattr(mountpoint, "user.semfs.errors")
-        assert refused.value.errno == errno.EPERM
+        for name in ("user.semfs.errors", "user.semfs.settings"):
+            with pytest.raises(PermissionError) as refused:
+                os.setxattr(mountpoint, name, b"[]")
+            assert refused.value.errno == errno.EPERM
+            with pytest.raises(PermissionError) as refused:
+                os.removexattr(mountpoint, name)
+            assert refused.value.errno == errno.EPERM
         os.setxattr(mountpoint, "user.note", b"kept")  # the store root's own
         assert os.getxattr(shared_store, "user.note") == b"kept"
 
+        def as_nobody(name: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["getfattr", "--only-values", "-n", name, str(mountpoint)],
+                user=NOBODY, group=NOBODY, capture_output=True, text=True,
+            )  # fmt: skip
+
+        assert json.loads(as_nobody("user.semfs.settings").stdout)["store"] == str(shared_store)
         # The errors name paths and captions, as the 0600 log does.
-        as_nobody = subprocess.run(
-            ["getfattr", "--only-values", "-n", "user.semfs.errors", str(mountpoint)],
-            user=NOBODY, group=NOBODY, capture_output=True, text=True,
-        )  # fmt: skip
-        assert "Permission denied" in as_nobody.stderr
+        assert "Permission denied" in as_nobody("user.semfs.errors").stderr
     finally:
         semfs("unmount", mountpoint)
