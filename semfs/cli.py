@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         dest="options",
         metavar="OPTIONS",
-        help="comma-separated mount options: ro, debug, allow_other, or any setting of "
-        "config.toml as name=value (top_k=20,ingest_workers=1)",
+        help="comma-separated mount options: ro, debug, allow_other, nonempty (mount over "
+        "files), or any setting of config.toml as name=value (top_k=20,ingest_workers=1)",
     )
     # Set by `semfs mount` on the daemon it starts: stderr is then the log file itself.
     mount_cmd.add_argument("--daemon-child", action="store_true", help=argparse.SUPPRESS)
@@ -299,7 +299,13 @@ def mount_command(args: argparse.Namespace) -> None:
     settings, sources = Settings.load_with_sources(args.store, **overrides)
     debug = args.debug or options.debug
     request = MountRequest(
-        settings, os.path.abspath(args.mountpoint), debug, options.read_only, overrides, sources
+        settings,
+        os.path.abspath(args.mountpoint),
+        debug,
+        options.read_only,
+        overrides,
+        sources,
+        nonempty=options.nonempty,
     )
     if args.foreground:
         setup_daemon_logging(settings, debug, stderr_is_log_file=args.daemon_child)

@@ -62,13 +62,14 @@ class MountRequest:
     read_only: bool = False
     # Settings given on the command line or as -o options, handed on to the daemon.
     overrides: dict[str, Any] = field(default_factory=dict)
+    nonempty: bool = field(default=False, kw_only=True)  # mount over files (-o nonempty)
     # Where each setting came from (Settings.load_with_sources), for `semfs config`.
     sources: dict[str, str] = field(default_factory=dict)
 
 
 def mount(request: MountRequest, foreground: bool) -> None:
     _check_paths(request)
-    _check_mountpoint(request.mountpoint)
+    _check_mountpoint(request.mountpoint, request.nonempty)
     # A model name that names nothing is refused now, not after the daemon has started.
     captioner_factory(request.settings.captioner)
     embedder_factory(request.settings.embedder)
@@ -97,29 +98,48 @@ def _check_paths(request: MountRequest) -> None:
             )
 
 
-def _check_mountpoint(mountpoint: str) -> None:
+def _check_mountpoint(mountpoint: str, nonempty: bool = False) -> None:
     entry = find_mount(mountpoint)
     if entry is None:
         if not os.path.isdir(mountpoint):
             raise QuietError(f"mountpoint {mountpoint} does not exist or is not a directory")
-        return
-    if not is_stale(mountpoint):
+    elif not is_stale(mountpoint):
         raise QuietError(
             f"{mountpoint} is already mounted ({entry.fstype} from {entry.source}); "
             f"unmount it first"
         )
-    if entry.fstype != FSTYPE:
+    elif entry.fstype != FSTYPE:
         raise QuietError(
             f"{mountpoint} is a dead {entry.fstype} mount (its daemon is gone); "
             f"clean it up with: fusermount3 -u {mountpoint}"
         )
-    print(
-        f"semfs: {mountpoint} is a dead semfs mount of {entry.source} (its daemon stopped "
-        f"without unmounting, e.g. it crashed or was killed); cleaning it up. Nothing is "
-        f"lost: the catalog resumes from disk.",
-        file=sys.stderr,
-    )
-    fuse_unmount(mountpoint, lazy=True)
+    else:
+        print(
+            f"semfs: {mountpoint} is a dead semfs mount of {entry.source} (its daemon stopped "
+            f"without unmounting, e.g. it crashed or was killed); cleaning it up. Nothing is "
+            f"lost: the catalog resumes from disk.",
+            file=sys.stderr,
+        )
+        fuse_unmount(mountpoint, lazy=True)
+    if not nonempty:
+        _check_empty(mountpoint)
+
+
+def _check_empty(mountpoint: str) -> None:
+    """Files in the mountpoint would be hidden while mounted, and look lost: refused
+    unless asked for with -o nonempty, as FUSE 2 did (libfuse 3 no longer checks). The
+    boot path is unaffected: systemd and fstab mount at empty directories."""
+    try:
+        with os.scandir(mountpoint) as entries:
+            names = [entry.name for entry, _ in zip(entries, range(4), strict=False)]
+    except OSError:
+        return  # cannot be listed by this user: nothing to tell; the kernel decides
+    if names:
+        shown = ", ".join(repr(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise QuietError(
+            f"mountpoint {mountpoint} is not empty ({shown}): mounting would hide its files "
+            f"until unmounted. Use an empty directory, or mount over them with -o nonempty"
+        )
 
 
 # --- the store lock: one mount per store -------------------------------------------
@@ -330,7 +350,7 @@ async def _terminate_on_signal(scope: trio.CancelScope) -> None:
 def _start_daemon(request: MountRequest) -> None:
     settings = request.settings
     settings.make_state_dir()
-    options = MountOptions(request.overrides, request.read_only, request.debug)
+    options = MountOptions(request.overrides, request.read_only, request.debug, request.nonempty)
     command = [sys.executable, "-m", "semfs", "mount", "--foreground", "--daemon-child"]
     command += ["-o", format_mount_options(options), str(settings.store), request.mountpoint]
     with open(settings.log_path, "ab") as log_file:

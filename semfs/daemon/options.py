@@ -4,6 +4,8 @@
 mount.fuse3) as `semfs STORE MOUNTPOINT -o rw,top_k=20,allow_other,dev,suid`: the generic
 options mount(8) adds are accepted and ignored, any setting of config.toml can be given
 as `name=value`, and a few names of the command line are understood as well.
+`nonempty` lets semfs mount over a directory that holds files (hidden while mounted),
+as FUSE 2's option did; semfs refuses such a mountpoint otherwise.
 """
 
 from __future__ import annotations
@@ -43,12 +45,13 @@ class MountOptions:
     settings: dict[str, Any] = field(default_factory=dict)
     read_only: bool = False
     debug: bool = False
+    nonempty: bool = False  # mount over a directory with files in it
 
 
 def parse_mount_options(text: str | None) -> MountOptions:
     """Parse `a,b=c,...`; an unknown name or a bad value is an error naming it."""
     settings: dict[str, Any] = {}
-    read_only = debug = False
+    read_only = debug = nonempty = False
     types = _setting_types()
     for item in filter(None, (text or "").split(",")):
         name, has_value, value = item.partition("=")
@@ -59,18 +62,23 @@ def parse_mount_options(text: str | None) -> MountOptions:
             read_only = item == "ro"
         elif item == "debug":
             debug = True
+        elif item == "nonempty":
+            nonempty = True
         elif name in types:
             settings[name] = _convert(name, types[name], value if has_value else None)
         else:
             known = ", ".join(sorted(types))
-            raise QuietError(f"unknown mount option {item!r}; semfs takes ro, debug and {known}")
-    return MountOptions(settings, read_only, debug)
+            raise QuietError(
+                f"unknown mount option {item!r}; semfs takes ro, debug, nonempty and {known}"
+            )
+    return MountOptions(settings, read_only, debug, nonempty)
 
 
 def format_mount_options(options: MountOptions) -> str:
     """The inverse of `parse_mount_options`, for handing options on to a child."""
     items = ["ro"] if options.read_only else []
     items += ["debug"] if options.debug else []
+    items += ["nonempty"] if options.nonempty else []
     for name, value in options.settings.items():
         items.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
     return ",".join(items)

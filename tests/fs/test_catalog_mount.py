@@ -201,6 +201,31 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
     assert "Traceback" not in log and "unmounted" in log
 
 
+def test_a_mountpoint_with_files_is_refused_unless_nonempty(store: Path, tmp_path: Path) -> None:
+    """Mounting would hide the files there (they look lost): refused with the way out,
+    and nothing is mounted; with -o nonempty it mounts, and they are back after."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "mine.txt").write_text("mine\n")
+    refused = semfs("mount", store, mnt, check=False)
+    try:
+        assert not is_mounted(mnt) and "mounted:    no" in semfs("status", store).stdout
+    finally:
+        if is_mounted(mnt):
+            semfs("unmount", mnt)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"mountpoint {mnt} is not empty ('mine.txt')" in refused.stderr
+    assert "-o nonempty" in refused.stderr
+
+    semfs("mount", store, mnt, "-o", "nonempty")
+    try:
+        assert is_mounted(mnt) and "rocket.jpg" in os.listdir(mnt)
+        assert "mine.txt" not in os.listdir(mnt)  # hidden while mounted
+    finally:
+        semfs("unmount", mnt)
+    assert (mnt / "mine.txt").read_text() == "mine\n"
+
+
 def test_stale_mount_after_kill_9_is_explained_and_recovered(
     daemon_mount: Daemon, photos: dict[str, Path]
 ) -> None:

@@ -94,6 +94,9 @@ def test_mount_options_parse_settings_and_ignore_what_mount_adds() -> None:
     assert options.debug and not options.read_only
     assert parse_mount_options("ro").read_only
     assert parse_mount_options(format_mount_options(options)) == options
+    over_files = parse_mount_options("rw,nonempty,top_k=3")  # as mount.fuse3 passes it
+    assert over_files.nonempty and not options.nonempty
+    assert parse_mount_options(format_mount_options(over_files)) == over_files  # to the daemon
     assert parse_mount_options("captioner=transformers:/models/blip").settings == {
         "captioner": "transformers:/models/blip"
     }
