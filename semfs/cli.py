@@ -27,6 +27,7 @@ from semfs.commands.status import status_data, status_text
 from semfs.config import PROFILES, Settings
 from semfs.daemon.logs import setup_daemon_logging
 from semfs.daemon.mount import MountRequest, mount, read_lock_holder, unmount
+from semfs.daemon.mounttable import mounted_store
 from semfs.daemon.options import parse_mount_options
 from semfs.daemon.service import FSTAB, LINK_DIR, carry_out, plan_install
 from semfs.errors import QuietError
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         help="show the settings in effect for STORE (its mount's, if mounted), where each "
         "comes from, and where config.toml is",
     )
-    config_cmd.add_argument("store")
+    config_cmd.add_argument("store", help="the store, or the mountpoint of its mount")
     config_cmd.add_argument("--json", action="store_true", help="machine-readable output")
 
     doctor_cmd = commands.add_parser(
@@ -148,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     doctor_cmd.add_argument("--json", action="store_true", help="machine-readable output")
 
     status_cmd = commands.add_parser("status", help="report the catalog of STORE")
-    status_cmd.add_argument("store")
+    status_cmd.add_argument("store", help="the store, or the mountpoint of its mount")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     check_cmd = commands.add_parser(
         "check",
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "install-service":
             install_command(args)
         elif args.command == "config":
-            report = config_report(*Settings.load_with_sources(args.store))
+            report = config_report(*Settings.load_with_sources(_store(args.store)))
             print(json.dumps(report, indent=2) if args.json else config_text(report))
         elif args.command == "doctor":
             findings = run_checks(args.store, args.mountpoint, models=not args.no_models)
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hits = search_store(_settings(args), args.query, args.k, through_mount=not own_models)
             print(format_hits(hits, as_json=args.json))
         elif args.command == "status":
-            report = status_data(Settings.load(args.store))
+            report = status_data(Settings.load(_store(args.store)))
             print(json.dumps(report, indent=2) if args.json else status_text(report))
         elif args.command == "check":
             return check_command(Settings.load(args.store), args.repair, args.json)
@@ -285,6 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _store(path: str) -> str:
+    """A store given as itself, or as the mountpoint of its mount."""
+    return mounted_store(path) or path
 
 
 def mount_command(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from semfs.config import FSTYPE
 from semfs.errors import QuietError
 
 
@@ -38,6 +39,16 @@ def find_mount(mountpoint: str) -> MountEntry | None:
                     source=_unescape(fields[separator + 2]),
                 )
     return found
+
+
+def mounted_store(path: str) -> str | None:
+    """The store of the semfs mount whose mountpoint `path` is, if it is one: a mount's
+    source is its store (the fsname the daemon gives it)."""
+    for candidate in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        entry = find_mount(candidate)
+        if entry is not None and entry.fstype == FSTYPE:
+            return entry.source
+    return None
 
 
 def is_stale(mountpoint: str) -> bool:

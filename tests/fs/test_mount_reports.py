@@ -1,5 +1,6 @@
 """What the daemon tells `semfs status` and `semfs config` (separate processes) through
-its root's reserved xattrs, and a full disk answered as one."""
+its root's reserved xattrs, a full disk answered as one, and a mountpoint taken for its
+store."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fs.conftest import semfs, wait_for
+from tests.fs.conftest import Daemon, semfs, wait_for
 from tests.fs.test_crash_recovery import fill_up, make_images, mount_daemon
 from tests.fs.test_search import INGEST_TIMEOUT
 
@@ -89,6 +90,7 @@ def test_config_shows_what_a_live_mount_uses_and_where_each_value_comes_from(
         assert settings["max_distance"] == {
             "value": 1.05, "source": "default", "calibrated": True
         }  # fmt: skip
+        assert report_of("config", mountpoint) == report  # the mountpoint names the store
         text = semfs("config", store).stdout
         assert text.startswith(f"# in force in the mount at {mountpoint} (pid ")
         for line in (
@@ -113,6 +115,19 @@ def test_config_shows_what_a_live_mount_uses_and_where_each_value_comes_from(
     assert settings["query_cache"] == {"value": 99, "source": "config.toml"}
     assert settings["max_distance"] == {"value": 1.125, "source": "default", "calibrated": True}
     assert semfs("config", store).stdout.startswith("# not mounted: ")
+
+
+def test_status_of_a_mountpoint_reports_its_store(daemon_mount: Daemon) -> None:
+    store, mountpoint = daemon_mount.store, daemon_mount.mountpoint
+    wait_for(lambda: report_of("status", store)["last_reconcile"] is not None, what="reconcile")
+    report = report_of("status", mountpoint)
+    assert report["store"] == str(store)
+    assert report["mount"] == {"active": True, "mountpoint": str(mountpoint),
+                               "pid": daemon_mount.pid, "stale": False}  # fmt: skip
+    assert report["images"] == 3
+    text = semfs("status", mountpoint).stdout
+    assert f"store:      {store}\n" in text and f"mounted:    at {mountpoint} " in text
+    assert "images:     3\n" in text
 
 
 def test_the_roots_reports_are_read_only_unlisted_and_errors_are_private(
