@@ -1,6 +1,7 @@
 """Reserved, read-only xattrs of the mount's root, through which the daemon answers
-other processes (`semfs status`): what only it knows, such as the last errors it logged
-(which a full disk keeps out of the log file).
+other processes (`semfs status`, `semfs config`): what only it knows, such as the last
+errors it logged (which a full disk keeps out of the log file) and the settings it runs
+with.
 
 An xattr rather than a socket or a file: it needs no server of its own, and it reaches
 exactly the daemon serving that mountpoint, with the caller's uid checked per request.
