@@ -14,6 +14,11 @@ THE DISCIPLINE (the other catalog modules refer to this rather than repeating it
   statements is one call of `write()`, so no reader ever sees it half made.
 - A long scan (an index rebuild, `semfs check`) must not hold the shared connection's
   lock for its duration: it uses its own read-only connection from `open_reader()`.
+- Searches and the views never wait for ingest: their reads (reads.py) run on a
+  read-only connection of their own thread, from `own_read()`, so a write transaction
+  of the ingest thread, which holds the shared connection's lock, does not hold them
+  up. In WAL mode such a reader sees every transaction committed before its statement
+  began, and nothing half made.
 - The database is in WAL mode with synchronous = NORMAL: readers do not block the
   writer nor it them, and a committed transaction survives a crash of the process
   (a power cut may lose the last ones, never consistency).
@@ -37,6 +42,9 @@ class CatalogConnection:
         self._db = db  # GUARDED_BY(_lock)
         self._lock = threading.RLock()
         self.path = path
+        self._own = threading.local()  # .reader: this thread's read-only connection
+        self._readers: list[sqlite3.Connection] = []  # GUARDED_BY(_readers_lock)
+        self._readers_lock = threading.Lock()  # not _lock: a writer may hold that one
 
     @classmethod
     def open(cls, path: Path) -> CatalogConnection:
@@ -53,6 +61,10 @@ class CatalogConnection:
         return cls(db, path)
 
     def close(self) -> None:
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
         with self._lock:
             self._db.close()
 
@@ -61,6 +73,19 @@ class CatalogConnection:
         """The connection, under the lock: for reads (fetch what you need inside)."""
         with self._lock:
             yield self._db
+
+    @contextmanager
+    def own_read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's own read-only connection, made on first use: reads that must
+        not wait for the shared connection's lock (searches, while ingest writes)."""
+        reader: sqlite3.Connection | None = getattr(self._own, "reader", None)
+        if reader is None:
+            reader = self.open_reader()
+            reader.execute("PRAGMA cache_size = -1024")  # 1 MiB a thread: memory stays low
+            with self._readers_lock:
+                self._readers.append(reader)
+            self._own.reader = reader
+        yield reader
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -2,8 +2,9 @@
 shortlist (where each file is now, its caption), the filters and keywords the views
 list by, the vectors an index is built from, and the queries saved under search/.
 
-Statements run under the shared connection's lock, writes in one transaction each: see
-connection.py.
+Reads run on the calling thread's own read-only connection, so a search never waits
+for the ingest thread's writes; the two writes (saved queries) are one transaction
+each on the shared connection: see connection.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from semfs.catalog.connection import CatalogConnection
-from semfs.catalog.records import VECTOR_TABLES, StoredHit, join_path
+from semfs.catalog.records import (
+    VECTOR_TABLES,
+    FileState,
+    StoredDescription,
+    StoredHit,
+    join_path,
+    split_path,
+)
 
 # "+v.embedder": without the plus, SQLite answers by scanning every vector of the
 # embedder (index vectors_by_embedder) and joining files to it: 376 ms a search at 100 k
@@ -73,7 +81,7 @@ class SearchReads:
         assert table in VECTOR_TABLES
         found: dict[int, StoredHit] = {}
         ids = list(file_ids)
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             for start in range(0, len(ids), 500):  # SQLite's parameter limit
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -95,7 +103,7 @@ class SearchReads:
     ) -> list[StoredHit]:
         """Indexed images matching the filters (None: any), in `order` (FILTER_ORDERS)."""
         first, last = time_range_ns or (None, None)
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             rows = db.execute(
                 FILTERED_QUERY.format(order=FILTER_ORDERS[order]),
                 (embedder, first, first, last, camera, camera, folder, folder, limit),
@@ -106,7 +114,7 @@ class SearchReads:
         """The keywords of described images with how many images have each, most first.
         (An image being ingested again still counts with its old keywords: counting only
         indexed ones would join every row with its file, ten times slower.)"""
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             rows = db.execute(
                 "SELECT keyword, count(*) FROM keywords GROUP BY keyword "
                 "ORDER BY count(*) DESC, keyword LIMIT ?",
@@ -117,7 +125,7 @@ class SearchReads:
     def with_keywords(self, keywords: list[str], embedder: str, limit: int) -> list[StoredHit]:
         """Indexed images that have every one of `keywords`, newest photo first."""
         wanted = sorted(set(keywords))
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             rows = db.execute(
                 f"SELECT {HIT_COLUMNS} FROM files f JOIN descriptions d ON d.file_id = f.id "
                 "JOIN vectors v ON v.file_id = f.id WHERE f.id IN (SELECT file_id FROM keywords "
@@ -132,7 +140,7 @@ class SearchReads:
         """The current vectors by `embedder` of these files."""
         found: dict[int, bytes] = {}
         ids = list(file_ids)
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -145,7 +153,7 @@ class SearchReads:
     ) -> Iterator[tuple[int, int, bytes]]:
         """(file id, seq, vector) of `embedder`'s vectors written after `after_seq`."""
         assert table in VECTOR_TABLES
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             rows = db.execute(
                 VECTORS_SINCE_QUERY.format(table=table), (embedder, after_seq)
             ).fetchall()
@@ -157,13 +165,28 @@ class SearchReads:
     ) -> tuple[int, int]:
         """How many of `embedder`'s vectors are at most / past `up_to_seq`."""
         assert table in VECTOR_TABLES
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             old, new = db.execute(
                 VECTOR_COUNTS_QUERY.format(table=table), (up_to_seq, up_to_seq, embedder)
             ).fetchone()
         return int(old), int(new)
 
     # --- saved queries (search/'s directories) ---------------------------------------
+
+    def description_of(self, path: bytes) -> StoredDescription | None:
+        """The state, caption and keywords of the file at `path`, if it is catalogued."""
+        with self._connection.own_read() as db:
+            row = db.execute(
+                "SELECT f.state, f.error, d.caption, d.keywords FROM files f "
+                "LEFT JOIN descriptions d ON d.file_id = f.id WHERE f.dir = ? AND f.name = ?",
+                split_path(path),
+            ).fetchone()
+        if row is None:
+            return None
+        state, error, caption, keywords = row
+        return StoredDescription(
+            FileState(state), error, caption, json.loads(keywords) if keywords else []
+        )
 
     def save_query(self, query: bytes) -> None:
         with self._connection.write() as db:
@@ -177,6 +200,6 @@ class SearchReads:
             return db.execute("DELETE FROM saved_queries WHERE query = ?", (query,)).rowcount > 0
 
     def saved_queries(self) -> list[bytes]:
-        with self._connection.read() as db:
+        with self._connection.own_read() as db:
             rows = db.execute("SELECT query FROM saved_queries ORDER BY created_ns")
             return [bytes(row[0]) for row in rows]

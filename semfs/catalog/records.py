@@ -49,6 +49,16 @@ class Description:
 
 
 @dataclass(frozen=True)
+class StoredDescription:
+    """What the catalog says of one stored file (its xattrs through the mount)."""
+
+    state: FileState
+    error: str | None
+    caption: str | None  # None until it is described
+    keywords: list[str]
+
+
+@dataclass(frozen=True)
 class StoredHit:
     file_id: int
     path: bytes

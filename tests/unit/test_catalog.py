@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,34 @@ def test_files_failed_by_an_ingest_error_are_queued_again(catalog: Catalog) -> N
     assert catalog.stats().failed == 2
     assert catalog.queue.requeue_ingest_errors() == 1
     assert [item.record.path for item in catalog.queue.queue_items(10)] == [b"model-broke.jpg"]
+
+
+def test_search_reads_never_wait_for_a_write_in_progress(catalog: Catalog) -> None:
+    """While the ingest thread holds a write transaction (and the shared connection's
+    lock), a search's reads go on: on their own connection, seeing only what was
+    committed."""
+    catalog.reads.save_query(b"cats")
+    inside, release = threading.Event(), threading.Event()
+
+    def ingest_writing() -> None:
+        with catalog._connection.write() as db:
+            db.execute(
+                "INSERT INTO saved_queries (query, created_ns) VALUES (?, ?)",
+                (b"dogs", time.time_ns()),
+            )
+            inside.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=ingest_writing)
+    writer.start()
+    assert inside.wait(10)
+    seen: list[list[bytes]] = []
+    search = threading.Thread(target=lambda: seen.append(catalog.reads.saved_queries()))
+    search.start()
+    search.join(10)
+    answered_while_writing = not search.is_alive()
+    release.set()
+    writer.join()
+    search.join()
+    assert answered_while_writing and seen == [[b"cats"]]
+    assert catalog.reads.saved_queries() == [b"cats", b"dogs"]
