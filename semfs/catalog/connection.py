@@ -95,10 +95,13 @@ class CatalogConnection:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # Also when COMMIT itself failed (a full disk): SQLite may leave the
+                # transaction open, and the next BEGIN would then fail for ever.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def open_reader(self) -> sqlite3.Connection:
         """A separate read-only connection, for long scans (an index rebuild) that must

@@ -174,3 +174,13 @@ def test_search_reads_never_wait_for_a_write_in_progress(catalog: Catalog) -> No
     search.join()
     assert answered_while_writing and seen == [[b"cats"]]
     assert catalog.reads.saved_queries() == [b"cats", b"dogs"]
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(catalog: Catalog) -> None:
+    """A COMMIT refused (here: a deferred foreign key broken) is rolled back, so the
+    next write can begin (a full disk refuses COMMIT the same way)."""
+    with pytest.raises(sqlite3.IntegrityError), catalog._connection.write() as db:
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute("INSERT INTO ingest_queue (file_id, enqueued_ns) VALUES (999, 1)")
+    catalog.reads.save_query(b"still writable")
+    assert catalog.reads.saved_queries() == [b"still writable"]
