@@ -35,6 +35,7 @@ from semfs.daemon.options import MountOptions, format_mount_options
 from semfs.daemon.reports import root_reports
 from semfs.daemon.sdnotify import notify
 from semfs.errors import QuietError
+from semfs.fs.descriptions import StoredDescriptions
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
 from semfs.fs.views.registry import ViewRegistry
@@ -235,7 +236,8 @@ def serve(request: MountRequest) -> None:
         if view_class is not SimilarView or settings.image_features
     ]
     reports = root_reports(settings, request.sources, request.mountpoint, engine, recent)
-    operations = SemfsOperations(settings, passthrough, ViewRegistry(views), reports)
+    descriptions = StoredDescriptions(catalog.reads, trio.CapacityLimiter(4))
+    operations = SemfsOperations(settings, passthrough, ViewRegistry(views), reports, descriptions)
     try:
         pyfuse3.init(operations, request.mountpoint, _fuse_options(request))
     except RuntimeError as error:

@@ -23,6 +23,7 @@ from semfs.config import Settings
 from semfs.fs.access import Caller, Reach, check_view_entry
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.boundary import fuse_errors
+from semfs.fs.descriptions import StoredDescriptions, refuse_computed
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.readahead import widen_readahead
@@ -52,11 +53,13 @@ class SemfsOperations(pyfuse3.Operations):
         passthrough: Passthrough,
         views: ViewRegistry | None = None,
         reports: RootReports | None = None,
+        descriptions: StoredDescriptions | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
         self._fs = passthrough
         self._reports = reports or RootReports()
+        self._descriptions = descriptions  # the catalog's, as xattrs of stored images
         # pyfuse3 reads this when the kernel connects; the passthrough opens backing files
         # to match it.
         self.enable_writeback_cache = passthrough.writeback_cache
@@ -398,6 +401,8 @@ class SemfsOperations(pyfuse3.Operations):
             return view.getxattr(inode, name)
         if inode == ROOT_INODE and (report := self._reports.read(name, ctx.uid)) is not None:
             return report
+        if self._descriptions is not None:
+            return await self._descriptions.getxattr(self._fs, inode, name)
         return self._fs.getxattr(inode, name)
 
     @fuse_errors
@@ -407,6 +412,7 @@ class SemfsOperations(pyfuse3.Operations):
         self._refuse_view(inode)
         if inode == ROOT_INODE:
             self._reports.refuse_change(name)
+        refuse_computed(name)
         self._fs.setxattr(inode, name, value)
 
     @fuse_errors
@@ -415,6 +421,8 @@ class SemfsOperations(pyfuse3.Operations):
         if view is not None:
             self._check_view_entry(view, inode, ctx)
             return view.listxattr(inode)
+        if self._descriptions is not None:
+            return await self._descriptions.listxattr(self._fs, inode)
         return self._fs.listxattr(inode)
 
     @fuse_errors
@@ -422,4 +430,5 @@ class SemfsOperations(pyfuse3.Operations):
         self._refuse_view(inode)
         if inode == ROOT_INODE:
             self._reports.refuse_change(name)
+        refuse_computed(name)
         self._fs.removexattr(inode, name)
