@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_options(index_cmd)
     index_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     index_cmd.add_argument(
+        "--debug", action="store_true", help="--engine ray: Ray's own output here, not in ray.log"
+    )
+    index_cmd.add_argument(
         "--engine",
         choices=["local", "ray"],
         default="local",
@@ -262,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(as_dicts(findings), indent=2) if args.json else report_text(findings))
             return 0 if all(f.ok for f in findings) else 1
         elif args.command == "index":
-            ray = RayOptions(args.ray_address, args.ray_workers) if args.engine == "ray" else None
+            on_ray = args.engine == "ray"
+            ray = RayOptions(args.ray_address, args.ray_workers, args.debug) if on_ray else None
             print(index_store(_settings(args), progress=not args.quiet, ray=ray).text())
         elif args.command == "search" and args.image is None and args.query is None:
             raise QuietError("give either a QUERY or --image PATH")

@@ -35,6 +35,7 @@ from semfs.store.backing import BackingStore
 class RayOptions:
     address: str | None  # None: a local cluster of `workers` processes
     workers: int  # actors, each holding the models
+    debug: bool = False  # Ray's own output on the terminal (else in STORE/.semfs/ray.log)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def index_store(
         )
     if ray is not None:
         with hold_store_lock(settings, "being indexed by semfs index --engine ray"):
-            index_with_ray(settings, progress, ray.address, ray.workers)
+            index_with_ray(settings, progress, ray.address, ray.workers, ray.debug)
             catalog = Catalog.open(settings.catalog_path)
             store = BackingStore(os.fsencode(settings.store))
             try:

@@ -10,21 +10,29 @@ and searches like any other, and an interrupted run resumes from the durable que
 
 On a real cluster every node needs semfs installed and the store at the same path
 (shared storage); docs/scale-out.md says how, and what stops fitting one machine.
+
+Ray talks a lot on the terminal: its loggers, its C++ core (notices and errors written
+straight to the process's stderr), the workers' output it forwards. All of it goes to
+STORE/.semfs/ray.log (the last run's) instead, at the file-descriptor level, because
+much of it never passes through Python; `--debug` leaves it on the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from tqdm import tqdm
 
 from semfs.catalog.database import Catalog, Description, QueueItem
-from semfs.config import Settings
+from semfs.config import Settings, private_opener
 from semfs.errors import QuietError
 from semfs.ingest.prepare import ready_for_bulk_ingest
 from semfs.ingest.worker import given_description, user_caption
@@ -36,6 +44,7 @@ from semfs.store.backing import BackingStore
 log = logging.getLogger(__name__)
 
 WINDOW = 2_000  # queued images handed to Ray at a time (bounds the driver's memory)
+RAY_LOG_NAME = "ray.log"  # in STORE/.semfs: what Ray said during the last run
 
 
 class Describer:
@@ -129,10 +138,11 @@ def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def index_with_ray(
-    settings: Settings, progress: bool, address: str | None, workers: int
+    settings: Settings, progress: bool, address: str | None, workers: int, debug: bool = False
 ) -> tuple[int, int]:
     """Ingest every queued image of the store (already locked by the caller) on Ray.
-    Returns (images stored, images failed)."""
+    Returns (images stored, images failed). Ray's own output goes to ray.log unless
+    `debug`."""
     try:
         import ray
     except ImportError:
@@ -141,13 +151,13 @@ def index_with_ray(
     store = BackingStore(os.fsencode(settings.store))
     try:
         engine = ready_for_bulk_ingest(settings, catalog, store)
-        _start_ray(ray, address, workers)
-        try:
-            stored = failed = 0
-            changed: set[int] = set()  # changed while described: queued anew, left for later
-            with tqdm(total=catalog.stats().queued, unit="image", desc="indexing (ray)",
-                      disable=not progress, smoothing=0.1) as bar:  # fmt: skip
-                try:
+        stored = failed = 0
+        changed: set[int] = set()  # changed while described: queued anew, left for later
+        with _ray_output(settings.state_dir / RAY_LOG_NAME, debug) as terminal:
+            _start_ray(ray, address, workers)
+            try:
+                with tqdm(total=catalog.stats().queued, unit="image", desc="indexing (ray)",
+                          disable=not progress, smoothing=0.1, file=terminal) as bar:  # fmt: skip
                     for item, row in _describe_queue(ray, settings, catalog, workers, changed):
                         outcome = _store(engine, catalog, item, row)
                         stored += outcome == "stored"
@@ -155,12 +165,15 @@ def index_with_ray(
                         if outcome == "changed":
                             changed.add(item.record.id)
                         bar.update(1)
-                except ray.exceptions.RayError as error:
-                    # e.g. a captioner the workers cannot load; what was not stored stays
-                    # queued for the next run.
-                    raise QuietError(f"ingest on Ray stopped: {_first_line(error)}") from None
-        finally:
-            ray.shutdown()
+            except ray.exceptions.RayError as error:
+                # e.g. a captioner the workers cannot load; what was not stored stays
+                # queued for the next run.
+                raise QuietError(
+                    f"ingest on Ray stopped: {_first_line(error)}"
+                    + ("" if debug else f" (Ray's log: {settings.state_dir / RAY_LOG_NAME})")
+                ) from None
+            finally:
+                ray.shutdown()
         for space in (engine.text, engine.images):
             if space is not None and space.index.needs_rebuild(catalog):
                 space.index.rebuild(catalog)
@@ -175,14 +188,44 @@ def _first_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+@contextlib.contextmanager
+def _ray_output(log_path: Path, debug: bool) -> Iterator[TextIO]:
+    """While Ray runs, this process's stdout and stderr (file descriptors 1 and 2, which
+    Ray's C++ core and the processes it starts write to as well) are `log_path`; yields
+    the terminal's stderr, for the progress bar. With `debug`, nothing moves."""
+    if debug:
+        yield sys.stderr
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with (
+            open(log_path, "w", opener=private_opener) as log,
+            os.fdopen(os.dup(saved[1]), "w") as terminal,
+        ):
+            started = datetime.datetime.now().isoformat(timespec="seconds")
+            log.write(f"semfs index --engine ray, {started}: Ray's output (--debug shows it)\n")
+            log.flush()
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield terminal
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        os.close(saved[0])
+        os.close(saved[1])
+
+
 def _start_ray(ray: Any, address: str | None, workers: int) -> None:
-    for name in ("ray", "ray.data"):  # its INFO lines would drown the progress bar
-        logging.getLogger(name).setLevel(logging.WARNING)
-    if address is None:  # a local cluster: this machine, `workers` worker processes
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    else:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    # Ray's loggers and the workers' output, forwarded: wherever `_ray_output` sent
+    # stderr (ray.log, or the terminal with --debug).
+    where = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+    ray.init(**where, log_to_driver=True, logging_level=logging.INFO)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images stored
     context.verbose_stats_logs = False
@@ -208,7 +251,7 @@ def _describe_queue(
                 "image_feature_dimensions": settings.image_feature_dimensions,
             },
             batch_size=settings.ingest_batch,
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )  # fmt: skip
         for row in described.iter_rows():

@@ -4,6 +4,7 @@ catalog and index as the single-process path, bad images failed with their reaso
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -61,9 +62,18 @@ def test_ray_ingest_writes_what_the_local_path_writes(store: Path, tmp_path: Pat
     shutil.copytree(store, on_ray)
 
     local = semfs("index", store, "--quiet")
-    ray = semfs("index", on_ray, "--engine", "ray", "--ray-workers", "2", "--quiet")
+    ray = semfs("index", on_ray, "--engine", "ray", "--ray-workers", "2")
     assert ray.stdout.startswith("indexed 3, failed 1, still queued 0")
     assert ray.stdout == local.stdout  # the same summary, failure reasons included
+    # Only our progress bar on the terminal; what Ray says goes to its log.
+    assert "indexing (ray)" in ray.stderr
+    ray_says = re.compile(r"\b(INFO|WARNING|ERROR)\b|Token authentication|core_worker")
+    assert not ray_says.search(ray.stdout + ray.stderr), ray.stderr
+    ray_log = (on_ray / ".semfs" / "ray.log").read_text()
+    assert re.search(r"\bINFO\b", ray_log) and "Started a local Ray instance" in ray_log
+    # --debug leaves it on the terminal (the queue is empty: Ray starts, and stops).
+    debug = semfs("index", on_ray, "--engine", "ray", "--ray-workers", "1", "--debug", "--quiet")
+    assert "Started a local Ray instance" in debug.stderr
 
     expected, found = described(store), described(on_ray)
     assert sorted(found) == sorted(expected) and len(found) == 3
