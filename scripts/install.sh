@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Install everything semfs needs into ./.venv: system FUSE packages, CPU torch, then
 # semfs itself (editable) with its test extras. Safe to run again; skips what is done.
+# --link: also link semfs into /usr/local/bin, where mount(8) looks for it (fstab lines);
+# without it, the command to do so is printed.
 set -euo pipefail
 
 cd -P "$(dirname "${BASH_SOURCE[0]}")/.."
+
+LINK=0
+for arg in "$@"; do
+    case $arg in
+        --link) LINK=1 ;;
+        *) echo "usage: $0 [--link]" >&2; exit 2 ;;
+    esac
+done
 
 TORCH_VERSION=2.13.0
 APT_PACKAGES=(
@@ -65,6 +75,29 @@ findings = list(model_checks(Settings(store=Path("."))))
 print(report_text(findings))
 sys.exit(any(not finding.ok for finding in findings))
 PY
+
+# An fstab line runs `semfs` by name from mount(8)'s fixed PATH, never from this venv:
+# doctor's check says whether mount(8) finds this installation's.
+step "semfs where mount(8) finds it (fstab lines)"
+helper_ok=1
+.venv/bin/python - <<'PY' || helper_ok=0
+import sys
+from semfs.commands.doctor import mount_helper_check
+finding = mount_helper_check(required=True)
+print(finding.detail)
+sys.exit(not finding.ok)
+PY
+if ((!helper_ok)); then
+    link_dir=$(.venv/bin/python -c 'from semfs.daemon.service import LINK_DIR; print(LINK_DIR)')
+    link=(ln -sfn "$(pwd)/.venv/bin/semfs" "$link_dir/semfs")
+    if ((LINK)); then
+        "${SUDO[@]}" "${link[@]}"
+        echo "linked $link_dir/semfs -> $(pwd)/.venv/bin/semfs"
+    else
+        echo "only fstab lines need it; to link it: ${SUDO[*]}${SUDO[*]:+ }${link[*]}"
+        echo "(or run scripts/install.sh --link; semfs install-service links it too)"
+    fi
+fi
 
 echo
 echo "done: $(.venv/bin/semfs --version) in $(pwd)/.venv"

@@ -17,9 +17,13 @@ from PIL import Image
 from semfs.commands.status import mount_state
 from semfs.config import Settings
 from semfs.daemon.mounttable import find_mount, is_stale
+from semfs.daemon.service import FSTAB, LINK_DIR, semfs_program
 from semfs.errors import QuietError
 
 MIN_FREE_BYTES = 200 * 1024 * 1024  # the catalog and index need room to grow
+# The PATH mount(8) starts its helper with (mount.fuse3, which runs `semfs` by name),
+# whatever the caller's: util-linux 2.38 on Debian 12, as printed by a helper it ran.
+MOUNT_HELPER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class Finding:
 
 
 def run_checks(store: str | None, mountpoint: str | None, models: bool) -> list[Finding]:
-    findings = list(_fuse_checks())
+    findings = [*_fuse_checks(), mount_helper_check()]
     settings = None
     if store is not None:
         try:
@@ -95,6 +99,55 @@ def _fuse_checks() -> Iterator[Finding]:
     except ImportError as error:
         yield Finding("pyfuse3", False, str(error), "apt-get install libfuse3-dev pkg-config; "
                       "pip install pyfuse3 (scripts/install.sh does both)")  # fmt: skip
+
+
+def mount_helper_check(
+    required: bool | None = None,
+    search_path: str = MOUNT_HELPER_PATH,
+    fstab: Path = FSTAB,
+    link_dir: Path = LINK_DIR,
+    program: str | None = None,
+) -> Finding:
+    """Does mount(8) find this installation's `semfs`? An fstab line (or `mount -t
+    fuse.semfs`) runs it by name from mount's fixed PATH, never from a venv. A problem
+    when `required`; by default, when fstab has a semfs line."""
+    this = program or _this_semfs()
+    found = shutil.which("semfs", path=search_path)
+    if found is not None and (this is None or os.path.realpath(found) == os.path.realpath(this)):
+        return Finding("mount helper", True, f"mount(8) finds semfs at {found}")
+    needs = "fstab lines need" if required else f"{fstab}'s semfs line needs"
+    if required is None:
+        required = _fstab_mounts_semfs(fstab)
+    fix = f"ln -sfn {this or 'PATH/TO/semfs'} {link_dir / 'semfs'} (as root; or install.sh --link)"
+    what = (
+        f"no semfs on mount(8)'s PATH ({search_path})"
+        if found is None
+        else f"mount(8) runs {found}, not this installation's {this}"
+    )
+    if required:
+        return Finding("mount helper", False, f"{what}, which {needs}", fix)
+    return Finding("mount helper", True, f"{what}; only an fstab line would need it: {fix}")
+
+
+def _this_semfs() -> str | None:
+    try:
+        return semfs_program()
+    except QuietError:  # not run from an installation's script: the caller's semfs, if any
+        return shutil.which("semfs")
+
+
+def _fstab_mounts_semfs(fstab: Path) -> bool:
+    """A line of type fuse.semfs, or of the older form: type fuse, source semfs#STORE."""
+    try:
+        lines = fstab.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    entries = [line.split() for line in lines if not line.lstrip().startswith("#")]
+    return any(
+        len(fields) > 2
+        and (fields[2] == "fuse.semfs" or (fields[2] == "fuse" and fields[0].startswith("semfs#")))
+        for fields in entries
+    )
 
 
 def _device_check() -> Finding:

@@ -140,7 +140,7 @@ def plan_install(
     fstab: Path = FSTAB,
     executable: str | None = None,
 ) -> InstallPlan:
-    program = executable or _semfs_program()
+    program = executable or semfs_program()
     plan = InstallPlan()
     if use_fstab:
         if user:
@@ -203,7 +203,7 @@ def _append_fstab(fstab: Path, line: str, mountpoint: str) -> str:
     return f"appended to {fstab}: {line}"
 
 
-def _semfs_program() -> str:
+def semfs_program() -> str:
     """The `semfs` script beside this Python (the venv's), or `python -m semfs`."""
     script = Path(sys.executable).parent / "semfs"
     if script.exists():
