@@ -143,7 +143,7 @@ def cost_of_captioner(spec: str, images: list[Path], batch: int = 8) -> dict[str
     pictures = []
     for path in images:  # decoded as ingest does (the decoding is not timed)
         with path.open("rb") as file:
-            pictures.append(decode(file, 100_000_000).image)
+            pictures.append(decode(file, 100_000_000, 100_000_000).image)
     captioner.caption(pictures[:batch])  # warm-up
     started = time.perf_counter()
     for i in range(0, len(pictures), batch):

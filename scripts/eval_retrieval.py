@@ -122,11 +122,12 @@ DATASETS = {"tuxpaint": tuxpaint_store, "photos": photos_store}
 
 def decoded_images(store: Path, paths: list[str]) -> list[Image.Image]:
     """The images as ingest hands them to the captioner (semfs.ml.imaging.decode)."""
-    limit = Settings(store=store).max_image_pixels
+    settings = Settings(store=store)
+    limits = settings.max_image_pixels, settings.max_full_decode_pixels
     images = []
     for path in paths:
         with (store / path).open("rb") as file:
-            images.append(decode(file, limit).image)
+            images.append(decode(file, *limits).image)
     return images
 
 

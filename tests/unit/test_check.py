@@ -270,7 +270,7 @@ def test_features_stored_before_the_reduction_are_converted_not_computed_again(
                       "JOIN files f ON f.id = v.file_id")  # fmt: skip
     for file_id, directory, name in rows:
         with open(store / os.fsdecode(directory) / os.fsdecode(name), "rb") as file:
-            image = decode(file, 10**8).image
+            image = decode(file, 10**8, 10**8).image
         pooled = unit_rows(classifier.features(classifier.pixels(image)[None]))[0]
         sql(store, "UPDATE image_vectors SET embedder = ?, vector = ? WHERE file_id = ?",
             "efficientnet-lite0:pooled", pooled.tobytes(), file_id)  # fmt: skip

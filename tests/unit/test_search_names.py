@@ -61,5 +61,5 @@ def test_xmp_description_is_read_as_a_caption() -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (20, 20)).save(buffer, "JPEG", xmp=xmp)
     buffer.seek(0)
-    decoded = decode(buffer, 10_000_000)
+    decoded = decode(buffer, 10_000_000, 10_000_000)
     assert (decoded.embedded_caption, decoded.embedded_source) == ("Lighthouse & waves", "xmp")
