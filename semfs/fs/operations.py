@@ -179,6 +179,13 @@ class SemfsOperations(pyfuse3.Operations):
         if parent == ROOT_INODE and any(name in self._views.names for name in names):
             raise pyfuse3.FUSEError(errno.EEXIST)
 
+    def _refuse_view_root(self, parent: int, *names: bytes) -> None:
+        """The views' folders in the root stay: EBUSY, what the kernel answers for a mount
+        point (rmdir, rename and unlink(2) name it), so rmdir and mv say "Device or
+        resource busy". EEXIST made mv report "cannot overwrite non-directory"."""
+        if parent == ROOT_INODE and any(name in self._views.names for name in names):
+            raise pyfuse3.FUSEError(errno.EBUSY)
+
     @fuse_errors
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
@@ -216,7 +223,7 @@ class SemfsOperations(pyfuse3.Operations):
     @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._refuse_view(parent_inode)
-        self._refuse_view_name(parent_inode, name)
+        self._refuse_view_root(parent_inode, name)
         self._fs.unlink(parent_inode, name)
 
     @fuse_errors
@@ -225,7 +232,7 @@ class SemfsOperations(pyfuse3.Operations):
         if view is not None:
             await view.rmdir(parent_inode, name)
             return
-        self._refuse_view_name(parent_inode, name)
+        self._refuse_view_root(parent_inode, name)
         self._fs.rmdir(parent_inode, name)
 
     @fuse_errors
@@ -239,8 +246,8 @@ class SemfsOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> None:
         self._refuse_view(parent_inode_old, parent_inode_new)
-        self._refuse_view_name(parent_inode_old, name_old)
-        self._refuse_view_name(parent_inode_new, name_new)
+        self._refuse_view_root(parent_inode_old, name_old)
+        self._refuse_view_root(parent_inode_new, name_new)
         self._fs.rename(parent_inode_old, name_old, parent_inode_new, name_new, flags)
 
     # --- file data ----------------------------------------------------------------------

@@ -332,7 +332,7 @@ class QueryTree:
         attr = self.directory_attributes(folder.inode, folder.changed_ns)
         if not folder.saved:
             # Not cached: a cached entry would answer a later `mkdir` with EEXIST
-            # without asking us (see caller_is_making_a_directory).
+            # without asking us (see caller_is_making).
             attr.entry_timeout = 0
         if self._describe_folder is not None:
             self._describe_folder(folder, attr)

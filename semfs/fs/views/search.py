@@ -31,7 +31,7 @@ from semfs.search.engine import Engine, NotReady
 from semfs.search.query import parse_query
 from semfs.search.searcher import Hit
 from semfs.store.backing import BackingStore
-from semfs.store.syscalls import caller_is_making_a_directory
+from semfs.store.syscalls import caller_is_making
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,10 @@ class SearchView(TreeView):
         if is_probe(name):
             return negative_entry(self._entry_timeout)  # kept by the kernel: never a search
         text = query_text(name)
-        if not tree.is_saved(name) and caller_is_making_a_directory(pid):
-            # Absent for this caller only, and not cached: the kernel goes on to mkdir.
+        if not tree.is_saved(name) and caller_is_making(pid, name):
+            # Absent for this caller only, and not cached: the kernel goes on to mkdir,
+            # which saves the query, or to symlink, mknod, link, rename or create, which
+            # a view refuses (EROFS) rather than the kernel's EEXIST for a name unlisted.
             return negative_entry(0)
         return tree.look_up_folder(tree.folder(name, text))
 
