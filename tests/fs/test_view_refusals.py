@@ -1,7 +1,8 @@
 """What the views refuse, as the shell's tools report it through a real mount: the views'
-folders in the root cannot be removed or moved (EBUSY), and nothing but a query or an
-example can be made inside them (EROFS, not the EEXIST every name under search/ would
-get); none of it leaves anything in the store or the catalog."""
+folders in the root cannot be removed or moved (EBUSY), nothing but a query or an example
+can be made inside them (EROFS, not the EEXIST every name under search/ would get), and
+an empty file copied into similar/ fails its close (EINVAL); none of it leaves anything
+in the store or the catalog."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fs.conftest import Mount
+from tests.fs.conftest import Mount, wait_for
 from tests.fs.test_search import catalog_rows, expect_errno
 
 BUSY = "Device or resource busy"
@@ -83,3 +84,24 @@ def test_only_the_name_being_made_is_absent_to_its_maker(mounted: Mount) -> None
     assert os.listdir(search) == ["a cat"]
     expect_errno(errno.EEXIST, os.symlink, "/etc/passwd", search / "a cat")  # it is saved now
     os.rmdir(search / "a cat")
+
+
+def test_an_empty_copy_into_similar_fails_its_close_and_leaves_nothing(
+    mounted: Mount, tmp_path: Path
+) -> None:
+    similar = mounted.mountpoint / "similar"
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    before = store_tree(mounted.store)
+    complaint = run("cp", str(tmp_path / "empty.jpg"), str(similar), cwd=tmp_path)
+    assert "Invalid argument" in complaint, complaint
+    wait_for(
+        lambda: "similar/empty.jpg refused (EINVAL): empty file (0 bytes)" in mounted.log_text(),
+        5,
+        "the log line",
+    )
+    assert os.listdir(similar) == []
+    assert not (similar / "empty.jpg").exists()
+    assert catalog_rows(mounted.store, "SELECT count(*) FROM examples") == [(0,)]
+    assert store_tree(mounted.store) == before
+    uploads = mounted.store / ".semfs" / "uploads"
+    assert not uploads.exists() or os.listdir(uploads) == []

@@ -309,7 +309,12 @@ class SimilarView(TreeView):
     async def flush(self, fh: int) -> None:
         """The copy is closed: its features become the example (errors reach close())."""
         upload = self._uploads[fh]
-        if upload.written and os.fstat(fh).st_size > 0:
+        # A copy of an empty file writes nothing, yet is no image either: decoding refuses
+        # it (EINVAL, "empty file"), as any other bad image, rather than a silent success.
+        # (A shell's `> similar/x.jpg` closes its duplicate first, unseen: it ignores that
+        # close, and the image written after it is taken at the last.)
+        written = upload.written and os.fstat(fh).st_size > 0
+        if written or not self._is_example(upload.name):
             await self._make_example(upload)
 
     async def release(self, fh: int) -> None:
