@@ -5,7 +5,9 @@ image that vanished from one path and appeared at another with the same content 
 a move: its record (and so everything derived from it later) follows it, unqueued.
 
 The scan compares one directory at a time, so memory grows with the largest directory
-and the number of changes, not with the collection. Blocking: run it in a worker thread.
+and the number of changes, not with the collection. It leaves out the trash folders in
+the store's root (store/trash.py): what is there was deleted. Blocking: run it in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from semfs.catalog.database import Catalog, FileRecord, join_path
 from semfs.config import STATE_DIR_NAME, Settings
 from semfs.store.backing import BackingStore, iterate_directory
+from semfs.store.trash import is_trash_folder
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +148,46 @@ def find_differences(
     return scan
 
 
+def catalog_tree(
+    settings: Settings, catalog: Catalog, store: BackingStore, top: bytes
+) -> ReconcileReport:
+    """Record the image at `top`, or every image below folder `top`: what was restored
+    from the trash, which the catalog forgot when it went there. Blocking."""
+    report = ReconcileReport()
+    try:
+        info = store.lstat(top)
+    except FileNotFoundError:
+        return report  # gone again: the change that moved it follows
+    if stat.S_ISDIR(info.st_mode):
+        found: Iterator[tuple[bytes, os.stat_result]] = (
+            (join_path(directory, name), image)
+            for directory, images in _walk_images(settings, store, report, [], top)
+            for name, image in images.items()
+        )
+    else:
+        found = iter([(top, info)] if stat.S_ISREG(info.st_mode) else [])
+    for path, image in found:
+        digest = _hash_or_report(store, path, report) if settings.is_image_name(path) else None
+        if digest is not None:
+            catalog.files.upsert(path, image.st_size, image.st_mtime_ns, digest)
+            report.added += 1
+    return report
+
+
 def _walk_images(
-    settings: Settings, store: BackingStore, report: ReconcileReport, unreadable: list[bytes]
+    settings: Settings,
+    store: BackingStore,
+    report: ReconcileReport,
+    unreadable: list[bytes],
+    top: bytes = b"",
 ) -> Iterator[tuple[bytes, dict[bytes, os.stat_result]]]:
-    """Yield (store-relative dir, {name: stat}) for every directory, images only.
+    """Yield (store-relative dir, {name: stat}) for `top` and every directory below it,
+    images only; never the state directory or the trash folders of the store's root.
 
     Symlinks are not followed: a link to an image is not an image stored here.
     """
     state_dir = os.fsencode(STATE_DIR_NAME)
-    pending = [b""]
+    pending = [top]
     while pending:
         directory = pending.pop()
         images: dict[bytes, os.stat_result] = {}
@@ -162,7 +196,8 @@ def _walk_images(
             try:
                 for name, info in iterate_directory(fd, state_dir if not directory else None):
                     if stat.S_ISDIR(info.st_mode):
-                        pending.append(join_path(directory, name))
+                        if directory or not is_trash_folder(name):
+                            pending.append(join_path(directory, name))
                     elif stat.S_ISREG(info.st_mode) and settings.is_image_name(name):
                         images[name] = info
             finally:

@@ -10,6 +10,9 @@ looked up by path at apply time, when later changes may have moved or removed it
 file's content is read through a read-only descriptor opened when the change was
 reported (`Content`), which follows the file whatever happens to its names.
 
+The trash folders of the store's root (store/trash.py) are not catalogued: a file moved
+there leaves the catalog as if deleted, and comes back, as new, when it is restored.
+
 Nothing here is needed for durability: a change lost in a crash is found again by the
 next reconcile, and so is a write through a hard link the mount has never seen. A change
 that could not be recorded (the catalog refused the write: a full disk) makes the
@@ -32,10 +35,11 @@ from dataclasses import dataclass
 import trio
 
 from semfs.catalog.database import Catalog
-from semfs.catalog.reconcile import reconcile
+from semfs.catalog.reconcile import catalog_tree, reconcile
 from semfs.config import Settings
 from semfs.store.backing import BackingStore
 from semfs.store.hashing import descriptor_hash
+from semfs.store.trash import in_trash
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,7 @@ class ChangeTracker:
 
     def written(self, paths: Sequence[bytes], content: Opener) -> None:
         """A file's content changed; `paths` are all its names now."""
-        images = tuple(path for path in paths if self._settings.is_image_name(path))
+        images = tuple(path for path in paths if self._catalogued(path))
         if images:
             self._send.send_nowait(Written(images, self._hold(content)))
 
@@ -133,12 +137,16 @@ class ChangeTracker:
 
     def caption_changed(self, paths: Sequence[bytes]) -> None:
         for path in paths:
-            if self._settings.is_image_name(path):
+            if self._catalogued(path):
                 self._send.send_nowait(Recaption(path))
 
+    def _catalogued(self, path: bytes) -> bool:
+        """Whether a file at `path` belongs in the catalog: an image name, not in a trash."""
+        return self._settings.is_image_name(path) and not in_trash(path)
+
     def _hold_image(self, path: bytes, content: Opener | None) -> int | None:
-        """The content's descriptor, if there is content and `path` is an image name."""
-        if content is None or not self._settings.is_image_name(path):
+        """The content's descriptor, if there is content and `path` is catalogued."""
+        if content is None or not self._catalogued(path):
             return None
         return self._hold(content)
 
@@ -285,10 +293,14 @@ class ChangeTracker:
                 catalog.files.remove_tree(path)
             case Removed(path, is_dir=False):
                 catalog.files.remove(path)
+            case Renamed(old, new, is_dir=True) if in_trash(new):
+                catalog.files.remove_tree(old)  # deleted to the trash
+            case Renamed(old, new, is_dir=True) if in_trash(old):
+                catalog_tree(self._settings, catalog, self._store, new)  # restored
             case Renamed(old, new, is_dir=True):
                 catalog.files.rename_tree(old, new)
             case Renamed(old, new, is_dir=False, fd=fd):
-                if not self._settings.is_image_name(new):
+                if not self._catalogued(new):
                     catalog.files.remove(old)
                 elif not catalog.files.move(old, new):
                     self._record(new, self._content(fd, new))  # "x.tmp" renamed to "x.jpg"
@@ -298,12 +310,17 @@ class ChangeTracker:
                 images = {
                     path: fd
                     for path, fd in ((first, first_fd), (second, second_fd))
-                    if self._settings.is_image_name(path) and fd is not None
+                    if self._catalogued(path) and fd is not None
                 }
                 stale = [path for path in (first, second) if path not in images]
                 catalog.files.swap(first, second, stale)
                 for path, fd in images.items():
                     self._record(path, self._content(fd, path))
+                if in_trash(first) != in_trash(second):  # one went to the trash, one came out
+                    kept, trashed = (first, second) if in_trash(second) else (second, first)
+                    catalog.files.remove_tree(trashed)
+                    if kept not in images:
+                        catalog_tree(self._settings, catalog, self._store, kept)
 
     def _content(self, fd: int | None, path: bytes) -> tuple[os.stat_result, str] | None:
         """(stat, hash) of a regular file behind `fd`, or lacking one, found at `path`."""
