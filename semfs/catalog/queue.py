@@ -126,7 +126,7 @@ class IngestQueue:
                 "SELECT d.caption, d.source, d.captioner, d.keywords, d.taken_ns, d.camera, "
                 "v.vector FROM files f "
                 "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
-                "WHERE f.content_hash = ? AND v.embedder = ? AND d.source = 'model' LIMIT 1",
+                "WHERE f.content_hash = ? AND v.embedder = ? AND d.source LIKE 'model%' LIMIT 1",
                 (content_hash, embedder),
             ).fetchone()
         if row is None:

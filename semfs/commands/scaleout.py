@@ -34,10 +34,9 @@ from tqdm import tqdm
 from semfs.catalog.database import Catalog, Description, QueueItem
 from semfs.config import Settings, private_opener
 from semfs.errors import QuietError
+from semfs.ingest.descriptions import model_description, user_caption, users_description
 from semfs.ingest.prepare import ready_for_bulk_ingest
-from semfs.ingest.worker import given_description, user_caption
 from semfs.ml.imaging import BadImage, decode, read_facts
-from semfs.ml.keywords import keywords
 from semfs.search.engine import Engine
 from semfs.store.backing import BackingStore
 
@@ -78,7 +77,8 @@ class Describer:
         rows = [self._read(path) for path in batch["path"]]
         to_caption = [row for row in rows if "image" in row]
         if to_caption:
-            images = [row.pop("image") for row in to_caption]
+            decoded = [row.pop("image") for row in to_caption]
+            images = [image.image for image in decoded]
             if self._with_features:  # the image features from the same pass
                 captions, pooled = self._with_features.caption_with_features(images)
                 features = self._features.from_pooled(pooled)
@@ -86,10 +86,8 @@ class Describer:
                     row["image_vector"] = vector.tobytes()
             else:
                 captions = self._captioner.caption(images)
-            for row, caption in zip(to_caption, captions, strict=True):
-                text = caption or "an image"
-                row["description"] = Description(text, "model", self._captioner.name,
-                                                 keywords(text))  # fmt: skip
+            for row, caption, image in zip(to_caption, captions, decoded, strict=True):
+                row["description"] = model_description(caption, self._captioner.name, image)
         described = [row for row in rows if "description" in row]
         if described:
             vectors = self._embedder.embed([row["description"].caption for row in described])
@@ -103,17 +101,13 @@ class Describer:
                 facts = read_facts(file)
                 given = user_caption(file.fileno(), os.fsencode(path))
                 if given is not None:
-                    return {"description": given_description(given, "user"), "facts": facts}
+                    return {"description": users_description(given), "facts": facts}
                 image = decode(file, *self._limits)
         except BadImage as error:
             return {"error": str(error)}
         except OSError as error:
             return {"error": f"cannot read: {os.strerror(error.errno or 0)}"}
-        if image.embedded_caption is not None:
-            source = image.embedded_source or "exif"
-            return {"description": given_description(image.embedded_caption, source),
-                    "facts": facts}  # fmt: skip
-        return {"image": image.image, "facts": facts}
+        return {"image": image, "facts": facts}  # a stored description is added
 
 
 def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from semfs.catalog.database import Description, QueueItem
-from semfs.config import CAPTION_XATTR
 from semfs.errors import ModelError
+from semfs.ingest.descriptions import model_description, user_caption, users_description
 from semfs.ingest.features import compute_features
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
-from semfs.ml.keywords import keywords
 from semfs.search.engine import Engine, LoadFailed, NotReady
 from semfs.search.index import VectorIndex
 from semfs.store.backing import BackingStore
@@ -37,7 +36,6 @@ from semfs.store.backing import BackingStore
 log = logging.getLogger(__name__)
 
 
-MAX_USER_CAPTION_BYTES = 4096
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
@@ -271,7 +269,7 @@ class IngestWorker:
             facts = read_facts(file)
             caption_set = user_caption(fd, path)
             if caption_set is not None:
-                return Prepared(item, given_description(caption_set, "user"), facts=facts)
+                return Prepared(item, users_description(caption_set), facts=facts)
             if item.record.content_hash:
                 reused = self._catalog.queue.reusable(
                     item.record.content_hash, self._engine.embedder.name
@@ -290,10 +288,9 @@ class IngestWorker:
             except OSError as error:
                 self._catalog.queue.fail(item, f"cannot read: {os.strerror(error.errno or 0)}")
                 return None
-        if image.embedded_caption is not None:
-            given = given_description(image.embedded_caption, image.embedded_source or "exif")
-            return Prepared(item, given, facts=facts)
-        return Prepared(item, image=image, facts=facts)
+        if image.embedded_refused is not None:
+            log.info("%r: ignoring its %s", os.fsdecode(path), image.embedded_refused)
+        return Prepared(item, image=image, facts=facts)  # a stored description is added
 
     def _features_of_content(self, content_hash: str) -> bytes | None:
         if self._engine.images is None:
@@ -343,8 +340,8 @@ class IngestWorker:
             else:
                 captions = captioner.caption(images)
             for entry, caption in zip(needing_caption, captions, strict=True):
-                text = caption or "an image"  # a model may say nothing; keep it findable
-                entry.description = Description(text, "model", captioner.name, keywords(text))
+                assert entry.image is not None
+                entry.description = model_description(caption, captioner.name, entry.image)
         to_embed = [p for p in prepared if p.vector is None]
         if to_embed:
             texts = [p.description.caption if p.description else "" for p in to_embed]
@@ -394,21 +391,3 @@ class IngestWorker:
                 self._on_indexed()
             except Exception:
                 log.exception("index rebuild failed; the delta keeps serving new vectors")
-
-
-def given_description(text: str, source: str) -> Description:
-    """A description a person wrote (xattr, EXIF, XMP): it wins over the model's."""
-    return Description(text, source, source, keywords(text))
-
-
-def user_caption(fd: int, path: bytes) -> str | None:
-    """The caption a person set on the file (`setfattr -n user.semfs.caption`)."""
-    try:
-        value = os.getxattr(fd, CAPTION_XATTR)
-    except OSError:
-        return None  # no such attribute, or the filesystem has none
-    text = value[:MAX_USER_CAPTION_BYTES].decode("utf-8", errors="replace")
-    text = " ".join(text.replace("\0", " ").split())
-    if len(value) > MAX_USER_CAPTION_BYTES:
-        log.warning("%r: user caption cut to %d bytes", os.fsdecode(path), MAX_USER_CAPTION_BYTES)
-    return text or None

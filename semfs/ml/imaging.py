@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 from PIL import ExifTags, Image, JpegImagePlugin, UnidentifiedImageError
 
+from semfs.ml.embedded_text import refusal
+
 XMP_SEARCH_BYTES = 1 << 20  # XMP packets sit near the start of a file
 MODEL_SIDE = 384  # pixels on the longer side handed to the models (they use 224..384)
 
@@ -34,9 +36,6 @@ _EXIF_IFD, _EXIF_DATE_TAKEN = 0x8769, 0x9003  # the Exif sub-IFD and DateTimeOri
 _XMP_DESCRIPTION = re.compile(
     rb"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL | re.IGNORECASE
 )
-# Cameras fill ImageDescription with their own boilerplate; it describes nothing.
-_PLACEHOLDER_DESCRIPTIONS = {"", "default", "image", "picture", "photo", "olympus digital camera",
-                             "sony dsc", "digital camera", "exif_jpeg_picture"}  # fmt: skip
 
 
 class BadImage(Exception):
@@ -48,6 +47,7 @@ class DecodedImage:
     image: Image.Image  # RGB, at most MODEL_SIDE on its longer side, upright
     embedded_caption: str | None  # EXIF/XMP description written by a person, if any
     embedded_source: str | None  # "exif" or "xmp"
+    embedded_refused: str | None = None  # why a stored description was not kept
 
 
 def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> DecodedImage:
@@ -67,6 +67,9 @@ def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> Deco
         opened = Image.open(file)
         _check_size(opened, max_pixels, max_full_decode_pixels)
         caption, source = _embedded_caption(opened, head)
+        refused = None if caption is None else refusal(caption)
+        if refused is not None:
+            refused, caption, source = f"{source} description {caption!r}: {refused}", None, None
         upright = _TRANSPOSE.get(_exif_orientation(opened))
         opened.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # JPEG: decode at reduced size
         # Shrunk before it is turned or converted: the old order (turn, convert, shrink)
@@ -81,7 +84,7 @@ def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> Deco
         raise BadImage("not an image Pillow can read (unknown or unsupported format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImage(f"corrupt or truncated image: {error}") from None
-    return DecodedImage(image, caption, source)
+    return DecodedImage(image, caption, source, refused)
 
 
 def _check_size(image: Image.Image, max_pixels: int, max_full_decode_pixels: int) -> None:
@@ -201,6 +204,4 @@ def _embedded_caption(image: Image.Image, data: bytes) -> tuple[str | None, str 
 
 def _clean(text: str) -> str | None:
     text = " ".join(text.replace("\0", " ").split())
-    if text.lower() in _PLACEHOLDER_DESCRIPTIONS:
-        return None
-    return text[:1000]
+    return text[:1000] or None  # boilerplate and the like: embedded_text.refusal

@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.fs.conftest import Mount, wait_for
 
@@ -56,3 +58,31 @@ def test_stored_images_show_their_caption_keywords_and_status(mounted: Mount) ->
     assert os.getxattr(mounted.store / "rocket.jpg", CAPTION) == b"a red rocket on a launch pad"
     wait_for(lambda: "rocket" in json.loads(os.getxattr(rocket, KEYWORDS)),
              what="the user's caption described")  # fmt: skip
+
+
+def test_descriptions_in_files_are_added_and_junk_ones_refused(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    mnt = mounted.mountpoint
+
+    def jpeg(source: str, name: str, description: str) -> None:
+        exif = Image.Exif()
+        exif[0x010E] = description  # ImageDescription
+        Image.open(photos[source]).convert("RGB").save(mnt / name, "JPEG", exif=exif)
+
+    jpeg("coffee.png", "boilerplate.jpg", "Exif JPEG")
+    jpeg("rocket.jpg", "museum.jpg", "https://www.museum.example.org/collection/12345")
+    jpeg("chelsea.png", "mia.jpg", "Grandma's cat Mia")
+    mounted.wait_status(queued=0, indexed=6)
+
+    with_model = os.getxattr(mnt / "coffee.png", CAPTION).decode()  # the same photo, bare
+    assert os.getxattr(mnt / "boilerplate.jpg", CAPTION).decode() == with_model
+    assert "museum" not in os.getxattr(mnt / "museum.jpg", CAPTION).decode()
+    mia = os.getxattr(mnt / "mia.jpg", CAPTION).decode()
+    bare_cat = os.getxattr(mnt / "animals" / "cat.png", CAPTION).decode()
+    assert mia == f"{bare_cat}. Grandma's cat Mia"  # added to the model's, not instead
+    for query, name in (("a cup of coffee", "boilerplate.jpg"), ("a cat", "mia.jpg")):
+        assert any(name in listed for listed in os.listdir(mnt / "search" / query)), query
+    log = mounted.log_text()
+    assert "ignoring its exif description 'Exif JPEG': camera boilerplate" in log
+    assert "a web address" in log

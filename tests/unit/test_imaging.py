@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from semfs.config import Settings
+from semfs.ingest.descriptions import model_description
+from semfs.ml.embedded_text import refusal
 from semfs.ml.imaging import MODEL_SIDE, BadImage, decode
 
 LIMIT = 50_000_000
@@ -150,3 +152,51 @@ def test_transparent_cutout_goes_on_white_and_16_bit_grey_is_read() -> None:
     grey16 = Image.new("I;16", (20, 20), 65535)
     decoded = decode(io.BytesIO(encoded(grey16, "PNG")), LIMIT, LIMIT)
     assert decoded.image.mode == "RGB" and decoded.image.getpixel((5, 5))[0] > 200
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("Exif JPEG", "camera boilerplate"),
+        ("OLYMPUS DIGITAL CAMERA", "camera boilerplate"),
+        ("SONY DSC", "camera boilerplate"),
+        ("KODAK Digital Still Camera", "camera boilerplate"),
+        ("EXIF_JPEG_PICTURE", "camera boilerplate"),
+        ("Created with GIMP", "the software that wrote the file"),
+        ("IMG_1234.JPG", "a file name"),
+        ("DSC01234", "a file name"),
+        ("https://www.museum.example.org/collection/object/12345", "a web address"),
+        ("www.rijksmuseum.nl", "a web address"),
+        ("1234 5678", "no words"),
+        ("-----", "no words"),
+        ("Lighthouse & waves", None),
+        ("Grandma's 80th birthday at the lake", None),
+        ("Sunset over the bay, more at https://example.org/bay", None),
+        ("A dog on a red sofa", None),
+    ],
+)
+def test_descriptions_people_wrote_are_kept_and_junk_is_refused_with_a_reason(
+    text: str, why: str | None
+) -> None:
+    assert refusal(text) == why
+    exif = Image.Exif()
+    exif[0x010E] = text
+    photo = encoded(Image.new("RGB", (30, 30), "green"), "JPEG", exif=exif)
+    decoded = decode(io.BytesIO(photo), LIMIT, LIMIT)
+    assert decoded.embedded_caption == (text if why is None else None)
+    assert (decoded.embedded_refused is None) == (why is None)
+    if why is not None:
+        assert decoded.embedded_refused is not None and why in decoded.embedded_refused
+
+
+def test_a_kept_description_is_added_to_the_models_caption() -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "Grandma at the lake"
+    decoded = decode(io.BytesIO(encoded(Image.new("RGB", (30, 30)), "JPEG", exif=exif)),
+                     LIMIT, LIMIT)  # fmt: skip
+    both = model_description("a photo of a canoe", "classifier:x", decoded)
+    assert both.caption == "a photo of a canoe. Grandma at the lake"
+    assert (both.source, both.captioner) == ("model+exif", "classifier:x")
+    assert "canoe" in both.keywords and any("lake" in word for word in both.keywords)
+    plain = decode(io.BytesIO(encoded(Image.new("RGB", (30, 30)), "JPEG")), LIMIT, LIMIT)
+    assert model_description("", "classifier:x", plain).caption == "an image"
