@@ -22,6 +22,7 @@ APT_PACKAGES=(
     systemd                                          # the boot units' tests
     xvfb pcmanfm xdotool imagemagick dbus            # the file manager test
     libglib2.0-bin                                   # gio: the trash test
+    wordnet-base                                     # WordNet: the kinds of tags
 )
 
 step() { printf '\n==> %s\n' "$*"; }

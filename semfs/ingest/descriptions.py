@@ -7,6 +7,10 @@
   ml/embedded_text.py) is added to the model's caption, not put in its place: it is often
   a title, a place or a name ("Grandma at the lake") that says nothing of what is in the
   picture, and the model's words keep the photo findable by what it shows.
+
+Keywords (the tags view's) of what people wrote are YAKE's (ml/keywords.py); of the
+classifier's captions, the tags of their labels (ml/label_tags.py), never words of the
+caption's text; of another model's free text, YAKE's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 
 from semfs.catalog.records import Description
 from semfs.config import CAPTION_XATTR
+from semfs.ml.captioner import LabelCaption
 from semfs.ml.imaging import DecodedImage
 from semfs.ml.keywords import keywords
 
@@ -31,11 +36,12 @@ def users_description(text: str) -> Description:
 
 def model_description(caption: str, captioner: str, image: DecodedImage) -> Description:
     """The model's caption of `image`, and the description stored in the file, if any."""
-    text = caption or "an image"  # a model may say nothing; keep it findable
+    text = str(caption) or "an image"  # a model may say nothing; keep it findable
+    tags = list(caption.tags) if isinstance(caption, LabelCaption) else keywords(text)
     if image.embedded_caption is None:
-        return Description(text, "model", captioner, keywords(text))
+        return Description(text, "model", captioner, tags)
     source = image.embedded_source or "exif"
-    words = keywords(image.embedded_caption) + keywords(text)
+    words = keywords(image.embedded_caption) + tags
     both = f"{text}. {image.embedded_caption}"
     return Description(both, f"model+{source}", captioner, list(dict.fromkeys(words)))
 

