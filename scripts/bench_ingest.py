@@ -273,6 +273,11 @@ def measure_captioner(work: Path, photos: Path, captioner: str, count: int) -> C
         )
 
 
+def listed(query: Path, name: str) -> bool:
+    """Whether the query folder lists the image of that name, at any rank (`03 x.jpg`)."""
+    return name in (entry.partition(" ")[2] for entry in os.listdir(query))
+
+
 def measure_single(work: Path, repeat: int) -> list[float]:
     """One photo into an idle mount, until an open query directory lists it."""
     coffee = Image.open(SKIMAGE / "coffee.png").convert("RGB")
@@ -284,7 +289,7 @@ def measure_single(work: Path, repeat: int) -> list[float]:
             photo = work / f"coffee{i}.jpg"
             coffee.crop((i, i, coffee.width - i, coffee.height - i)).save(photo, quality=88)
             shutil.copy(photo, mount.mountpoint / photo.name)
-            times.append(wait_until(lambda n=photo.name: n in os.listdir(query), timeout=60))
+            times.append(wait_until(lambda n=photo.name: listed(query, n), timeout=60))
             mount.drain(2 + i)
     return times
 

@@ -30,6 +30,7 @@ DEFAULT_IMAGE_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 
+RESULT_NAMES = ("ranked", "plain")  # the values of the result_names setting
 
 # What a profile changes of the defaults. low-memory: the storage design's small-device
 # set-up (an SSD's ARM cores); docs/low-memory.md has what it costs and saves.
@@ -112,6 +113,11 @@ class Settings:
         " of the disk at 256); 1280: kept whole",
     )
     top_k: int = setting(50, "results listed per query, best first")
+    result_names: str = setting(
+        "ranked",
+        "names of results in search/ and similar/: ranked, behind their rank (01 cat.png:"
+        " a listing sorted by name shows the best first), or plain (cat.png)",
+    )
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(
         None,
@@ -152,6 +158,12 @@ class Settings:
     release_captioner_after: float = setting(
         0.0, "seconds of idle ingest after which the captioner's memory is let go (0: never)"
     )
+
+    def __post_init__(self) -> None:
+        if self.result_names not in RESULT_NAMES:
+            raise QuietError(
+                f"result_names = {self.result_names!r}: it is one of {', '.join(RESULT_NAMES)}"
+            )
 
     @property
     def state_dir(self) -> Path:

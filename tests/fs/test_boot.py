@@ -170,7 +170,7 @@ def test_template_unit_mounts_restarts_after_a_crash_and_stops_cleanly(
     assert systemd.run("systemctl", "is-enabled", unit).stdout.strip() == "enabled"
     systemd.wait(
         "the photos indexed and searchable through the unit's mount",
-        lambda: "coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
+        lambda: "01 coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
     )
     daemon = systemd.unit_property(unit, "MainPID")
     assert "top_k=3" in systemd.run("cat", f"/proc/{daemon}/cmdline").stdout  # the options
@@ -192,7 +192,7 @@ def test_template_unit_mounts_restarts_after_a_crash_and_stops_cleanly(
     assert systemd.fstype_at(mountpoint) == "fuse.semfs"
     systemd.wait(
         "search after the restart",
-        lambda: "coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
+        lambda: "01 coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
     )
 
     # A clean stop: unmounted, the catalog consistent, nothing lost.
@@ -227,7 +227,7 @@ def test_fstab_line_mounts_through_mount_helper_and_as_a_mount_unit(
     assert systemd.fstype_at(mountpoint) == "fuse.semfs"
     systemd.wait(
         "search through the mount unit",
-        lambda: "coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
+        lambda: "01 coffee.png" in systemd.run("ls", f"{mountpoint}/search/a cup of coffee").stdout,
     )
     systemd.run("systemctl", "stop", mount_unit)
     assert systemd.fstype_at(mountpoint) == ""

@@ -174,7 +174,7 @@ def test_results_show_as_thumbnails_read_through_the_mount(
     with checked_mount(store, tmp_path) as mount:
         mount.wait_status(queued=0, indexed=3)
         query = mount.mountpoint / "search" / "a cup of coffee"
-        assert results(mount, "a cup of coffee") == ["coffee.png"]
+        assert results(mount, "a cup of coffee") == ["01 coffee.png"]
         for image in ("coffee.png", "rocket.jpg"):
             make_read_detectable(store / image)
 
@@ -215,7 +215,7 @@ def test_new_folder_in_the_file_manager_is_a_saved_search_that_fills(
         assert os.listdir(search / "a cat") == []  # no cat yet
 
         shutil.copy(photos["chelsea.png"], mount.mountpoint / "chelsea.png")
-        wait_for(lambda: results(mount, "a cat") == ["chelsea.png"], INGEST_TIMEOUT,
+        wait_for(lambda: results(mount, "a cat") == ["01 chelsea.png"], INGEST_TIMEOUT,
                  "the saved search to fill")  # fmt: skip
         screen.go_to(window, search / "a cat")
         screen.wait_window("a cat")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.fs.conftest import Mount, checked_mount, semfs
-from tests.fs.test_search import expect_errno, results, wait_indexed
+from tests.fs.test_search import expect_errno, ranked, results, unranked, wait_indexed
 
 
 def save_with_exif(source: Path, target: Path, make: str, model: str, taken: str) -> None:
@@ -56,35 +56,37 @@ def test_k_cut_and_order(mount: Mount) -> None:
     assert len(results(mount, ALL)) == 4
     assert len(results(mount, "a photo @t=2 @k=2")) == 2
     assert results(mount, "a photo @t=0.01") == []  # nothing that close
-    assert results(mount, f"{ALL} @sort=name") == ["astronaut.png", "cat.jpg", "coffee.png",
-                                                    "rocket.jpg"]  # fmt: skip
-    assert results(mount, f"{ALL} @sort=date") == ["cat.jpg", "astronaut.png", "coffee.png",
-                                                    "rocket.jpg"]  # fmt: skip
-    assert results(mount, f"{ALL} @sort=oldest") == ["rocket.jpg", "coffee.png",
-                                                      "astronaut.png", "cat.jpg"]  # fmt: skip
+    # Ranks follow the order asked for: a listing sorted by name shows it.
+    assert results(mount, f"{ALL} @sort=name") == ranked("astronaut.png", "cat.jpg",
+                                                          "coffee.png", "rocket.jpg")  # fmt: skip
+    assert results(mount, f"{ALL} @sort=date") == ranked("cat.jpg", "astronaut.png",
+                                                          "coffee.png", "rocket.jpg")  # fmt: skip
+    assert results(mount, f"{ALL} @sort=oldest") == ranked("rocket.jpg", "coffee.png",
+                                                            "astronaut.png", "cat.jpg")  # fmt: skip
     sizes = [(mount.mountpoint / "search" / f"{ALL} @sort=size" / name).stat().st_size
              for name in results(mount, f"{ALL} @sort=size")]  # fmt: skip
     assert sizes == sorted(sizes, reverse=True)
 
 
 def test_filters_on_exif_and_file_metadata(mount: Mount) -> None:
-    assert results(mount, f"{ALL} year:2019") == ["rocket.jpg"]  # EXIF DateTimeOriginal
-    assert results(mount, f"{ALL} year:2021") == ["coffee.png"]  # no EXIF: the file's time
-    assert sorted(results(mount, f"{ALL} year:2021-2023")) == ["astronaut.png", "cat.jpg",
-                                                               "coffee.png"]  # fmt: skip
-    assert results(mount, f"{ALL} camera:nikon") == ["cat.jpg"]
-    assert results(mount, f"{ALL} camera:EOS") == ["rocket.jpg"]
-    assert results(mount, f"{ALL} in:holiday") == ["astronaut.png"]
+    assert results(mount, f"{ALL} year:2019") == ["01 rocket.jpg"]  # EXIF DateTimeOriginal
+    assert results(mount, f"{ALL} year:2021") == ["01 coffee.png"]  # no EXIF: the file's time
+    assert sorted(unranked(results(mount, f"{ALL} year:2021-2023"))) == [
+        "astronaut.png", "cat.jpg", "coffee.png"
+    ]  # fmt: skip
+    assert results(mount, f"{ALL} camera:nikon") == ["01 cat.jpg"]
+    assert results(mount, f"{ALL} camera:EOS") == ["01 rocket.jpg"]
+    assert results(mount, f"{ALL} in:holiday") == ["01 astronaut.png"]
     assert results(mount, f"{ALL} in:animals camera:canon") == []
     # Filters alone list the matching images themselves, newest first.
-    assert results(mount, "year:2019-2023") == ["cat.jpg", "astronaut.png", "coffee.png",
-                                                "rocket.jpg"]  # fmt: skip
-    assert results(mount, "camera:nikon") == ["cat.jpg"]
+    assert results(mount, "year:2019-2023") == ranked("cat.jpg", "astronaut.png", "coffee.png",
+                                                      "rocket.jpg")  # fmt: skip
+    assert results(mount, "camera:nikon") == ["01 cat.jpg"]
 
 
 def test_exclusion_leaves_out_what_a_word_would_find(mount: Mount) -> None:
-    assert "cat.jpg" in results(mount, "a cat")
-    without = results(mount, f"{ALL} -cat")
+    assert "cat.jpg" in unranked(results(mount, "a cat"))
+    without = unranked(results(mount, f"{ALL} -cat"))
     assert "cat.jpg" not in without and "rocket.jpg" in without and "coffee.png" in without
 
 

@@ -43,6 +43,22 @@ def results(mount: Mount, query: str | bytes) -> list[str]:
     return [os.fsdecode(name) for name in os.listdir(search + b"/" + os.fsencode(query))]
 
 
+def ranked(*names: str) -> list[str]:
+    """Result names as a view lists them, best first: each behind its rank."""
+    return [f"{rank:02d} {name}" for rank, name in enumerate(names, start=1)]
+
+
+def unranked(listed: list[str]) -> list[str]:
+    """The names behind the ranks of a listing, in its order; each rank must be its place
+    in the listing (two digits: a limit under 100)."""
+    names = []
+    for place, name in enumerate(listed, start=1):
+        rank, _, behind = name.partition(" ")
+        assert rank == f"{place:02d}" and behind, listed
+        names.append(behind)
+    return names
+
+
 def catalog_rows(store: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
     db = sqlite3.connect(f"file:{store / '.semfs' / 'catalog.sqlite3'}?mode=ro", uri=True)
     try:
@@ -66,11 +82,11 @@ def test_copied_photos_are_found_best_first_and_unrelated_ones_cut(
     )
     wait_indexed(mounted, files=5)
 
-    assert results(mounted, "a cup of coffee") == ["coffee.png"]  # the others are cut
-    assert results(mounted, "a cat")[0] == "cat.png"
+    assert results(mounted, "a cup of coffee") == ["01 coffee.png"]  # the others are cut
+    assert results(mounted, "a cat")[0] == "01 cat.png"
     assert results(mounted, "a plate of spaghetti") == []  # nothing fits: nothing listed
 
-    hit = mnt / "search" / "a cup of coffee" / "coffee.png"
+    hit = mnt / "search" / "a cup of coffee" / "01 coffee.png"
     assert hit.read_bytes() == (mounted.store / "coffee.png").read_bytes()
     assert hit.stat().st_size == (mounted.store / "coffee.png").stat().st_size
     assert 0.0 < float(os.getxattr(hit, "user.semfs.score")) <= 1.0
@@ -82,7 +98,7 @@ def test_copied_photos_are_found_best_first_and_unrelated_ones_cut(
     listed = results(mounted, "a cat")
     for extra in ([], ["--max-distance", "1.15"]):
         printed = json.loads(semfs("search", mounted.store, "a cat", "--json", *extra).stdout)
-        assert [Path(entry["path"]).name for entry in printed] == listed
+        assert [Path(entry["path"]).name for entry in printed] == unranked(listed)
 
     # Read-only there: the images themselves cannot be changed or removed through it.
     expect_errno(errno.EROFS, open, hit, "r+b")
@@ -100,11 +116,11 @@ def test_rename_keeps_the_caption_and_delete_drops_the_result(mounted: Mount) ->
     (before,) = catalog_rows(store, query, b"coffee.png")
 
     os.rename(mnt / "coffee.png", mnt / "animals" / "espresso.png")
-    wait_for(lambda: results(mounted, "a cup of coffee") == ["espresso.png"], what="renamed hit")
+    wait_for(lambda: results(mounted, "a cup of coffee") == ["01 espresso.png"], what="renamed")
     (after,) = catalog_rows(store, query, b"espresso.png")
     assert after == before  # same record, vector and caption: not described again
     assert mounted.status()["queued"] == 0
-    hit = mnt / "search" / "a cup of coffee" / "espresso.png"
+    hit = mnt / "search" / "a cup of coffee" / "01 espresso.png"
     assert os.getxattr(hit, "user.semfs.path") == b"animals/espresso.png"
 
     os.unlink(mnt / "animals" / "espresso.png")
@@ -127,7 +143,7 @@ def test_saved_queries_fill_as_images_arrive_and_survive_remounts(
     before = os.stat(search / "a motorbike").st_mtime_ns
     shutil.copy(SAMPLE_DIR / "motorcycle_left.png", mnt / "ride.png")
     wait_for(
-        lambda: results(mounted, "a motorbike") == ["ride.png"],
+        lambda: results(mounted, "a motorbike") == ["01 ride.png"],
         timeout=INGEST_TIMEOUT,
         what="the saved query to fill",
     )
@@ -138,7 +154,7 @@ def test_saved_queries_fill_as_images_arrive_and_survive_remounts(
     again = start_foreground(mounted.store, mnt, tmp_path / "again.log")
     try:
         assert os.listdir(mnt / "search") == ["a motorbike"]
-        wait_for(lambda: results(again, "a motorbike") == ["ride.png"], timeout=INGEST_TIMEOUT)
+        wait_for(lambda: results(again, "a motorbike") == ["01 ride.png"], timeout=INGEST_TIMEOUT)
         os.rmdir(mnt / "search" / "a motorbike")
         assert os.listdir(mnt / "search") == []
         again.unmount()
@@ -170,7 +186,7 @@ FILE_MANAGER_PROBES = (
 def test_file_manager_probes_are_absent_and_cost_no_search(mounted: Mount) -> None:
     search = mounted.mountpoint / "search"
     wait_indexed(mounted, 3)
-    assert os.listdir(search / "a cup of coffee") == ["coffee.png"]
+    assert os.listdir(search / "a cup of coffee") == ["01 coffee.png"]
     searches = mounted.log_text().count(" search '")
     for folder in (search, search / "a cup of coffee"):
         for probe in FILE_MANAGER_PROBES:
@@ -194,7 +210,7 @@ def test_bad_images_are_recorded_with_reasons_and_skipped(
     assert "truncated" in reasons["truncated.jpg"]
     assert "not an image" in reasons["fake.jpg"]
     assert "empty" in reasons["empty.png"]
-    assert all(name not in results(mounted, "a photo") for name in reasons)
+    assert all(name not in unranked(results(mounted, "a photo")) for name in reasons)
     # `semfs index` on a mounted store follows the daemon and ends with the same summary.
     summary = semfs("index", mounted.store, "--quiet").stdout
     assert "indexed 4, failed 3" in summary and "failed: fake.jpg: not an image" in summary
@@ -205,12 +221,93 @@ def test_a_caption_set_by_the_user_wins(mounted: Mount) -> None:
     wait_indexed(mounted, files=3)
     os.setxattr(mnt / "rocket.jpg", "user.semfs.caption", b"a red bicycle leaning on a wall")
     wait_for(
-        lambda: results(mounted, "a bicycle")[:1] == ["rocket.jpg"],
+        lambda: results(mounted, "a bicycle")[:1] == ["01 rocket.jpg"],
         timeout=INGEST_TIMEOUT,
         what="the user caption to be indexed",
     )
-    hit = mnt / "search" / "a bicycle" / "rocket.jpg"
+    hit = mnt / "search" / "a bicycle" / "01 rocket.jpg"
     assert os.getxattr(hit, "user.semfs.caption") == b"a red bicycle leaning on a wall"
+
+
+def test_results_are_named_by_rank_so_a_listing_sorted_by_name_comes_best_first(
+    mounted: Mount, photos: dict[str, Path]
+) -> None:
+    mnt = mounted.mountpoint
+    subprocess.run(
+        ["cp", str(photos["astronaut.png"]), str(photos["moon.png"]), str(mnt)], check=True
+    )
+    wait_indexed(mounted, files=5)
+    folder = mnt / "search" / "a cup of coffee @t=2"  # every image, within the cut
+
+    def ls(*options: str) -> list[str]:
+        done = subprocess.run(["ls", *options, str(folder)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    by_name, as_read = ls(), ls("-U")  # ls sorts by name; -U: the order readdir gives
+    assert by_name == as_read
+    paths = [os.fsdecode(os.getxattr(folder / name, "user.semfs.path")) for name in by_name]
+    assert sorted(paths) == ["animals/cat.png", "astronaut.png", "coffee.png", "moon.png",
+                             "rocket.jpg"]  # fmt: skip
+    assert by_name == ranked(*(Path(path).name for path in paths))
+    assert unranked(by_name)[0] == "coffee.png"  # best first; by its plain name, third
+    scores = [float(os.getxattr(folder / name, "user.semfs.score")) for name in by_name]
+    assert scores == sorted(scores, reverse=True)
+    # Listed again, nothing changed: the same names for the same inodes.
+    inodes = [(folder / name).stat().st_ino for name in by_name]
+    assert ls() == by_name and [(folder / name).stat().st_ino for name in by_name] == inodes
+
+    # As wide as the folder's limit: its own @k, else top_k (50).
+    wide = os.listdir(mnt / "search" / "a cup of coffee @t=2 @k=100")
+    assert wide == [f"0{name}" for name in by_name]
+    assert os.listdir(mnt / "search" / "a cup of coffee @t=2 @k=2") == by_name[:2]
+
+
+def test_an_open_result_reads_on_when_its_rank_changes(mounted: Mount) -> None:
+    """The entry is one inode per (query, image): renamed by a new rank, it is the same
+    file, so what holds it open reads on; its old name is gone, its new one listed."""
+    mnt = mounted.mountpoint
+    wait_indexed(mounted, files=3)
+    folder = mnt / "search" / "a cup of coffee"
+    assert os.listdir(folder) == ["01 coffee.png"]
+    inode = (folder / "01 coffee.png").stat().st_ino
+    with open(folder / "01 coffee.png", "rb") as image:
+        start = image.read(1000)
+        # A better match arrives: the rocket, captioned as exactly what is asked for.
+        os.setxattr(mnt / "rocket.jpg", "user.semfs.caption", b"a cup of coffee")
+        wait_for(lambda: os.listdir(folder) == ["01 rocket.jpg", "02 coffee.png"],
+                 INGEST_TIMEOUT, "the rocket to rank first")  # fmt: skip
+        assert start + image.read() == (mounted.store / "coffee.png").read_bytes()
+        assert os.fstat(image.fileno()).st_ino == inode
+    assert (folder / "02 coffee.png").stat().st_ino == inode
+    assert os.getxattr(folder / "02 coffee.png", "user.semfs.path") == b"coffee.png"
+    assert os.getxattr(folder / "01 rocket.jpg", "user.semfs.path") == b"rocket.jpg"
+    assert (folder / "01 rocket.jpg").stat().st_ino != inode
+    expect_errno(errno.ENOENT, os.stat, folder / "01 coffee.png")
+
+
+def test_plain_result_names_on_request(store: Path, tmp_path: Path) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    refused = semfs("mount", store, mountpoint, "-o", "result_names=sorted", check=False)
+    assert refused.returncode == 1, refused
+    assert "result_names = 'sorted': it is one of ranked, plain" in refused.stderr
+    assert not os.path.ismount(mountpoint)
+    semfs("mount", store, mountpoint, "-o", "result_names=plain")
+    try:
+        mount = Mount(store, mountpoint, None, store / ".semfs" / "mount.log")
+        wait_indexed(mount, files=3)
+        assert os.listdir(mountpoint / "search" / "a cup of coffee") == ["coffee.png"]
+        listed = os.listdir(mountpoint / "search" / "a cup of coffee @t=2")
+        assert listed[0] == "coffee.png" and sorted(listed) == ["cat.png", "coffee.png",
+                                                                "rocket.jpg"]  # fmt: skip
+        mount.wait_status(image_features=3, image_features_queued=0)
+        os.mkdir(mountpoint / "similar" / "coffee.png @t=2")
+        assert sorted(os.listdir(mountpoint / "similar" / "coffee.png @t=2")) == [
+            "cat.png", "rocket.jpg"
+        ]  # fmt: skip
+    finally:
+        semfs("unmount", mountpoint)
 
 
 def test_search_settings_from_the_command_line_and_config_file(store: Path, tmp_path: Path) -> None:
@@ -224,7 +321,7 @@ def test_search_settings_from_the_command_line_and_config_file(store: Path, tmp_
         mount = Mount(store, mountpoint, None, store / ".semfs" / "mount.log")
         wait_indexed(mount, files=3)
         # Every image is within distance 2 of any query; top_k 1 keeps the best one.
-        assert os.listdir(mountpoint / "find" / "a cup of coffee") == ["coffee.png"]
+        assert os.listdir(mountpoint / "find" / "a cup of coffee") == ["01 coffee.png"]
         # With the calibrated cut nothing fits this (see the first test); with 2, one does.
         assert len(os.listdir(mountpoint / "find" / "a plate of spaghetti")) == 1
     finally:

@@ -38,6 +38,7 @@ def test_tags_list_keywords_with_counts_and_their_images(
     listed = os.listdir(tags)
     assert set(cat_words) <= set(listed)
     assert (tags / "cat").stat().st_size == 1  # how many images have it
+    # Plain names, unranked: a keyword folder lists its images newest first, not by score.
     assert os.listdir(tags / "cat") == ["cat.png"]
     assert (tags / "cat" / "cat.png").read_bytes() == photos["chelsea.png"].read_bytes()
     assert os.getxattr(tags / "cat" / "cat.png", "user.semfs.path") == b"animals/cat.png"
@@ -70,14 +71,19 @@ def test_triplets_are_readable_and_put_who_does_what_first(mounted: Mount) -> No
     os.setxattr(mnt / "rocket.jpg", "user.semfs.caption", b"a cat chasing a dog in a park")
     query = mnt / "search" / "dogs chasing cats"
 
+    def ranking() -> dict[str, str]:
+        """Image name -> its name as listed (`01 coffee.png`), in the listing's order."""
+        return {name.partition(" ")[2]: name for name in os.listdir(query)}
+
     def listed() -> list[str]:
-        return [name for name in os.listdir(query) if name in ("coffee.png", "rocket.jpg")]
+        return [image for image in ranking() if image in ("coffee.png", "rocket.jpg")]
 
     wait_for(lambda: listed() == ["coffee.png", "rocket.jpg"], INGEST_TIMEOUT, "dog first")
-    assert os.listdir(query)[0] == "coffee.png"
-    scores = [float(os.getxattr(query / name, "user.semfs.score")) for name in listed()]
+    assert os.listdir(query)[0] == "01 coffee.png"
+    names = ranking()
+    scores = [float(os.getxattr(query / names[image], "user.semfs.score")) for image in listed()]
     assert scores[0] < scores[1]  # first by its triplet, not by its embedding
-    assert os.listdir(mnt / "search" / "the cat chasing the dog")[0] == "rocket.jpg"
-    found = os.getxattr(query / "rocket.jpg", "user.semfs.triplets")
+    assert os.listdir(mnt / "search" / "the cat chasing the dog")[0] == "01 rocket.jpg"
+    found = os.getxattr(query / names["rocket.jpg"], "user.semfs.triplets")
     assert json.loads(found) == [["cat", "chasing", "dog"]]
-    assert "user.semfs.triplets" in os.listxattr(query / "coffee.png")
+    assert "user.semfs.triplets" in os.listxattr(query / "01 coffee.png")

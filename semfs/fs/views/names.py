@@ -2,7 +2,9 @@
 
 Every name looked up under `search/` is a query, except dot-names and the names file
 managers probe for (`desktop.ini`, `folder.jpg`, ...), which are absent. A result is
-named by its image's basename; names several results share get a stable suffix.
+named by its image's basename; names several results share get a stable suffix. In
+search/ and similar/ the name starts with the result's rank, zero-padded (`01 cat.png`),
+so that a listing sorted by name, as `ls` and file managers sort, shows the best first.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 
 from semfs.search.query import QuerySyntaxError, parse_query
 from semfs.search.searcher import Hit
@@ -17,6 +20,7 @@ from semfs.search.searcher import Hit
 log = logging.getLogger(__name__)
 
 NAME_MAX = 255
+_RANKED = re.compile(rb"(\d{2,}) (.+)", re.S)  # `01 cat~42.png`, as ranked_names makes it
 # Names file managers and shells look up in any directory; never queries.
 PROBE_NAMES = frozenset({
     b"desktop.ini", b"folder.jpg", b"folder.png", b"folder.gif", b"thumbs.db", b"autorun.inf",
@@ -70,3 +74,24 @@ def result_names(hits: list[Hit]) -> list[bytes]:
                 stem, dot, extension = extension, b"", b""
             names.append(b"%s~%d%s%s" % (stem, hit.file_id, dot, extension))
     return names
+
+
+def rank_width(limit: int) -> int:
+    """Digits in the rank prefixes of a folder that lists at most `limit` results (at
+    least 2): the same width for every rank, so that names sort as the ranks do."""
+    return max(2, len(str(limit)))
+
+
+def ranked_names(hits: list[Hit], limit: int) -> list[bytes]:
+    """Each hit's result name behind its rank in the listing, 1-based, zero-padded to the
+    width of the folder's `limit` (`01 dog.jpg`, `02 cat~42.png`): sorted by name, the
+    listing comes best first. A name stays the same while its rank does."""
+    width = rank_width(max(limit, len(hits)))
+    return [b"%0*d %s" % (width, rank, name) for rank, name in enumerate(result_names(hits), 1)]
+
+
+def unranked(name: bytes) -> bytes | None:
+    """The result name behind a rank prefix (`03 cat~42.png` -> `cat~42.png`); None when
+    `name` has none."""
+    match = _RANKED.fullmatch(name)
+    return None if match is None else match.group(2)

@@ -9,7 +9,9 @@ decides which names are folders (queries, keywords, examples); the tree does the
 Result entries are read-only views of the stored images: each has its own stable inode
 per (query, image) that reads the image's content, shows its size and times, and
 carries `user.semfs.score`, `user.semfs.caption` and `user.semfs.path` (see
-docs/architecture.md for why not the image's own inode).
+docs/architecture.md for why not the image's own inode). In a tree that ranks its names
+(`01 cat.png`, names.py) an entry whose rank changes is renamed and keeps its inode, so
+a file open under the old name goes on reading the same image.
 
 Only the trio thread touches this state; searches run in worker threads.
 """
@@ -32,7 +34,7 @@ import trio
 from semfs.config import CAPTION_XATTR
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import InodeTable
-from semfs.fs.views.names import is_probe, result_names
+from semfs.fs.views.names import is_probe, ranked_names, result_names
 from semfs.ml.triplets import triplets
 from semfs.search.engine import NotReady
 from semfs.search.searcher import Hit
@@ -85,6 +87,7 @@ class QueryFolder:
 
 
 Describe = Callable[[QueryFolder, pyfuse3.EntryAttributes], None]
+RankLimit = Callable[[str], int]  # the most results a folder of this text lists
 
 
 class QueryTree:
@@ -97,6 +100,7 @@ class QueryTree:
         limiter: trio.CapacityLimiter,
         shared: bool = False,
         describe_folder: Describe | None = None,
+        rank_limit: RankLimit | None = None,
     ) -> None:
         self._inodes = inodes
         self._store = store
@@ -104,6 +108,9 @@ class QueryTree:
         self._source = source
         self._limiter = limiter
         self._describe_folder = describe_folder  # the view's own touch on folder attributes
+        # Results are named behind their rank, as wide as a folder's limit (names.py);
+        # None: by their plain names (tags/, or the result_names setting).
+        self._rank_limit = rank_limit
         # Mounted for other users too (allow_other): the kernel shares cached entries
         # between users, so result entries are not cached and every access asks us.
         self._result_timeout = 0.0 if shared else RESULT_TIMEOUT
@@ -286,10 +293,15 @@ class QueryTree:
             self._set_results(folder, hits)
             folder.version = version
 
+    def _result_names(self, folder: QueryFolder, hits: list[Hit]) -> list[bytes]:
+        if self._rank_limit is None:
+            return result_names(hits)
+        return ranked_names(hits, self._rank_limit(folder.text))
+
     def _set_results(self, folder: QueryFolder, hits: list[Hit]) -> None:
-        old_names = set(folder.by_name)
+        old_by_name = folder.by_name
         results = []
-        for name, hit in zip(result_names(hits), hits, strict=True):
+        for name, hit in zip(self._result_names(folder, hits), hits, strict=True):
             result = folder.inode_of_file.get(hit.file_id)
             if result is None:
                 result = ResultEntry(self._inodes.allocate(), name, hit)
@@ -306,8 +318,11 @@ class QueryTree:
             # (doing it here, inside a request on this directory, could deadlock).
             self._stale_attributes.add(folder.inode)
             self._changed.set()
-        for name in old_names - set(folder.by_name):
-            pyfuse3.invalidate_entry_async(folder.inode, name, ignore_enoent=True)
+        # A name gone, or now another entry's (a rank changed hands): the kernel must
+        # look it up again. An entry renamed keeps its inode, and its open files.
+        for name, result in old_by_name.items():
+            if folder.by_name.get(name) is not result:
+                pyfuse3.invalidate_entry_async(folder.inode, name, ignore_enoent=True)
         for result in list(folder.inode_of_file.values()):
             if folder.by_name.get(result.name) is not result:
                 self._drop_result_if_unused(folder, result)

@@ -1,5 +1,6 @@
 """The `search/` view: `search/<query>/` lists the stored images whose captions mean
-the query, best first.
+the query, best first, each named behind its rank (`01 coffee.png`; plain `coffee.png`
+with the result_names setting "plain").
 
 Every name looked up under `search/` is a query, except dot-names and the names file
 managers probe for (names.py), which are absent. A lookup is cheap; the search runs when
@@ -71,9 +72,11 @@ class SearchView(TreeView):
         self._catalog = engine.catalog
         self._entry_timeout = entry_timeout
         self._limiter = trio.CapacityLimiter(4)
+        self._top_k = engine.settings.top_k
+        ranked = engine.settings.result_names == "ranked"
         self.tree = QueryTree(
             inodes, store, entry_timeout, TextSearch(engine), self._limiter,
-            engine.settings.allow_other,
+            engine.settings.allow_other, rank_limit=self._limit if ranked else None,
         )  # fmt: skip
         self.root_inode = self.tree.root_inode
         for saved in self._catalog.reads.saved_queries():
@@ -81,6 +84,10 @@ class SearchView(TreeView):
                 self.tree.folder(saved, query_text(saved)).saved = True
             except OSError:
                 log.warning("ignoring saved query %r: not a valid query name", saved)
+
+    def _limit(self, text: str) -> int:
+        """The most results a query lists: its own `@k=`, else top_k."""
+        return parse_query(text).k or self._top_k
 
     async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         tree = self.tree

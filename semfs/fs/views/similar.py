@@ -1,11 +1,12 @@
 """The search-by-example view: `similar/<example>/` lists the stored images that look
 most like the example, best first, by image features (semfs/ml/image_features.py) in
-their own index.
+their own index; each named behind its rank, as in search/ (`01 cat.png`).
 
 An example is made in one of two ways, and kept until `rmdir` (it survives remounts):
-- `mkdir similar/<name of a stored image>`: that image (a name listed as `cat~42.png`
-  in a view picks file 42; a plain name shared by several images picks the oldest). It
-  is left out of its own results.
+- `mkdir similar/<name of a stored image>`: that image (a name as a view lists it picks
+  the same one: `03 cat~42.png` or `cat~42.png` picks file 42, the rank is dropped
+  when no image has the name as given; a plain name shared by several images picks
+  the oldest). It is left out of its own results.
 - `cp photo.jpg similar/`: an image from anywhere, not added to the store. It is
   written to an unlinked file in the state directory; when the copy is closed its
   features are computed (a bad image fails the close with EINVAL, and the log says
@@ -40,7 +41,7 @@ from semfs.errors import ModelError
 from semfs.fs.access import Reach
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.inodes import ROOT_INODE, InodeTable
-from semfs.fs.views.names import NAME_MAX, is_probe
+from semfs.fs.views.names import NAME_MAX, is_probe, unranked
 from semfs.fs.views.query_tree import QueryTree
 from semfs.fs.views.tree_view import TreeView
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
@@ -136,9 +137,11 @@ class SimilarView(TreeView):
         self._limiter = trio.CapacityLimiter(4)
         self._examples: dict[bytes, Example] = {}
         source = ExampleSearch(engine, self._examples)
+        ranked = engine.settings.result_names == "ranked"
         self.tree = QueryTree(
-            inodes, store, entry_timeout, source, self._limiter, engine.settings.allow_other
-        )
+            inodes, store, entry_timeout, source, self._limiter, engine.settings.allow_other,
+            rank_limit=self._limit if ranked else None,
+        )  # fmt: skip
         self.root_inode = self.tree.root_inode
         self._uploads: dict[int, _Upload] = {}  # by descriptor (= file handle)
         self._upload_by_inode: dict[int, _Upload] = {}
@@ -159,6 +162,10 @@ class SimilarView(TreeView):
 
     def _is_example(self, name: bytes) -> bool:
         return self.tree.is_saved(name)
+
+    def _limit(self, text: str) -> int:
+        """The most results an example lists: its own `@k=`, else top_k."""
+        return _modifiers_of(text).k or self._settings.top_k
 
     async def lookup(self, parent: int, name: bytes, pid: int) -> pyfuse3.EntryAttributes:
         if parent == ROOT_INODE:
@@ -230,7 +237,19 @@ class SimilarView(TreeView):
 
     def _stored_image(self, name: bytes, reach: Reach) -> int:
         """The id of the indexed image `name` names, among those the caller may read
-        (worker thread)."""
+        (worker thread): by the name as given, else by the name behind its rank (a name
+        as a view lists it, `03 cat.png`)."""
+        plain = unranked(name)
+        for candidate in (name,) if plain is None else (name, plain):
+            file_id = self._readable_image(candidate, reach)
+            if file_id is not None:
+                return file_id
+        log.warning("similar/%s refused: no indexed image of that name", os.fsdecode(name))
+        raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")
+
+    def _readable_image(self, name: bytes, reach: Reach) -> int | None:
+        """The image a result name picks (`cat~42.png`: file 42; `cat.png`: the oldest of
+        that name the caller may read); None if none (worker thread)."""
         match = _DISAMBIGUATED.fullmatch(name)
         if match is not None:
             basename = match.group(1) + (match.group(3) or b"")
@@ -239,11 +258,7 @@ class SimilarView(TreeView):
             if any(file_id == wanted and reach.may_read(path) for file_id, path in named):
                 return wanted
         named = self._catalog.examples.indexed_named(name)
-        found = [(file_id, path) for file_id, path in named if reach.may_read(path)]
-        if not found:
-            log.warning("similar/%s refused: no indexed image of that name", os.fsdecode(name))
-            raise FileNotFoundError(errno.ENOENT, "no indexed image of that name")
-        return found[0][0]
+        return next((file_id for file_id, path in named if reach.may_read(path)), None)
 
     async def rmdir(self, parent: int, name: bytes) -> None:
         if parent != self.root_inode:

@@ -7,7 +7,9 @@ their kinds (semfs/ml/label_tags.py) and YAKE's keywords of what people wrote
 Its folders and result entries are a QueryTree (query_tree.py), as search/'s are: a
 keyword folder is a "query" whose results come from the catalog instead of the index,
 so entries, lookups, reads, xattrs and the refresh when the index changes work the same
-way.
+way. Its results keep their plain names (`cat.png`) whatever the result_names setting:
+rank prefixes are asked for where a listing is ranked by score, and a keyword folder
+lists its images newest first, never by score.
 """
 
 from __future__ import annotations
