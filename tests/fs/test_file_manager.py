@@ -3,8 +3,9 @@
 It opens `MOUNT/search/<query>/` and must show the results with thumbnails it made by
 reading the images through the mount: the window is titled with the query, the image's
 backing file was read (its atime moved), and the screenshot holds the image itself,
-shrunk, where an image not among the results is absent. Then a folder made with the
-file manager's own "New Folder" under `search/` is a saved search, and it fills when a
+shrunk, where an image not among the results is absent. Sorted by name, as it sorts,
+the icons are in rank order, the best match first. Then a folder made with the file
+manager's own "New Folder" under `search/` is a saved search, and it fills when a
 matching image is copied in.
 
 The screenshots are kept when SEMFS_SCREENSHOTS names a directory (docs/ has two).
@@ -26,7 +27,7 @@ from PIL import Image
 from skimage.feature import match_template
 
 from tests.fs.conftest import Mount, checked_mount, wait_for
-from tests.fs.test_search import INGEST_TIMEOUT, results
+from tests.fs.test_search import INGEST_TIMEOUT, results, unranked
 
 TOOLS = ("Xvfb", "pcmanfm", "xdotool", "import", "dbus-run-session")
 MISSING = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -46,6 +47,7 @@ win_width=960
 win_height=640
 view_mode=thumbnail
 show_hidden=0
+sort=name;ascending;
 """
 LIBFM_CONF = """\
 [config]
@@ -144,13 +146,23 @@ def open_folder(screen: Screen, started: list[subprocess.Popen[bytes]], folder: 
 
 def best_match(screenshot: np.ndarray, photo: Path) -> float:
     """How well the photo, shrunk as a thumbnail, matches some place of the screenshot."""
-    best = -1.0
+    return best_place(screenshot, photo)[0]
+
+
+def best_place(screenshot: np.ndarray, photo: Path) -> tuple[float, int, int]:
+    """The best match of the photo, shrunk as a thumbnail, with the screenshot: how well
+    it matches, and the x and y of its centre there."""
+    best = (-1.0, 0, 0)
     original = Image.open(photo).convert("L")
     for size in THUMBNAIL_SIZES:
         thumbnail = original.copy()
         thumbnail.thumbnail((size, size), Image.Resampling.BILINEAR)
         template = np.asarray(thumbnail, dtype=np.float32)
-        best = max(best, float(match_template(screenshot, template).max()))
+        matches = match_template(screenshot, template)
+        y, x = np.unravel_index(int(np.argmax(matches)), matches.shape)
+        score = float(matches[y, x])
+        if score > best[0]:
+            best = (score, int(x) + thumbnail.width // 2, int(y) + thumbnail.height // 2)
     return best
 
 
@@ -188,6 +200,36 @@ def test_results_show_as_thumbnails_read_through_the_mount(
         # The originals, not the store's copies: reading those would move their atimes.
         assert best_match(screenshot, photos["coffee.png"]) > SHOWN
         assert best_match(screenshot, photos["rocket.jpg"]) < ABSENT
+
+
+def test_icons_sorted_by_name_show_the_best_match_first(
+    store: Path,
+    photos: dict[str, Path],
+    tmp_path: Path,
+    screen: Screen,
+    file_manager: list[subprocess.Popen[bytes]],
+) -> None:
+    """By their plain names the coffee would be the second icon, after the cat; ranked,
+    the file manager's own sort by name puts it first, and the others as ranked."""
+    shown = {"coffee.png": photos["coffee.png"], "rocket.jpg": photos["rocket.jpg"],
+             "cat.png": photos["chelsea.png"]}  # fmt: skip
+    with checked_mount(store, tmp_path) as mount:
+        mount.wait_status(queued=0, indexed=3)
+        ranking = unranked(results(mount, "a cup of coffee @t=2"))  # the cut let all in
+        assert ranking[0] == "coffee.png" and sorted(ranking) == sorted(shown)
+        open_folder(screen, file_manager, mount.mountpoint / "search" / "a cup of coffee @t=2")
+
+        def places() -> dict[str, tuple[float, int, int]]:
+            screenshot = screen.screenshot(tmp_path / "ranked.png")
+            return {name: best_place(screenshot, photo) for name, photo in shown.items()}
+
+        wait_for(lambda: all(score > SHOWN for score, _, _ in places().values()),
+                 WINDOW_TIMEOUT, "the three thumbnails")  # fmt: skip
+        found = places()
+        rows = [y for _, _, y in found.values()]
+        assert max(rows) - min(rows) < THUMBNAIL_SIZES[0], found  # one row of icons
+        assert sorted(shown, key=lambda name: found[name][1]) == ranking, found  # by x
+        keep(tmp_path / "ranked.png", "file-manager-ranked.png")
 
 
 def test_new_folder_in_the_file_manager_is_a_saved_search_that_fills(
