@@ -21,6 +21,7 @@ APT_PACKAGES=(
     fio stress-ng                                    # benchmarks and stress tests
     systemd                                          # the boot units' tests
     xvfb pcmanfm xdotool imagemagick dbus            # the file manager test
+    webp-pixbuf-loader                               # its WebP thumbnails (a default type)
     libglib2.0-bin                                   # gio: the trash test
     wordnet-base                                     # WordNet: the kinds of tags
 )

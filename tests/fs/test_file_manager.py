@@ -274,3 +274,26 @@ def saved_queries(mount: Mount) -> list[str]:
         return [os.fsdecode(row[0]) for row in db.execute("SELECT query FROM saved_queries")]
     finally:
         db.close()
+
+
+def test_webp_results_show_as_thumbnails_too(
+    tmp_path: Path,
+    photos: dict[str, Path],
+    screen: Screen,
+    file_manager: list[subprocess.Popen[bytes]],
+) -> None:
+    """.webp is one of the default image types: GdkPixbuf needs its WebP loader
+    (webp-pixbuf-loader, which install.sh installs) to draw it."""
+    store = tmp_path / "store"
+    store.mkdir()
+    Image.open(photos["coffee.png"]).convert("RGB").save(store / "coffee.webp", quality=90)
+    with checked_mount(store, tmp_path) as mount:
+        mount.wait_status(queued=0, indexed=1)
+        assert results(mount, "a cup of coffee") == ["01 coffee.webp"]
+        make_read_detectable(store / "coffee.webp")
+        open_folder(screen, file_manager, mount.mountpoint / "search" / "a cup of coffee")
+        wait_for(lambda: (store / "coffee.webp").stat().st_atime > 0, WINDOW_TIMEOUT,
+                 "the file manager to read the result through the mount")  # fmt: skip
+        wait_for(lambda: best_match(screen.screenshot(tmp_path / "webp.png"),
+                                    photos["coffee.png"]) > SHOWN,
+                 WINDOW_TIMEOUT, "the WebP thumbnail")  # fmt: skip
