@@ -259,25 +259,29 @@ def _search_through_mount(search_dir: Path, query: str) -> list[dict[str, object
     """The listing of search_dir/<query>/ with each entry's attributes; None when the
     mount cannot answer this query (a name too long for a directory, a dead mount)."""
     directory = search_dir / query
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return None
-    hits: list[dict[str, object]] = []
-    for name in names:
-        entry = directory / name
+    for _ in range(3):  # a name gone between listing and reading: the ranking moved
         try:
-            hits.append(
-                {
-                    "path": os.fsdecode(os.getxattr(entry, "user.semfs.path")),
-                    "score": float(os.getxattr(entry, "user.semfs.score")),
-                    "distance": float(os.getxattr(entry, "user.semfs.distance")),
-                    "caption": os.getxattr(entry, CAPTION_XATTR).decode(),
-                    "triplets": json.loads(os.getxattr(entry, "user.semfs.triplets")),
-                }
-            )
-        except FileNotFoundError:
-            continue  # removed or moved since the listing, as it would be in the view
-        except (OSError, ValueError):
+            names = os.listdir(directory)
+        except OSError:
             return None
+        hits: list[dict[str, object]] = []
+        moved = False
+        for name in names:
+            entry = directory / name
+            try:
+                hits.append(
+                    {
+                        "path": os.fsdecode(os.getxattr(entry, "user.semfs.path")),
+                        "score": float(os.getxattr(entry, "user.semfs.score")),
+                        "distance": float(os.getxattr(entry, "user.semfs.distance")),
+                        "caption": os.getxattr(entry, CAPTION_XATTR).decode(),
+                        "triplets": json.loads(os.getxattr(entry, "user.semfs.triplets")),
+                    }
+                )
+            except FileNotFoundError:
+                moved = True  # its rank, so its name, changed; or it was removed
+            except (OSError, ValueError):
+                return None
+        if not moved:
+            break
     return hits
