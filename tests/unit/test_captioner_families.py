@@ -4,7 +4,7 @@ processor made offline) saved with save_pretrained, run through `semfs index --c
 transformers:<dir>` on real photos, then `semfs status` and `semfs search`. Random
 weights write gibberish; what is checked is the mechanics: every image indexed with a
 caption by that captioner, no failures, and search finds them. Grouped under the
-`captioner_families` mark (`-m "not captioner_families"` leaves them out, ~1 min)."""
+`captioner_families` mark (`-m "not captioner_families"` leaves them out; ~1 min on two cores)."""
 
 from __future__ import annotations
 
@@ -146,8 +146,40 @@ def llava(directory: Path) -> None:
     ).save_pretrained(directory)  # fmt: skip
 
 
+def idefics3(directory: Path) -> None:
+    """Idefics3, the architecture of SmolVLM (256M, 500M, 2B: model_type idefics3)."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        LlamaConfig,
+    )
+
+    grid = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = word_tokenizer(
+        ["<pad>", "<s>", "</s>", "<image>", "<fake_token_around_image>", "<global-img>",
+         "<end_of_utterance>", "user:", "assistant:", *grid],
+        pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+    )  # fmt: skip
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), num_key_value_heads=2, max_position_embeddings=256,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, **TINY,
+    )  # fmt: skip
+    vision = dict(TINY, image_size=32, patch_size=8)
+    config = Idefics3Config(vision_config=vision, text_config=text, image_token_id=3)
+    Idefics3ForConditionalGeneration(config).save_pretrained(directory)
+    # Photos split into tiles of 32 pixels, up to 2 x 2 and the whole: 4 tokens each
+    # ((32 / 8)^2 patches, merged 2 x 2 by the connector's scale factor).
+    images = Idefics3ImageProcessor(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    Idefics3Processor(
+        images, tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE
+    ).save_pretrained(directory)
+
+
 FAMILIES: dict[str, Callable[[Path], None]] = {
     "blip": blip, "git": git, "vision-encoder-decoder": vit_gpt2, "llava": llava,
+    "idefics3": idefics3,
 }  # fmt: skip
 
 
