@@ -4,7 +4,8 @@ processor made offline) saved with save_pretrained, run through `semfs index --c
 transformers:<dir>` on real photos, then `semfs status` and `semfs search`. Random
 weights write gibberish; what is checked is the mechanics: every image indexed with a
 caption by that captioner, no failures, and search finds them. Grouped under the
-`captioner_families` mark (`-m "not captioner_families"` leaves them out; ~1 min on two cores)."""
+`captioner_families` mark (`-m "not captioner_families"` leaves them out; ~1 min on
+two cores)."""
 
 from __future__ import annotations
 
