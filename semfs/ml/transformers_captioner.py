@@ -10,8 +10,9 @@ how it is driven:
   decodes what it returns.
 - chat models, which answer a request about the image: LLaVA, Idefics3 and SmolVLM. The
   request (`prompt`, DEFAULT_PROMPT unless given) and the image go through the
-  processor's chat template, one image at a time (no padding to get wrong); only the
-  tokens after the request are the caption.
+  processor's chat template, one image at a time (no padding to get wrong), the whole
+  image as one tile (WHOLE_IMAGE_ONLY); only the tokens after the request are the
+  caption.
 
 The prompt is part of the spec, not a setting of its own: it changes what the captions
 say, and the spec is the captioner's name, recorded in the catalog beside every caption,
@@ -44,6 +45,13 @@ CAPTIONING_FAMILIES = {
     "vision-encoder-decoder": "VisionEncoderDecoder (ViT-GPT2, ...)",
 }
 CHAT_FAMILIES = {"llava": "LLaVA", "idefics3": "Idefics3", "smolvlm": "SmolVLM"}
+# Chat families that cut a photo into tiles (SmolVLM at 512 px: a 4:3 photo, resized to
+# 2048 px, is 4 x 3 tiles and the whole, 13 x 64 image tokens). One sentence needs the
+# whole image alone: 1/13 of the vision encoder's work and of the image tokens.
+WHOLE_IMAGE_ONLY = {
+    "idefics3": {"do_image_splitting": False},
+    "smolvlm": {"do_image_splitting": False},
+}
 SUPPORTED = ", ".join([*CAPTIONING_FAMILIES.values(), *CHAT_FAMILIES.values()])
 
 
@@ -144,7 +152,8 @@ class TransformersCaptioner:
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.prompt}]}
         ]
         text = self._processor.apply_chat_template(request, add_generation_prompt=True)
-        inputs = self._processor(text=[text], images=[[image]], return_tensors="pt")
+        options = WHOLE_IMAGE_ONLY.get(self.family, {})
+        inputs = self._processor(text=[text], images=[[image]], return_tensors="pt", **options)
         with self._torch.inference_mode():
             tokens = self._model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
         answer = tokens[:, inputs["input_ids"].shape[1] :]

@@ -253,3 +253,19 @@ def test_a_prompt_is_refused_where_it_means_nothing(tmp_path: Path) -> None:
     for spec in ("transformers:x?size=3", "transformers:x?prompt=", "transformers:?prompt=a"):
         with pytest.raises(ModelError):
             captioner_factory(spec)  # refused before loading anything
+
+
+def test_a_smolvlm_reads_the_whole_photo_as_one_tile(tmp_path: Path) -> None:
+    idefics3(tmp_path / "idefics3")
+    captioner = make_captioner(f"transformers:{tmp_path / 'idefics3'}")
+    assert isinstance(captioner, TransformersCaptioner)
+    shapes = []
+    generate = captioner._model.generate
+
+    def watched(**inputs: Any) -> Any:
+        shapes.append(tuple(inputs["pixel_values"].shape))
+        return generate(**inputs)
+
+    captioner._model.generate = watched
+    captioner.caption([Image.new("RGB", (64, 48), "red")])  # 2 x 2 tiles, split
+    assert shapes == [(1, 1, 3, 32, 32)]  # (batch, tiles, channels, height, width)
