@@ -17,6 +17,12 @@ hnswlib and FAISS on the same vectors; every figure measured in one run.
    own search time, `semfs search` through the mount and unmounted, memory; then query
    encoding and lookup apart in this process.
 
+--states busy,idle,...: only new queries through one mount per size, in blocks of
+--block-queries, the daemon busy (every image's features queued again: the features
+backfill runs, over the store's empty images) or idle (the queue emptied), in the given
+order; each block says how long the feature queue was before and after it, so that
+busy is checked, not assumed. --round varies the queries between runs on one --work.
+
 --smoke: 2,000 images, a few queries, no hnswlib/FAISS sweep beyond one setting; for CI.
 Needs root and /dev/fuse. Works in a temporary directory (or --work, kept and reused).
 """
@@ -40,13 +46,12 @@ from typing import Any
 
 import numpy as np
 from benchlib import peers, report, vectors
-from benchlib.mount import measure_mount, measure_parts, p50, p95
+from benchlib.mount import measure_mount, measure_parts, measure_states, p50, p95
 from benchlib.store import annoy_file, build_store
 
+import semfs
 from semfs.config import Settings
 from semfs.ml.embedder import make_embedder
-
-REPO = Path(__file__).resolve().parent.parent
 
 L3 = "onnx:paraphrase-MiniLM-L3-v2"
 L6 = "sentence-transformers:all-MiniLM-L6-v2"
@@ -72,6 +77,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="raw results")
     parser.add_argument("--work", type=Path, help="keep stores here and reuse them")
     parser.add_argument("--smoke", action="store_true", help="tiny and quick, for CI")
+    parser.add_argument("--states", help="busy,idle,...: new queries busy and idle only")
+    parser.add_argument("--block-queries", type=int, default=20)
+    parser.add_argument("--round", type=int, default=0, help="seeds the --states queries")
     parser.add_argument("--peers-only", action="store_true", help="no mount: the index alone")
     parser.add_argument("--from-json", type=Path, help="only write the report of saved results")
     args = parser.parse_args()
@@ -142,6 +150,9 @@ class Bench:
         trees = Settings.index_trees
         built = build_store(root, collection, self.embedder(spec).name, trees)
         print(f"[{size}] store built: {built}", flush=True)
+        if self.args.states:
+            self.run_states(size, spec, built.store, root / "mnt")
+            return
         if with_peers:
             self.peers(f"{report.size_name(size)} caption-like", collection.vectors,
                        spec, annoy_file(built), built.annoy_seconds, size)  # fmt: skip
@@ -161,6 +172,31 @@ class Bench:
         })  # fmt: skip
         if self.args.work is None:
             shutil.rmtree(root)
+
+    def run_states(self, size: int, spec: str, store: Path, mountpoint: Path) -> None:
+        states = [s.strip() for s in self.args.states.split(",")]
+        assert set(states) <= {"busy", "idle"}, states
+        seed = size + 1000 * (self.args.round + 1)
+        blocks = [(state == "busy", self.new_queries(self.args.block_queries, seed + i))
+                  for i, state in enumerate(states)]  # fmt: skip
+        found = measure_states(store, mountpoint, spec, blocks)
+        summary = {}
+        for state in ("busy", "idle"):
+            times = [t for b in found.blocks if b["state"] == state for t in b["new"]]
+            queues = [(b["queue_before"], b["queue_after"]) for b in found.blocks
+                      if b["state"] == state]  # fmt: skip
+            # busy: the daemon took from the queue during every block; idle: none waited
+            held = all(after < before if state == "busy" else before == after == 0
+                       for before, after in queues)  # fmt: skip
+            summary[state] = {"new_p50": p50(times), "new_p95": p95(times), "n": len(times),
+                              "feature_queue": queues, "state_held": held}  # fmt: skip
+            print(f"[{size}] {state}: new query p50 {p50(times) * 1000:.1f} ms, p95 "
+                  f"{p95(times) * 1000:.1f} ms (n {len(times)}); feature queue before -> "
+                  f"after each block {queues}: {'' if held else 'NOT '}{state} throughout",
+                  flush=True)  # fmt: skip
+        print(f"[{size}] daemon semfs: {found.daemon_semfs}", flush=True)
+        self.results["runs"].append({"size": size, "embedder": spec, "summary": summary,
+                                     **dataclasses.asdict(found)})  # fmt: skip
 
     def peers(self, label: str, data: np.ndarray, spec: str, annoy_path: Path | None,
               annoy_build: float, size: int) -> None:  # fmt: skip
@@ -273,11 +309,12 @@ def main() -> None:
         bench = Bench(args, work)
         for size in sizes(args.sizes):
             bench.run_size(size, args.embedder, with_peers=True)
-        if args.default_embedder_size:
+        if args.default_embedder_size and not args.states:
             bench.run_size(args.default_embedder_size, L6, with_peers=False)
-        for size in sizes(args.uniform_sizes):
+        for size in sizes(args.uniform_sizes) if not args.states else []:
             bench.run_uniform(size)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+    package = Path(semfs.__file__).parent  # PYTHONPATH may name another checkout
+    commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
     results = bench.results
     results["meta"] = {
@@ -292,6 +329,9 @@ def main() -> None:
     }  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    if args.states:
+        print(json.dumps(results["meta"]))
+        return
     text = render(results, args.output)
     print(text)
     if args.output:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -183,3 +184,80 @@ def p95(values: list[float]) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+@dataclass
+class StatesResult:
+    """New queries through one mount in alternating blocks, the daemon busy (every
+    image's features queued again, so the features backfill runs) or idle (the queue
+    emptied): `feature_queue` counted before and after each block shows which it was."""
+
+    blocks: list[dict[str, object]] = field(default_factory=list)
+    daemon_semfs: str = ""  # where the daemon imports semfs from (PYTHONPATH, cwd)
+
+
+def _feature_queue(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM feature_queue").fetchone()[0])
+
+
+def _set_busy(db: sqlite3.Connection, busy: bool) -> None:
+    """Queue every described image's features again (busy) or none (idle), in one
+    transaction of this process; busy waits until the daemon takes from the queue."""
+    with db:
+        if busy:
+            db.execute(
+                "INSERT OR REPLACE INTO feature_queue (file_id, generation) SELECT file_id, "
+                "(SELECT coalesce(max(generation), 0) + 1 FROM feature_queue) FROM descriptions"
+            )
+        else:
+            db.execute("DELETE FROM feature_queue")
+    if busy:
+        full = _feature_queue(db)
+        _wait_for(lambda: _feature_queue(db) < full, 60, "the features backfill to start")
+    time.sleep(1.0)
+
+
+def measure_states(
+    store: Path, mountpoint: Path, embedder: str, blocks: list[tuple[bool, list[str]]]
+) -> StatesResult:
+    result = StatesResult()
+    log_path = Settings.load(store).log_path
+    log_start = log_path.stat().st_size if log_path.exists() else 0
+    mountpoint.mkdir(exist_ok=True)
+    semfs("mount", "--embedder", embedder, store, mountpoint)
+    db = sqlite3.connect(Settings.load(store).catalog_path, timeout=60)
+    try:
+        pid = int(Settings.load(store).lock_path.read_text().split()[0])
+        environ = dict(
+            item.split("=", 1)
+            for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
+            if "=" in item
+        )
+        result.daemon_semfs = (
+            f"PYTHONPATH={environ.get('PYTHONPATH', '')} cwd={os.readlink(f'/proc/{pid}/cwd')}"
+        )
+        search = mountpoint / "search"
+        os.listdir(search / "warm up the embedder and index")
+
+        def reconciled() -> bool:
+            return _RECONCILE_LOG.search(_log_text(store, log_start)) is not None
+
+        _wait_for(reconciled, 1800, "the reconcile scan")
+        for busy, queries in blocks:
+            _set_busy(db, busy)
+            before, started = _feature_queue(db), time.perf_counter()
+            times = [timed(lambda q=q: os.listdir(search / q)) for q in queries]
+            seconds, after = time.perf_counter() - started, _feature_queue(db)
+            timing = MountResult()
+            _read_daemon_times(timing, _log_text(store, log_start), queries)
+            result.blocks.append({
+                "state": "busy" if busy else "idle", "queries": queries, "new": times,
+                "in_daemon": timing.in_daemon, "queue_before": before, "queue_after": after,
+                "seconds": seconds, "load_average": os.getloadavg(),
+            })  # fmt: skip
+            print(f"  {result.blocks[-1]['state']}: p50 {p50(times) * 1000:.1f} ms, queue "
+                  f"{before} -> {after}", flush=True)  # fmt: skip
+    finally:
+        db.close()
+        subprocess.run([sys.executable, "-m", "semfs", "unmount", str(mountpoint)], check=False)
+    return result
