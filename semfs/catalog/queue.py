@@ -39,8 +39,8 @@ class IngestQueue:
         """The oldest `limit` queued files, for an ingest worker."""
         with self._connection.read() as db:
             rows = db.execute(
-                f"SELECT {FILE_COLUMNS} FROM ingest_queue JOIN files ON id = file_id "
-                "ORDER BY enqueued_ns, id LIMIT ?",
+                f"SELECT {FILE_COLUMNS} FROM ingest_queue CROSS JOIN files ON id = file_id "
+                "ORDER BY enqueued_ns, id LIMIT ?",  # the queue drives it (queue_items)
                 (limit,),
             ).fetchall()
         return [file_record(row) for row in rows]
@@ -64,8 +64,11 @@ class IngestQueue:
         """The next `limit` queued files not in `skip`; files that failed before go last."""
         with self._connection.read() as db:
             rows = db.execute(
+                # CROSS JOIN: the queue drives the join. Left to choose, SQLite scanned
+                # every file and probed the queue, 12 ms a call at 100 k files with the
+                # queue empty, under the shared lock (docs/benchmarks-search.md).
                 f"SELECT {FILE_COLUMNS}, enqueued_ns, attempts FROM ingest_queue "
-                "JOIN files ON id = file_id ORDER BY attempts, enqueued_ns, id LIMIT ?",
+                "CROSS JOIN files ON id = file_id ORDER BY attempts, enqueued_ns, id LIMIT ?",
                 (limit + len(skip),),
             ).fetchall()
         items = [QueueItem(file_record(row[:8]), row[8], row[9]) for row in rows]
