@@ -8,7 +8,7 @@ how it is driven:
   (BlipForConditionalGeneration), GIT (GitForCausalLM) and VisionEncoderDecoder
   (ViT-GPT2 and kin). The image processor's pixels go to `generate`; the tokenizer
   decodes what it returns.
-- chat models, which answer a request about the image: LLaVA, Idefics3 and SmolVLM. The
+- chat models, which answer a request about the image: LLaVA and Idefics3 (SmolVLM). The
   request (`prompt`, DEFAULT_PROMPT unless given) and the image go through the
   processor's chat template, one image at a time (no padding to get wrong), the whole
   image as one tile (WHOLE_IMAGE_ONLY); only the tokens after the request are the
@@ -44,14 +44,13 @@ CAPTIONING_FAMILIES = {
     "git": "GIT",
     "vision-encoder-decoder": "VisionEncoderDecoder (ViT-GPT2, ...)",
 }
-CHAT_FAMILIES = {"llava": "LLaVA", "idefics3": "Idefics3", "smolvlm": "SmolVLM"}
+# Idefics3 is SmolVLM's architecture (256M, 500M, 2.2B). SmolVLM2 (model_type smolvlm)
+# is not here: its processor loads a video processor that needs torchvision.
+CHAT_FAMILIES = {"llava": "LLaVA", "idefics3": "Idefics3 (SmolVLM)"}
 # Chat families that cut a photo into tiles (SmolVLM at 512 px: a 4:3 photo, resized to
 # 2048 px, is 4 x 3 tiles and the whole, 13 x 64 image tokens). One sentence needs the
 # whole image alone: 1/13 of the vision encoder's work and of the image tokens.
-WHOLE_IMAGE_ONLY = {
-    "idefics3": {"do_image_splitting": False},
-    "smolvlm": {"do_image_splitting": False},
-}
+WHOLE_IMAGE_ONLY = {"idefics3": {"do_image_splitting": False}}
 SUPPORTED = ", ".join([*CAPTIONING_FAMILIES.values(), *CHAT_FAMILIES.values()])
 
 
@@ -119,7 +118,7 @@ class TransformersCaptioner:
             self._processor, self._tokenizer = self._load_processing(model)
             loaded = AutoModelForImageTextToText.from_pretrained(model)
             self._model = loaded.eval()  # type: ignore[no-untyped-call]
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, ImportError) as error:
             raise _unloadable(model, error) from error
         if self.chat and not getattr(self._processor, "chat_template", None):
             raise ModelError(f"chat model {model!r} has no chat template in its processor")

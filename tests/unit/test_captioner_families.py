@@ -27,6 +27,15 @@ pytestmark = pytest.mark.captioner_families
 TINY: dict[str, Any] = {
     "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37,
 }  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def same_random_weights() -> None:
+    import torch
+
+    torch.manual_seed(19)
+
+
 WORDS = "a the photo of cat dog cup coffee rocket moon man sky on with red describe this one"
 
 
@@ -139,7 +148,9 @@ def llava(directory: Path) -> None:
     )  # fmt: skip
     vision = CLIPVisionConfig(**TINY, image_size=32, patch_size=8)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=3)
-    LlavaForConditionalGeneration(config).save_pretrained(directory)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.suppress_tokens = tokenizer.all_special_ids  # words, never empty
+    model.save_pretrained(directory)
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     LlavaProcessor(
         images, tokenizer, patch_size=8, vision_feature_select_strategy="default",
@@ -169,7 +180,9 @@ def idefics3(directory: Path) -> None:
     )  # fmt: skip
     vision = dict(TINY, image_size=32, patch_size=8)
     config = Idefics3Config(vision_config=vision, text_config=text, image_token_id=3)
-    Idefics3ForConditionalGeneration(config).save_pretrained(directory)
+    model = Idefics3ForConditionalGeneration(config)
+    model.generation_config.suppress_tokens = tokenizer.all_special_ids  # words, never empty
+    model.save_pretrained(directory)
     # Photos split into tiles of 32 pixels, up to 2 x 2 and the whole: 4 tokens each
     # ((32 / 8)^2 patches, merged 2 x 2 by the connector's scale factor).
     images = Idefics3ImageProcessor(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
@@ -243,6 +256,9 @@ def test_models_semfs_cannot_drive_are_refused_with_what_it_can(tmp_path: Path) 
     bert.mkdir()
     (bert / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ModelError, match=r"'bert'.*cannot drive.*LLaVA"):
+        make_captioner(f"transformers:{bert}")
+    (bert / "config.json").write_text(json.dumps({"model_type": "smolvlm"}))  # needs torchvision
+    with pytest.raises(ModelError, match=r"'smolvlm'.*cannot drive.*Idefics3 \(SmolVLM\)"):
         make_captioner(f"transformers:{bert}")
 
 
