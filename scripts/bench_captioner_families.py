@@ -29,13 +29,13 @@ REPEATS = 3
 
 
 def main() -> None:
-    torch.manual_seed(0)
     images = [Image.open(SAMPLE_DIR / name).convert("RGB") for name in PHOTOS]
     print("| family | parameters | MFLOPs per image | ms per image | tokens out |")
     print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as work:
         for family, build in FAMILIES.items():
             directory = Path(work) / family
+            torch.manual_seed(19)  # the tests' weights
             build(directory)
             captioner = make_captioner(f"transformers:{directory}")
             assert isinstance(captioner, TransformersCaptioner)
