@@ -35,7 +35,7 @@ if MISSING:
     pytest.skip(f"needs {', '.join(MISSING)} (scripts/install.sh)", allow_module_level=True)
 
 SCREEN = (1024, 700)
-WINDOW_TIMEOUT = 30.0
+WINDOW_TIMEOUT = 90.0  # a cold start of PCManFM on a loaded 2-core machine took > 30 s
 THUMBNAIL_SIZES = (128, 96, 64, 48)  # the box libfm fits a thumbnail into, by view
 # Normalised cross-correlation of a shrunk photo with the screenshot: the photo drawn as
 # a thumbnail scores above 0.9; a photo that is not on screen scores well below.
@@ -86,7 +86,9 @@ class Screen:
         found = ""
         deadline = time.monotonic() + WINDOW_TIMEOUT
         while not found:
-            assert time.monotonic() < deadline, f"no window titled {title!r}"
+            log = self.home / "pcmanfm.log"
+            said = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            assert time.monotonic() < deadline, f"no window titled {title!r}; pcmanfm: {said}"
             found = self.xdotool("search", "--name", f"^{title}$", check=False)
             time.sleep(0.1)
         return found.split()[0]
