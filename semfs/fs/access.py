@@ -13,6 +13,7 @@ does not enable POSIX ACLs, so the kernel ignores them on the real paths too).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -30,14 +31,19 @@ class Caller:
     """The process a request comes from, as the kernel checks permissions for it."""
 
     uid: int
-    gids: frozenset[int]
+    gid: int  # its primary group
     pid: int
 
     @classmethod
     def of(cls, uid: int, gid: int, pid: int) -> Caller:
-        """From a request's context (which carries no supplementary groups: they are
-        read from /proc; a process gone meanwhile keeps only its primary group)."""
-        return cls(uid, frozenset({gid, *_supplementary_groups(pid)}), pid)
+        return cls(uid, gid, pid)
+
+    @functools.cached_property
+    def gids(self) -> frozenset[int]:
+        """All its groups. A request's context carries no supplementary groups: they are
+        read from /proc, and only when a mode's group bits decide (a process gone
+        meanwhile keeps only its primary group)."""
+        return frozenset({self.gid, *_supplementary_groups(self.pid)})
 
 
 def _supplementary_groups(pid: int) -> list[int]:
@@ -58,7 +64,7 @@ def permits(caller: Caller, info: os.stat_result, wanted: int) -> bool:
         return not (wanted & SEARCH and is_file and not info.st_mode & 0o111)
     if caller.uid == info.st_uid:
         granted = info.st_mode >> 6
-    elif info.st_gid in caller.gids:
+    elif info.st_gid == caller.gid or info.st_gid in caller.gids:
         granted = info.st_mode >> 3
     else:
         granted = info.st_mode
@@ -99,8 +105,8 @@ def _ancestors(path: bytes) -> list[bytes]:
     return [b"/".join(parts[:depth]) for depth in range(len(parts) + 1)]
 
 
-def check_view_entry(reach: Reach, real_path: bytes | None) -> None:
-    """Refuse (EACCES) a request on a view entry that shows a file the caller cannot read
-    by its real path; entries that show no stored file (folders, copies) pass."""
-    if real_path is not None and not reach.may_read(real_path):
+def check_view_entry(reach: Reach, real_path: bytes) -> None:
+    """Refuse (EACCES) a request on a view entry that shows the stored file at
+    `real_path`, if the caller cannot read it by that path."""
+    if not reach.may_read(real_path):
         raise PermissionError(errno.EACCES, "not readable by its real path")

@@ -95,7 +95,9 @@ class SemfsOperations(pyfuse3.Operations):
         return Reach(self._fs.store, Caller.of(ctx.uid, ctx.gid, ctx.pid))
 
     def _check_view_entry(self, view: VirtualView, inode: int, ctx: pyfuse3.RequestContext) -> None:
-        check_view_entry(self._reach(ctx), view.real_path(inode))
+        real_path = view.real_path(inode)
+        if real_path is not None:  # folders show no stored file: nothing to ask the store
+            check_view_entry(self._reach(ctx), real_path)
 
     def _refuse_view(self, *inodes: int) -> None:
         """Views are read-only: changing anything in them is EROFS."""
