@@ -31,6 +31,7 @@ DEFAULT_IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 RESULT_NAMES = ("ranked", "plain")  # the values of the result_names setting
+INDEX_ENGINES = ("auto", "ivf", "annoy")  # the values of the index_engine setting
 
 # What a profile changes of the defaults. low-memory: the storage design's small-device
 # set-up (an SSD's ARM cores); docs/low-memory.md has what it costs and saves.
@@ -144,6 +145,12 @@ class Settings:
         "larger images that must be decoded whole are refused: PNG, WebP, TIFF, progressive"
         " JPEG (4-8 bytes a pixel in memory; baseline JPEGs are decoded reduced)",
     )
+    index_engine: str = setting(
+        "auto",
+        "base index: auto (exact scan below 20,000 vectors, FAISS IVF above), ivf, or annoy"
+        " (docs/benchmarks-search-sweep.md)",
+    )
+    index_nprobe: int = setting(16, "FAISS IVF lists scanned per query (recall against time)")
     index_trees: int = setting(25, "Annoy trees of the base index")
     index_search_k: int = setting(
         10_000, "Annoy nodes inspected per query (recall against time; docs/benchmarks-search.md)"
@@ -163,6 +170,10 @@ class Settings:
         if self.result_names not in RESULT_NAMES:
             raise QuietError(
                 f"result_names = {self.result_names!r}: it is one of {', '.join(RESULT_NAMES)}"
+            )
+        if self.index_engine not in INDEX_ENGINES:
+            raise QuietError(
+                f"index_engine = {self.index_engine!r}: it is one of {', '.join(INDEX_ENGINES)}"
             )
 
     @property

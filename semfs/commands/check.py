@@ -24,7 +24,7 @@ from semfs.catalog.database import Catalog, join_path
 from semfs.catalog.reconcile import ReconcileReport, find_differences
 from semfs.config import Settings
 from semfs.ml.image_features import image_features_name
-from semfs.search.index import base_files
+from semfs.search.bases import base_files
 from semfs.store.backing import BackingStore
 
 EXAMPLES = 5  # paths shown per finding

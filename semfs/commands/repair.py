@@ -32,6 +32,7 @@ from semfs.config import Settings
 from semfs.daemon.mount import hold_store_lock, read_lock_holder
 from semfs.errors import QuietError
 from semfs.ml.image_features import image_features_name
+from semfs.search.engine import index_options
 from semfs.search.index import VectorIndex
 from semfs.store.backing import BackingStore
 
@@ -153,7 +154,7 @@ def _rebuild_index(settings: Settings, catalog: Catalog) -> str:
             leftover.unlink()
         return "half-written index files removed (nothing was embedded yet)"
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    index = VectorIndex(settings.index_dir, embedder, int(dimensions), trees=settings.index_trees)
+    index = VectorIndex(settings.index_dir, embedder, int(dimensions), index_options(settings))
     index.rebuild(catalog)  # also removes older bases and half-written builds
     return f"index rebuilt from the catalog's {embedder} vectors"
 
@@ -162,7 +163,7 @@ def _rebuild_image_index(settings: Settings, catalog: Catalog) -> str:
     dimensions = settings.image_feature_dimensions
     model = image_features_name(settings.image_features, dimensions)
     settings.image_index_dir.mkdir(parents=True, exist_ok=True)
-    index = VectorIndex(settings.image_index_dir, model, dimensions,
-                        trees=settings.index_trees, table="image_vectors")  # fmt: skip
+    index = VectorIndex(settings.image_index_dir, model, dimensions, index_options(settings),
+                        table="image_vectors")  # fmt: skip
     index.rebuild(catalog)  # also removes older bases and half-written builds
     return f"image index rebuilt from the catalog's {model} vectors"

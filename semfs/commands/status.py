@@ -12,7 +12,7 @@ from semfs.config import ERRORS_XATTR, FSTYPE, Settings
 from semfs.daemon.mount import read_lock_holder
 from semfs.daemon.mounttable import find_mount, is_stale
 from semfs.daemon.reports import ask_mount
-from semfs.search.index import base_files
+from semfs.search.bases import base_files
 
 FAILURES_SHOWN = 20
 ERRORS_SHOWN = 10  # of the daemon's last warnings and errors, in the text (all in --json)

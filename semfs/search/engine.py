@@ -29,7 +29,7 @@ from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
-from semfs.search.index import VectorIndex
+from semfs.search.index import IndexOptions, VectorIndex
 from semfs.search.searcher import Searcher
 from semfs.search.space import SearchSpace
 
@@ -161,8 +161,7 @@ class Engine:
             directory,
             model,
             dimensions,
-            trees=self.settings.index_trees,
-            search_k=self.settings.index_search_k,
+            index_options(self.settings),
             rebuild_threshold=self.settings.rebuild_threshold,
             table=table,
         )
@@ -309,6 +308,11 @@ class Engine:
             self.text.index.load(self.catalog)  # the new vectors join the delta
             log.info("re-embedded %d stored captions with %s", done, self.embedder.name)
         return done
+
+
+def index_options(settings: Settings) -> IndexOptions:
+    return IndexOptions(engine=settings.index_engine, trees=settings.index_trees,
+                        search_k=settings.index_search_k, nprobe=settings.index_nprobe)  # fmt: skip
 
 
 def text_cut(settings: Settings) -> float:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from semfs.catalog.database import Catalog, Description
-from semfs.search.index import ExactBase, VectorIndex
+from semfs.search.bases import IvfBase
+from semfs.search.index import ExactBase, IndexOptions, VectorIndex
 from semfs.search.searcher import Searcher
 
 DIMS = 16
@@ -45,19 +46,23 @@ def ingest(catalog: Catalog, index: VectorIndex, path: bytes, vector: np.ndarray
     return item.record.id
 
 
-# A small base is searched exactly, a large one with Annoy: both must keep the contract.
-BASE_SEARCH = pytest.mark.parametrize("exact_below", [0, 20_000], ids=["annoy", "exact"])
+# A small base is searched exactly, a large one with FAISS IVF or Annoy: all must keep the
+# contract. (10 trees; IVF scans every list of such small bases: nprobe 16 >= n / 8.)
+ENGINES = {
+    "annoy": IndexOptions(engine="annoy", trees=10, exact_below=0),
+    "exact": IndexOptions(engine="annoy", trees=10),
+    "ivf": IndexOptions(engine="ivf"),
+}
+BASE_SEARCH = pytest.mark.parametrize("engine", list(ENGINES))
+SUFFIX = {"annoy": "ann", "exact": "ann", "ivf": "ivf"}
 
 
 @BASE_SEARCH
 def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
-    catalog: Catalog, tmp_path: Path, exact_below: int
+    catalog: Catalog, tmp_path: Path, engine: str
 ) -> None:
     rng = np.random.default_rng(7)
-    index = VectorIndex(
-        tmp_path / "index", EMBEDDER, DIMS, trees=10, rebuild_threshold=50,
-        exact_below=exact_below,
-    )  # fmt: skip
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, ENGINES[engine], rebuild_threshold=50)
     index.load(catalog)
     vectors = {f"img{i}.jpg".encode(): unit(rng) for i in range(60)}
     for path, vector in vectors.items():
@@ -70,7 +75,8 @@ def test_delta_then_rebuilt_base_answer_the_same_with_tombstones(
 
     assert index.needs_rebuild(catalog)
     assert index.rebuild(catalog)
-    assert len(list((tmp_path / "index").glob("base-*-16d-60n.ann"))) == 1
+    assert len(list((tmp_path / "index").glob(f"base-*-16d-60n.{SUFFIX[engine]}"))) == 1
+    assert index.base_kind == engine
     after = searcher.search("q", k=5)
     assert [h.path for h in after] == [h.path for h in before]
 
@@ -99,7 +105,7 @@ def test_restart_reloads_base_and_delta_and_removes_a_half_built_file(
 ) -> None:
     rng = np.random.default_rng(1)
     directory = tmp_path / "index"
-    index = VectorIndex(directory, EMBEDDER, DIMS, trees=5)
+    index = VectorIndex(directory, EMBEDDER, DIMS, IndexOptions(trees=5))
     index.load(catalog)
     first = [ingest(catalog, index, f"a{i}.jpg".encode(), unit(rng)) for i in range(10)]
     index.rebuild(catalog)
@@ -107,7 +113,7 @@ def test_restart_reloads_base_and_delta_and_removes_a_half_built_file(
     ingest(catalog, index, b"later.jpg", later)
     (directory / "base-99.tmp").write_bytes(b"crashed mid-build")
 
-    reopened = VectorIndex(directory, EMBEDDER, DIMS, trees=5)
+    reopened = VectorIndex(directory, EMBEDDER, DIMS, IndexOptions(trees=5))
     reopened.load(catalog)
     assert not (directory / "base-99.tmp").exists()
     assert reopened.base_seq == max(first)  # seq == id here: one vector per file, in order
@@ -129,10 +135,10 @@ def test_a_result_stored_for_an_outdated_queue_entry_is_dropped(catalog: Catalog
 
 @BASE_SEARCH
 def test_deleted_neighbours_do_not_hide_the_next_best_behind_a_far_delta_vector(
-    catalog: Catalog, tmp_path: Path, exact_below: int
+    catalog: Catalog, tmp_path: Path, engine: str
 ) -> None:
     rng = np.random.default_rng(3)
-    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, trees=10, exact_below=exact_below)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, ENGINES[engine])
     index.load(catalog)
     centre = unit(rng)
     near = [centre + 0.05 * unit(rng) for _ in range(80)]
@@ -172,7 +178,7 @@ def test_a_small_base_is_searched_exactly_in_the_annoy_file(
 ) -> None:
     rng = np.random.default_rng(11)
     directory = tmp_path / "index"
-    index = VectorIndex(directory, EMBEDDER, DIMS, trees=2)
+    index = VectorIndex(directory, EMBEDDER, DIMS, IndexOptions(trees=2))
     index.load(catalog)
     vectors = {ingest(catalog, index, f"i{i}.jpg".encode(), unit(rng)): None for i in range(300)}
     index.rebuild(catalog)
@@ -199,12 +205,61 @@ def test_a_small_base_is_searched_exactly_in_the_annoy_file(
         assert np.allclose(annoy_distances, [c.distance for c in found[:3]], atol=1e-4)
     assert len(exact.search(unit(rng), 1_000, seq=7)) == 300  # id 0, never added, is absent
 
-    annoy_only = VectorIndex(directory, EMBEDDER, DIMS, trees=2, exact_below=0)
+    annoy_only = VectorIndex(directory, EMBEDDER, DIMS, IndexOptions(trees=2, exact_below=0))
     annoy_only.load(catalog, tidy=False)
     probe = unit(rng)
     assert [c.file_id for c in index.search(probe, 5).base] == [
         c.file_id for c in annoy_only.search(probe, 5).base
     ]
+
+
+def test_a_large_base_is_faiss_ivf_by_default_found_well_and_let_go_of_after_a_search(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """`auto` builds IVF from `ivf_from` vectors; a search scans only `nprobe` lists, with
+    exact distances, and the pages it touched leave the process's resident memory."""
+    rng = np.random.default_rng(5)
+    options = IndexOptions(ivf_from=1_000, nprobe=8)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, options)
+    index.load(catalog)
+    centres = np.stack([unit(rng) for _ in range(40)])
+    clustered = centres[rng.integers(0, 40, 3_000)] + 0.3 * rng.normal(size=(3_000, DIMS))
+    clustered = (clustered / np.linalg.norm(clustered, axis=1, keepdims=True)).astype(np.float32)
+    ids = [ingest(catalog, index, f"c{i}.jpg".encode(), v) for i, v in enumerate(clustered)]
+    index.rebuild(catalog)
+    assert index.base_kind == "ivf"
+    (path,) = (tmp_path / "index").glob("base-*-16d-3000n.ivf")
+    assert options.lists_for(3_000) == 219  # 4 sqrt(n): nprobe 8 scans under 4 % of them
+
+    found_share = []
+    for centre in centres[:20]:
+        probe = centre + 0.3 * rng.normal(size=DIMS).astype(np.float32)
+        probe /= np.linalg.norm(probe)
+        shortlist = index.search(probe, 10)
+        cosines = clustered @ probe
+        truth = {ids[i] for i in np.argsort(-cosines)[:10]}
+        found_share.append(len(truth & {c.file_id for c in shortlist.base}) / 10)
+        for candidate in shortlist.base:  # exact distances: the relevance cut relies on them
+            exact = np.sqrt(max(0.0, 2 - 2 * cosines[ids.index(candidate.file_id)]))
+            assert candidate.distance == pytest.approx(exact, abs=1e-5)
+    assert 0.5 <= float(np.mean(found_share)) < 1.0  # approximate, but far from blind (4 %)
+
+    # The mapping of the file is there, and none of its pages stay resident after a search.
+    base = index._base
+    assert isinstance(base, IvfBase) and len(base._pages) > 0
+    index.search(unit(rng), 10)
+    assert _resident_kib(path) == 0
+
+
+def _resident_kib(path: Path) -> int:
+    """Resident KiB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0] and len(line.split()) >= 5:
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
 
 
 def test_the_catalog_check_of_a_shortlist_looks_ids_up_instead_of_scanning(
