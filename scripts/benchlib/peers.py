@@ -213,3 +213,104 @@ def annoy_fresh(
         return annoy(data, queries, truth, path, build_s, trees, search_ks, first_id=0)
     finally:
         path.unlink()
+
+
+# --- the index sweep (scripts/bench_index_sweep.py): tuned and held-out query halves ----
+
+
+@dataclass
+class SweepRow:
+    """One engine at one setting on one kind and size of vectors. Recall is measured on
+    both query halves: `recall_tune` chooses settings, `recall_held` is reported beside it.
+    Latency is over all queries, one at a time on one thread."""
+
+    engine: str  # "exact f32", "annoy", "faiss IVFFlat (mmap)", ...
+    setting: str
+    params: dict[str, Any]
+    recall_tune: float
+    recall_held: float
+    p50_ms: float
+    p95_ms: float
+    build_s: float | None = None
+    resident_bytes: int | None = None  # heap the engine keeps (anonymous memory)
+    mapped_bytes: int | None = None  # file it reads through a memory map (file-backed)
+    disk_bytes: int | None = None
+    note: str = ""
+
+
+def sweep_measure(
+    data: Matrix, queries: Matrix, truth: Truth, tune: np.ndarray,
+    search: Callable[[Matrix], list[int]], engine: str, setting: str,
+    params: dict[str, Any] | None = None, **extra: Any,
+) -> SweepRow:  # fmt: skip
+    """Time `search` (rows of `data`, best first) on every query; recall@10 on each half."""
+    search(queries[0])  # first touch is not timed
+    times, recalls = [], []
+    for (elapsed, rows), query, limit in zip(
+        _timed_rows(queries, search), queries, truth.limits, strict=True
+    ):
+        times.append(elapsed)
+        recalls.append(recall(data, query, rows, limit))
+    values = np.asarray(recalls)
+    return SweepRow(engine, setting, dict(params or {}), float(values[tune].mean()),
+                    float(values[~tune].mean()), _p(times, 0.5), _p(times, 0.95),
+                    **extra)  # fmt: skip
+
+
+def top_rows(scores: np.ndarray, k: int = K) -> list[int]:
+    """Rows of the k highest scores, best first."""
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top])].tolist()
+
+
+def rerank(data: Matrix, query: Matrix, rows: list[int] | np.ndarray) -> list[int]:
+    """The rows re-ordered by their float32 cosine to the query, top K."""
+    candidates = np.asarray(rows, dtype=np.int64)
+    candidates = candidates[candidates >= 0]
+    if len(candidates) == 0:
+        return []
+    scores = np.einsum("ij,j->i", data[candidates], query)
+    return candidates[top_rows(scores)].tolist()
+
+
+class Groups:
+    """Images grouped under their distinct vector: `rows_of(d)` are the image rows whose
+    vector is distinct vector d (any order: they are ties)."""
+
+    def __init__(self, distinct_of_row: np.ndarray) -> None:
+        self.order = np.argsort(distinct_of_row, kind="stable")
+        counts = np.bincount(distinct_of_row)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    def expand(self, distinct: list[int], k: int = K) -> list[int]:
+        rows: list[int] = []
+        for d in distinct:
+            end = min(self.offsets[d + 1], self.offsets[d] + k - len(rows))
+            rows += self.order[self.offsets[d] : end].tolist()
+            if len(rows) >= k:
+                break
+        return rows
+
+
+def build_annoy(data: Matrix, path: Path, trees: int, jobs: int) -> float:
+    """An Annoy file of `data` (ids = rows), built in memory with `jobs` threads and saved;
+    the build time in seconds."""
+    started = time.perf_counter()
+    index = AnnoyIndex(data.shape[1], "angular")
+    for row, vector in enumerate(data):
+        index.add_item(row, vector.tolist())
+    index.build(trees, n_jobs=jobs)
+    index.save(str(path))
+    index.unload()
+    return time.perf_counter() - started
+
+
+def proc_status() -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile, VmHWM of this process, in bytes (/proc/self/status)."""
+    found: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            found[key] = int(value.split()[0]) * 1024
+    return found
