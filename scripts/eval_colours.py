@@ -1,9 +1,10 @@
 """Dominant colours (semfs/ml/colours.py) against hand labels: precision and recall per colour.
 
 The labels below were written by looking at the photos only (a contact sheet of 220 px
-thumbnails), before the colour code had run on any of them, on 2026-12-06 23:25 UTC,
-and not changed after seeing its output. A photo's label is the palette colours that
-cover roughly a sixth of it or more, at most three. Photos: the evaluation set of
+thumbnails), before the colour code had run on any of them (committed first, 2026-12-06
+~23:18 UTC: see git log), and not changed after seeing its output; the code was not tuned
+on them. A photo's label is the palette colours that cover roughly a sixth of it or more,
+at most three. Photos: the evaluation set of
 scripts/eval_photos.py (scikit-image's, OpenCV's and MATE's).
 
     .venv/bin/python scripts/eval_colours.py [--table docs/facets-colours.md]
@@ -19,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import eval_photos  # noqa: E402
-from PIL import Image  # noqa: E402
+import eval_photos
+from PIL import Image
 
-from semfs.ml.colours import PALETTE, dominant_colours  # noqa: E402
-from semfs.ml.imaging import decode  # noqa: E402
+from semfs.ml.colours import PALETTE, dominant_colours
+from semfs.ml.imaging import decode
 
 LABELS: dict[str, tuple[str, ...]] = {
     "astronaut.png": ("orange", "grey", "white"),

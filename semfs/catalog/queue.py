@@ -85,7 +85,7 @@ class IngestQueue:
                 return None
             db.execute(
                 "INSERT OR REPLACE INTO descriptions (file_id, caption, source, captioner, "
-                "keywords, taken_ns, camera) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "keywords, taken_ns, camera, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     item.record.id,
                     description.caption,
@@ -94,6 +94,7 @@ class IngestQueue:
                     json.dumps(description.keywords),
                     description.taken_ns,
                     description.camera,
+                    json.dumps(description.facets),
                 ),
             )
             seq = write_vector(db, item.record.id, embedder, vector)
@@ -127,16 +128,16 @@ class IngestQueue:
         with self._connection.read() as db:
             row = db.execute(
                 "SELECT d.caption, d.source, d.captioner, d.keywords, d.taken_ns, d.camera, "
-                "v.vector FROM files f "
+                "coalesce(d.facets, '[]'), v.vector FROM files f "
                 "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
                 "WHERE f.content_hash = ? AND v.embedder = ? AND d.source LIKE 'model%' LIMIT 1",
                 (content_hash, embedder),
             ).fetchone()
         if row is None:
             return None
-        caption, source, captioner, keywords, taken_ns, camera, vector = row
+        caption, source, captioner, keywords, taken_ns, camera, facets, vector = row
         description = Description(caption, source, captioner, json.loads(keywords), taken_ns,
-                                  camera)  # fmt: skip
+                                  camera, json.loads(facets))  # fmt: skip
         return description, bytes(vector)
 
     def requeue(self, path: bytes) -> bool:
@@ -167,14 +168,19 @@ class IngestQueue:
             ).fetchall()
         return [(row[0], join_path(row[1], row[2])) for row in rows]
 
-    def set_facts(self, facts: list[tuple[int, int | None, str | None]], done_to: int) -> None:
-        """Store (id, taken_ns, camera) of described files; the backfill is done up to
-        `done_to` (0: finished)."""
+    def set_facts(
+        self, facts: list[tuple[int, int | None, str | None, list[str]]], done_to: int
+    ) -> None:
+        """Store (id, taken_ns, camera, facet tokens) of described files; the backfill is
+        done up to `done_to` (0: finished). Facet tokens are set only where the file has
+        none yet (NULL): one ingested since has its own, colours included."""
         with self._connection.write() as db:
             db.executemany(
-                "UPDATE descriptions SET taken_ns = ?, camera = ? WHERE file_id = ?",
-                [(taken, camera, file_id) for file_id, taken, camera in facts],
-            )
+                "UPDATE descriptions SET taken_ns = ?, camera = ?, "
+                "facets = coalesce(facets, ?) WHERE file_id = ?",
+                [(taken, camera, json.dumps(tokens), file_id)
+                 for file_id, taken, camera, tokens in facts],
+            )  # fmt: skip
             if done_to:
                 db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'facts_backfilled_to'", (str(done_to),)

@@ -29,7 +29,7 @@ from semfs.catalog.records import (
 # images, seconds at 1 M (docs/benchmarks-search.md). With it, each id is looked up.
 HIT_COLUMNS = (
     "f.id, f.dir, f.name, v.seq, coalesce(d.caption, ''), f.size, "
-    "coalesce(d.taken_ns, f.mtime_ns), coalesce(d.camera, '')"
+    "coalesce(d.taken_ns, f.mtime_ns), coalesce(d.camera, ''), coalesce(d.facets, '[]')"
 )
 HITS_QUERY = (
     f"SELECT {HIT_COLUMNS} FROM files f "
@@ -52,6 +52,11 @@ FILTERED_QUERY = (
     "AND (? IS NULL OR coalesce(d.taken_ns, f.mtime_ns) BETWEEN ? AND ?) "
     "AND (? IS NULL OR instr(lower(coalesce(d.camera, '')), ?) > 0) "
     "AND (? IS NULL OR instr(lower(CAST(f.dir AS TEXT)), ?) > 0) "
+    "AND (? IS NULL OR CAST(strftime('%m', coalesce(d.taken_ns, f.mtime_ns) / 1000000000, "
+    "'unixepoch') AS INTEGER) = ?) "
+    # every facet token asked for (a JSON list; '[]': none) is one the image has
+    "AND NOT EXISTS (SELECT 1 FROM json_each(?) w WHERE NOT EXISTS (SELECT 1 FROM "
+    "facet_tokens t WHERE t.token = w.value AND t.file_id = f.id)) "
     "ORDER BY {order} LIMIT ?"
 )
 FILTER_ORDERS = {
@@ -64,8 +69,9 @@ VECTORS_QUERY = "SELECT file_id, vector FROM vectors WHERE file_id IN ({marks}) 
 
 
 def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
-    file_id, directory, name, seq, caption, size, time_ns, camera = row
-    return StoredHit(file_id, join_path(directory, name), seq, caption, size, time_ns, camera)
+    file_id, directory, name, seq, caption, size, time_ns, camera, facets = row
+    return StoredHit(file_id, join_path(directory, name), seq, caption, size, time_ns, camera,
+                     frozenset(json.loads(facets)))  # fmt: skip
 
 
 class SearchReads:
@@ -100,14 +106,19 @@ class SearchReads:
         folder: str | None,
         order: str,
         limit: int,
+        month: int | None = None,
+        facets: Collection[str] = (),
     ) -> list[StoredHit]:
-        """Indexed images matching the filters (None: any), in `order` (FILTER_ORDERS)."""
+        """Indexed images matching the filters (None: any; `month` 1-12 of the photo's
+        time; every one of the `facets` tokens), in `order` (FILTER_ORDERS)."""
         first, last = time_range_ns or (None, None)
+        wanted = json.dumps(sorted(facets))
         with self._connection.own_read() as db:
             rows = db.execute(
                 FILTERED_QUERY.format(order=FILTER_ORDERS[order]),
-                (embedder, first, first, last, camera, camera, folder, folder, limit),
-            ).fetchall()
+                (embedder, first, first, last, camera, camera, folder, folder, month, month,
+                 wanted, limit),
+            ).fetchall()  # fmt: skip
         return [_stored_hit(row) for row in rows]
 
     def keyword_counts(self, limit: int) -> list[tuple[str, int]]:
@@ -133,6 +144,29 @@ class SearchReads:
                 "HAVING count(*) = ?) AND f.state = 'indexed' AND +v.embedder = ? "
                 "ORDER BY coalesce(d.taken_ns, f.mtime_ns) DESC, f.id LIMIT ?",
                 (json.dumps(wanted), len(wanted), embedder, limit),
+            ).fetchall()
+        return [_stored_hit(row) for row in rows]
+
+    def token_counts(self, prefix: str) -> list[tuple[str, int]]:
+        """The facet tokens that start with `prefix` (e.g. "where:"), with how many
+        images have each, most first (counted as keyword_counts counts)."""
+        with self._connection.own_read() as db:
+            rows = db.execute(
+                "SELECT token, count(*) FROM facet_tokens WHERE token >= ? AND token < ? "
+                "GROUP BY token ORDER BY count(*) DESC, token",
+                (prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [(str(value), int(count)) for value, count in rows]
+
+    def with_token(self, token: str, embedder: str, limit: int) -> list[StoredHit]:
+        """Indexed images that have the facet token, newest photo first."""
+        with self._connection.own_read() as db:
+            rows = db.execute(
+                f"SELECT {HIT_COLUMNS} FROM facet_tokens t JOIN files f ON f.id = t.file_id "
+                "JOIN descriptions d ON d.file_id = f.id JOIN vectors v ON v.file_id = f.id "
+                "WHERE t.token = ? AND f.state = 'indexed' AND +v.embedder = ? "
+                "ORDER BY coalesce(d.taken_ns, f.mtime_ns) DESC, f.id LIMIT ?",
+                (token, embedder, limit),
             ).fetchall()
         return [_stored_hit(row) for row in rows]
 

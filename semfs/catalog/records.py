@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -46,6 +46,7 @@ class Description:
     keywords: list[str]
     taken_ns: int | None = None  # when the photo was taken (EXIF), if it says
     camera: str | None = None  # EXIF make and model, if any
+    facets: list[str] = field(default_factory=list)  # key:value tokens (facet_tokens.py)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class StoredHit:
     size: int = 0
     time_ns: int = 0  # when the photo was taken (EXIF), else the file's mtime
     camera: str = ""
+    facets: frozenset[str] = frozenset()  # key:value tokens (facet_tokens.py)
 
 
 def split_path(path: bytes) -> tuple[bytes, bytes]:

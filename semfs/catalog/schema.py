@@ -160,6 +160,44 @@ def _migrate_to_5(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_6(db: sqlite3.Connection) -> None:
+    # Facets (semfs/ingest/facets.py): each description's facts as `key:value` tokens
+    # (facet_tokens.py), a JSON list, and as rows with an index, for the filters
+    # (colour:red, place:rome) and the places/ view, kept equal by triggers as keywords
+    # are. Images described before have none (NULL): the idle facts backfill reads their
+    # EXIF again from the start and gives them time and place (not colours: those need
+    # the pixels, a re-ingest). Rows ingested since keep theirs (set_facts).
+    _run_script(
+        db,
+        """
+        ALTER TABLE descriptions ADD COLUMN facets TEXT;
+        CREATE TABLE facet_tokens (
+            token TEXT NOT NULL,
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            PRIMARY KEY (token, file_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX facet_tokens_by_file ON facet_tokens (file_id);
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('facts_backfilled_to', '0')
+        """,
+    )
+    db.execute(
+        "CREATE TRIGGER facets_on_insert AFTER INSERT ON descriptions BEGIN "
+        "DELETE FROM facet_tokens WHERE file_id = NEW.file_id; "
+        "INSERT OR IGNORE INTO facet_tokens (token, file_id) "
+        "SELECT value, NEW.file_id FROM json_each(coalesce(NEW.facets, '[]')); END"
+    )
+    db.execute(
+        "CREATE TRIGGER facets_on_update AFTER UPDATE OF facets ON descriptions BEGIN "
+        "DELETE FROM facet_tokens WHERE file_id = NEW.file_id; "
+        "INSERT OR IGNORE INTO facet_tokens (token, file_id) "
+        "SELECT value, NEW.file_id FROM json_each(coalesce(NEW.facets, '[]')); END"
+    )
+    db.execute(
+        "CREATE TRIGGER facets_on_delete AFTER DELETE ON descriptions BEGIN "
+        "DELETE FROM facet_tokens WHERE file_id = OLD.file_id; END"
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -168,6 +206,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_to_3,
     _migrate_to_4,
     _migrate_to_5,
+    _migrate_to_6,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ from semfs.catalog.database import Catalog, Description, QueueItem
 from semfs.config import Settings, private_opener
 from semfs.errors import QuietError
 from semfs.ingest.descriptions import model_description, user_caption, users_description
+from semfs.ingest.facets import compute_facets, with_facets
 from semfs.ingest.prepare import ready_for_bulk_ingest
 from semfs.ml.imaging import BadImage, decode, read_facts
 from semfs.search.engine import Engine
@@ -60,6 +61,7 @@ class Describer:
         max_full_decode_pixels: int,
         image_features: str,
         image_feature_dimensions: int,
+        facet_modes: dict[str, str] | None = None,
     ) -> None:
         from semfs.ml.captioner import giving_features, make_captioner
         from semfs.ml.embedder import make_embedder
@@ -72,6 +74,8 @@ class Describer:
             self._features = ImageFeatures(image_features, image_feature_dimensions)
         self._embedder = make_embedder(embedder)
         self._limits = (max_pixels, max_full_decode_pixels)
+        modes: dict[str, Any] = facet_modes or {}
+        self._settings = Settings(store=self._store, **modes)  # for the facets
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         rows = [self._read(path) for path in batch["path"]]
@@ -88,6 +92,9 @@ class Describer:
                 captions = self._captioner.caption(images)
             for row, caption, image in zip(to_caption, captions, decoded, strict=True):
                 row["description"] = model_description(caption, self._captioner.name, image)
+        for row in rows:
+            if "description" in row:  # the facets' words, keywords and tokens (as ingest)
+                row["description"] = with_facets(row["description"], row["facets"], self._settings)
         described = [row for row in rows if "description" in row]
         if described:
             vectors = self._embedder.embed([row["description"].caption for row in described])
@@ -101,20 +108,23 @@ class Describer:
                 facts = read_facts(file)
                 given = user_caption(file.fileno(), os.fsencode(path))
                 if given is not None:
-                    return {"description": users_description(given), "facts": facts}
+                    facets = compute_facets(self._settings, None, facts)
+                    return {"description": users_description(given), "facts": facts,
+                            "facets": facets}  # fmt: skip
                 image = decode(file, *self._limits)
         except BadImage as error:
             return {"error": str(error)}
         except OSError as error:
             return {"error": f"cannot read: {os.strerror(error.errno or 0)}"}
-        return {"image": image, "facts": facts}  # a stored description is added
+        facets = compute_facets(self._settings, image.image, facts)
+        return {"image": image, "facts": facts, "facets": facets}  # a stored description is added
 
 
 def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows as the columns Ray Data moves (Arrow): plain values only."""
     columns: dict[str, list[Any]] = {name: [] for name in (
         "id", "error", "caption", "source", "captioner", "keywords", "taken_ns", "camera",
-        "vector", "image_vector",
+        "facets", "vector", "image_vector",
     )}  # fmt: skip
     for file_id, row in zip(ids, rows, strict=True):
         description, facts = row.get("description"), row.get("facts")
@@ -126,6 +136,7 @@ def _columns(ids: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         columns["keywords"].append(list(description.keywords) if description else [])
         columns["taken_ns"].append(facts.taken_ns if facts else None)
         columns["camera"].append(facts.camera if facts else None)
+        columns["facets"].append(list(description.facets) if description else [])
         columns["vector"].append(row.get("vector", b""))
         columns["image_vector"].append(row.get("image_vector", b""))
     return columns
@@ -243,6 +254,8 @@ def _describe_queue(
                 "max_full_decode_pixels": settings.max_full_decode_pixels,
                 "image_features": settings.image_features,
                 "image_feature_dimensions": settings.image_feature_dimensions,
+                "facet_modes": {name: getattr(settings, name)
+                                for name in ("facet_colours", "facet_time", "facet_place")},
             },
             batch_size=settings.ingest_batch,
             compute=ray.data.ActorPoolStrategy(size=workers),
@@ -260,6 +273,7 @@ def _store(engine: Engine, catalog: Catalog, item: QueueItem, row: dict[str, Any
     description = Description(
         str(row["caption"]), str(row["source"]), str(row["captioner"]),
         [str(word) for word in row["keywords"]], row["taken_ns"], row["camera"],
+        [str(token) for token in row["facets"]],
     )  # fmt: skip
     vector = bytes(row["vector"])
     seq = catalog.queue.store_result(item, description, engine.embedder.name, vector)

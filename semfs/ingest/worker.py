@@ -27,6 +27,7 @@ import numpy as np
 from semfs.catalog.database import Description, QueueItem
 from semfs.errors import ModelError
 from semfs.ingest.descriptions import model_description, user_caption, users_description
+from semfs.ingest.facets import Facets, compute_facets, tokens, with_facets
 from semfs.ingest.features import compute_features
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.search.engine import Engine, LoadFailed, NotReady
@@ -59,6 +60,7 @@ class Prepared:
     vector: bytes | None = None  # reused from an identical file
     image_vector: bytes | None = None  # its image features, likewise
     facts: PhotoFacts = field(default_factory=PhotoFacts)  # for the query filters
+    facets: Facets | None = None  # None: a copy's description, facets included, is reused
 
 
 class IngestWorker:
@@ -201,7 +203,8 @@ class IngestWorker:
                 continue
             with file:
                 found = read_facts(file)
-            facts.append((file_id, found.taken_ns, found.camera))
+            facets = tokens(compute_facets(self._settings, None, found))  # no pixels read
+            facts.append((file_id, found.taken_ns, found.camera, facets))
         self._catalog.queue.set_facts(facts, files[-1][0] if files else 0)
         if not files:
             log.info("photo facts (EXIF date and camera) read for every described image")
@@ -269,7 +272,8 @@ class IngestWorker:
             facts = read_facts(file)
             caption_set = user_caption(fd, path)
             if caption_set is not None:
-                return Prepared(item, users_description(caption_set), facts=facts)
+                facets = compute_facets(self._settings, None, facts)
+                return Prepared(item, users_description(caption_set), facts=facts, facets=facets)
             if item.record.content_hash:
                 reused = self._catalog.queue.reusable(
                     item.record.content_hash, self._engine.embedder.name
@@ -290,7 +294,9 @@ class IngestWorker:
                 return None
         if image.embedded_refused is not None:
             log.info("%r: ignoring its %s", os.fsdecode(path), image.embedded_refused)
-        return Prepared(item, image=image, facts=facts)  # a stored description is added
+        facets = compute_facets(self._settings, image.image, facts)
+        # a stored description is added to the caption
+        return Prepared(item, image=image, facts=facts, facets=facets)
 
     def _features_of_content(self, content_hash: str) -> bytes | None:
         if self._engine.images is None:
@@ -342,6 +348,9 @@ class IngestWorker:
             for entry, caption in zip(needing_caption, captions, strict=True):
                 assert entry.image is not None
                 entry.description = model_description(caption, captioner.name, entry.image)
+        for entry in prepared:
+            if entry.facets is not None and entry.description is not None:
+                entry.description = with_facets(entry.description, entry.facets, self._settings)
         to_embed = [p for p in prepared if p.vector is None]
         if to_embed:
             texts = [p.description.caption if p.description else "" for p in to_embed]

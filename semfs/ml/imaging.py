@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import math
 import re
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -33,6 +34,7 @@ _TRANSPOSE = {  # EXIF orientation -> what makes the image upright (as ImageOps 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_DATE_TIME = 0x010F, 0x0110, 0x0132
 _EXIF_IFD, _EXIF_DATE_TAKEN = 0x8769, 0x9003  # the Exif sub-IFD and DateTimeOriginal
+_GPS_IFD = 0x8825  # its tags: 1/2 latitude ref/value, 3/4 longitude ref/value
 _XMP_DESCRIPTION = re.compile(
     rb"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL | re.IGNORECASE
 )
@@ -112,6 +114,7 @@ class PhotoFacts:
 
     taken_ns: int | None = None  # EXIF DateTimeOriginal (else DateTime), read as UTC
     camera: str | None = None  # EXIF Make and Model
+    position: tuple[float, float] | None = None  # EXIF GPS latitude, longitude (degrees)
 
 
 def read_facts(file: BinaryIO) -> PhotoFacts:
@@ -122,6 +125,7 @@ def read_facts(file: BinaryIO) -> PhotoFacts:
             exif = image.getexif()
             taken = exif.get_ifd(_EXIF_IFD).get(_EXIF_DATE_TAKEN) or exif.get(_EXIF_DATE_TIME)
             make, model = (_exif_text(exif.get(tag)) for tag in (_EXIF_MAKE, _EXIF_MODEL))
+            position = _gps_position(exif)
     except Exception:  # any unreadable header: simply no facts
         return PhotoFacts()
     finally:
@@ -131,7 +135,34 @@ def read_facts(file: BinaryIO) -> PhotoFacts:
         if make and model and model.lower().startswith(make.lower())
         else (" ".join(part for part in (make, model) if part) or None)
     )
-    return PhotoFacts(_exif_time_ns(_exif_text(taken)), camera)
+    return PhotoFacts(_exif_time_ns(_exif_text(taken)), camera, position)
+
+
+def _gps_position(exif: Image.Exif) -> tuple[float, float] | None:
+    """Latitude and longitude in degrees from the GPS IFD; None if absent, broken or
+    out of range (a 0,0 "null island" is what unset receivers write: none either)."""
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+        latitude = _degrees(gps.get(2), gps.get(1), "S")
+        longitude = _degrees(gps.get(4), gps.get(3), "W")
+    except Exception:  # broken GPS data: no position, the rest of the facts stay
+        return None
+    if latitude is None or longitude is None or (latitude == 0.0 and longitude == 0.0):
+        return None
+    if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+        return None
+    return latitude, longitude
+
+
+def _degrees(value: object, ref: object, negative: str) -> float | None:
+    """EXIF (degrees, minutes, seconds) rationals and an N/S or E/W reference."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        return None
+    degrees, minutes, seconds = (float(part) for part in value)
+    if not all(math.isfinite(part) for part in (degrees, minutes, seconds)):
+        return None
+    sign = -1.0 if (_exif_text(ref) or "").upper().startswith(negative) else 1.0
+    return sign * (degrees + minutes / 60.0 + seconds / 3600.0)
 
 
 def _exif_text(value: object) -> str | None:

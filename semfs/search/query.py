@@ -10,8 +10,13 @@ Words are the text searched for by meaning. Beside them, each a word of its own:
   `@sort=score|date|oldest|name|size` orders them (best match, newest or oldest photo
   first, by file name, largest first);
 - `year:2023` or `year:2019-2021` (when the photo was taken, from EXIF, else the file's
-  time), `camera:canon` (EXIF make and model contain it), `in:holiday` (a folder on
-  the image's path contains it) keep only the images that match.
+  time), `month:7` or `month:july`, `date:2024-07-14` or `date:2024-07..2024-08` (a
+  day, month or year, or a range of them, inclusive), `camera:canon` (EXIF make and
+  model contain it), `in:holiday` (a folder on the image's path contains it) keep only
+  the images that match;
+- facet filters (docs/facets.md): `colour:red` (or `color:`; a dominant colour, one of
+  the palette; several must all hold), `place:rome` (the city or country of its GPS
+  position; words joined by "-": `place:new-york-city`).
 
 A name with filters and no words lists the matching images themselves (newest first).
 Every modifier is valid in a file name (no `/`); an unknown one is an error that names
@@ -19,23 +24,34 @@ it, so a typo is never silently searched for as text.
 
 Under `similar/` the name is an image's name, which may hold any word, so only its last
 words are read as modifiers, and only those shaped like one: `@k=`, `@t=`, `@sort=`,
-`year:`, `camera:`, `in:` (`split_example`). `-word` stays part of the name there.
+`year:`, `month:`, `date:`, `camera:`, `in:`, `colour:`, `place:` (`split_example`).
+`-word` stays part of the name there.
 """
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import re
 from dataclasses import dataclass, replace
 
+from semfs.catalog import facet_tokens as ft
+from semfs.ml.colours import PALETTE
+
 SORTS = ("score", "date", "oldest", "name", "size")
 SETTINGS = ("k", "t", "sort")
-FILTERS = ("year", "camera", "in")
+FILTERS = ("year", "month", "date", "camera", "in", "colour", "color", "place")
+FACET_FILTERS = {"colour": ft.COLOUR, "color": ft.COLOUR, "place": ft.PLACE}  # -> token key
 MAX_K = 1000
 _YEAR = re.compile(r"(\d{4})(?:-(\d{4}))?")
+_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): number for number, name in enumerate(calendar.month_abbr) if name})
+_COLOUR_ALIASES = {"gray": "grey", "violet": "purple"}
 # `key:value` is a filter only when key is a word of letters; "16:9" stays text.
 _FILTER = re.compile(r"([A-Za-z]+):(.*)")
 # What an example's modifiers start with; the last word of its name, if it does.
-_MODIFIER_START = r"@(?:k|t|sort)=|(?i:year|camera|in):"
+_MODIFIER_START = r"@(?:k|t|sort)=|(?i:year|month|date|camera|in|colou?r|place):"
 _EXAMPLE_MODIFIER = re.compile(rf"(.*?)\s+((?:{_MODIFIER_START})\S*)", re.S)
 
 
@@ -53,10 +69,14 @@ class Query:
     years: tuple[int, int] | None = None  # inclusive
     camera: str | None = None
     folder: str | None = None
+    month: int | None = None  # 1-12
+    dates: tuple[datetime.date, datetime.date] | None = None  # inclusive
+    facets: tuple[str, ...] = ()  # facet tokens the image must all have (colour:red)
 
     @property
     def has_filters(self) -> bool:
-        return any(v is not None for v in (self.years, self.camera, self.folder))
+        given = (self.years, self.camera, self.folder, self.month, self.dates)
+        return any(v is not None for v in given) or bool(self.facets)
 
 
 def parse_query(name: str) -> Query:
@@ -109,10 +129,18 @@ def _setting(token: str, values: dict[str, object]) -> None:
 
 def _filter(key: str, value: str, token: str, values: dict[str, object]) -> None:
     if key not in FILTERS:
-        raise QuerySyntaxError(f"unknown filter {token!r}; known: year:, camera:, in:")
+        raise QuerySyntaxError(
+            f"unknown filter {token!r}; known: year:, month:, date:, camera:, in:, colour:, place:"
+        )
     if not value:
         raise QuerySyntaxError(f"{token!r} needs a value ({key}:...)")
-    slot = {"year": "years", "camera": "camera", "in": "folder"}[key]
+    if key in FACET_FILTERS:
+        facets = values.setdefault("facets", ())
+        assert isinstance(facets, tuple)
+        values["facets"] = (*facets, _facet_token(key, value, token))
+        return
+    slot = {"year": "years", "camera": "camera", "in": "folder", "month": "month",
+            "date": "dates"}[key]  # fmt: skip
     if slot in values:
         raise QuerySyntaxError(f"{key}: is given twice")
     if key == "year":
@@ -124,8 +152,60 @@ def _filter(key: str, value: str, token: str, values: dict[str, object]) -> None
         if last < first:
             raise QuerySyntaxError(f"{token!r}: the range runs backwards")
         values["years"] = (first, last)
+    elif key == "month":
+        values["month"] = _month(value, token)
+    elif key == "date":
+        values["dates"] = _dates(value, token)
     else:
         values[slot] = value.lower()
+
+
+def _facet_token(key: str, value: str, token: str) -> str:
+    if FACET_FILTERS[key] == ft.COLOUR:
+        colour = _COLOUR_ALIASES.get(value.lower(), value.lower())
+        if colour not in PALETTE:
+            raise QuerySyntaxError(f"{token!r}: a colour is one of {', '.join(PALETTE)}")
+        return ft.token(ft.COLOUR, colour)
+    place = ft.slug(value)
+    if not place:
+        raise QuerySyntaxError(f"{token!r}: a place is a city or country, e.g. place:rome")
+    return f"{ft.PLACE}:{place}"
+
+
+def _month(value: str, token: str) -> int:
+    number = int(value) if value.isdigit() else _MONTHS.get(value.lower(), 0)
+    if not 1 <= number <= 12:
+        raise QuerySyntaxError(f"{token!r}: a month is 1-12 or its name (month:july)")
+    return number
+
+
+def _dates(value: str, token: str) -> tuple[datetime.date, datetime.date]:
+    """`2024-07-14`, `2024-07` or `2024`, or two of them joined by `..`: first and last day."""
+    start, dots, end = value.partition("..")
+    first = _date_span(start, token)[0]
+    last = _date_span(end if dots else start, token)[1]
+    if last < first:
+        raise QuerySyntaxError(f"{token!r}: the range runs backwards")
+    return first, last
+
+
+def _date_span(text: str, token: str) -> tuple[datetime.date, datetime.date]:
+    match = _DATE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(text)
+        year, month, day = (int(part) if part else None for part in match.groups())
+        assert year is not None
+        if month is None:
+            return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+        if day is None:
+            last_day = calendar.monthrange(year, month)[1]
+            return datetime.date(year, month, 1), datetime.date(year, month, last_day)
+        return datetime.date(year, month, day), datetime.date(year, month, day)
+    except ValueError:
+        raise QuerySyntaxError(
+            f"{token!r}: a date is 2024-07-14, 2024-07 or 2024, or a range 2024-07..2024-08"
+        ) from None
 
 
 def format_query(query: Query) -> str:
@@ -141,10 +221,16 @@ def format_query(query: Query) -> str:
     if query.years is not None:
         first, last = query.years
         parts.append(f"year:{first}" if first == last else f"year:{first}-{last}")
+    if query.month is not None:
+        parts.append(f"month:{query.month}")
+    if query.dates is not None:
+        start, end = (day.isoformat() for day in query.dates)
+        parts.append(f"date:{start}" if start == end else f"date:{start}..{end}")
     if query.camera is not None:
         parts.append(f"camera:{query.camera}")
     if query.folder is not None:
         parts.append(f"in:{query.folder}")
+    parts += query.facets  # colour:red, place:rome: each is its own filter's syntax
     return " ".join(parts)
 
 
@@ -165,7 +251,7 @@ def parse_example_modifiers(text: str) -> Query:
     for token in text.split():
         if not re.match(_MODIFIER_START, token):
             raise QuerySyntaxError(
-                f"{token!r}: an example takes only @k=, @t=, @sort=, year:, camera:, in:"
+                f"{token!r}: an example takes only @k=, @t=, @sort= and filters (year:, ...)"
             )
         _example_modifier(token, values)
     return Query(**values)  # type: ignore[arg-type]

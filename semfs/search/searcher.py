@@ -9,7 +9,7 @@ import datetime
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,11 +34,12 @@ class Hit:
     size: int = 0
     time_ns: int = 0  # when the photo was taken (EXIF), else the file's mtime
     camera: str = ""
+    facets: frozenset[str] = frozenset()  # key:value facet tokens (colour:red)
 
     @classmethod
     def of(cls, stored: StoredHit, distance: float) -> Hit:
         return cls(stored.file_id, stored.path, distance, stored.caption, stored.size,
-                   stored.time_ns, stored.camera)  # fmt: skip
+                   stored.time_ns, stored.camera, stored.facets)  # fmt: skip
 
     @property
     def score(self) -> float:
@@ -106,8 +107,9 @@ class Searcher:
         cut = query.max_distance if query.max_distance is not None else max_distance
         if not query.text:  # filters alone: the matching images themselves
             order = "date" if query.sort == "score" else query.sort
-            stored = self._reads.filtered(self._embedder, year_range_ns(query.years),
-                                            query.camera, query.folder, order, k)  # fmt: skip
+            stored = self._reads.filtered(self._embedder, time_range_ns(query), query.camera,
+                                          query.folder, order, k, query.month,
+                                          query.facets)  # fmt: skip
             return [Hit.of(hit, 0.0) for hit in stored]
         # `-word` leaves out what would be a result for `word` at the usual cut, whatever
         # cut the query sets for itself.
@@ -130,13 +132,14 @@ class Searcher:
         example's own file, never its own result."""
         k = modifiers.k or k
         cut = modifiers.max_distance if modifiers.max_distance is not None else max_distance
-        years = year_range_ns(modifiers.years)
+        times = time_range_ns(modifiers)
 
         def keep(hits: list[Hit]) -> list[Hit]:
             return [
                 hit for hit in hits
                 if hit.file_id != leave_out
-                and matches_filters(hit, years, modifiers.camera, modifiers.folder)
+                and matches_filters(hit, times, modifiers.camera, modifiers.folder,
+                                    modifiers.month, modifiers.facets)
             ]  # fmt: skip
 
         return sort_hits(self.search_vector(vector, k, cut, keep), modifiers.sort)
@@ -144,12 +147,13 @@ class Searcher:
     def _keep(self, query: Query, cut: float) -> HitFilter | None:
         if not (query.exclude or query.has_filters):
             return None
-        years = year_range_ns(query.years)
+        times = time_range_ns(query)
         assert self._queries is not None
         negatives = [(word, self._queries.vector(word)) for word in query.exclude]
 
         def keep(hits: list[Hit]) -> list[Hit]:
-            hits = [hit for hit in hits if matches_filters(hit, years, query.camera, query.folder)]
+            hits = [hit for hit in hits if matches_filters(hit, times, query.camera, query.folder,
+                                                           query.month, query.facets)]  # fmt: skip
             if not negatives or not hits:
                 return hits
             vectors = self._reads.vectors_of([hit.file_id for hit in hits], self._embedder)
@@ -191,15 +195,49 @@ def year_range_ns(years: tuple[int, int] | None) -> tuple[int, int] | None:
     return int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9 - 1
 
 
+def time_range_ns(query: Query) -> tuple[int, int] | None:
+    """The first and last nanosecond that both `year:` and `date:` allow (None: any; a
+    first after the last: none)."""
+    ranges = [r for r in (year_range_ns(query.years), date_range_ns(query.dates)) if r]
+    if not ranges:
+        return None
+    return max(r[0] for r in ranges), min(r[1] for r in ranges)
+
+
+def date_range_ns(dates: tuple[datetime.date, datetime.date] | None) -> tuple[int, int] | None:
+    """The first and last nanosecond of a range of days (UTC, as EXIF times are read)."""
+    if dates is None:
+        return None
+    first = datetime.datetime.combine(dates[0], datetime.time(), datetime.UTC)
+    after = datetime.datetime.combine(dates[1], datetime.time(), datetime.UTC)
+    after += datetime.timedelta(days=1)
+    return int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9 - 1
+
+
 def matches_filters(
-    hit: Hit, years: tuple[int, int] | None, camera: str | None, folder: str | None
+    hit: Hit,
+    years: tuple[int, int] | None,
+    camera: str | None,
+    folder: str | None,
+    month: int | None = None,
+    facets: Collection[str] = (),
 ) -> bool:
+    """Whether a hit passes the filters: `years` is any time range in ns (time_range_ns),
+    `month` 1-12, `facets` tokens it must all have."""
     if years is not None and not years[0] <= hit.time_ns <= years[1]:
+        return False
+    if month is not None and _month_of(hit.time_ns) != month:
+        return False
+    if any(token not in hit.facets for token in facets):
         return False
     if camera is not None and camera not in hit.camera.lower():
         return False
     directory = os.fsdecode(hit.path.rpartition(b"/")[0]).lower()
     return folder is None or folder in directory
+
+
+def _month_of(time_ns: int) -> int:
+    return datetime.datetime.fromtimestamp(time_ns // 10**9, datetime.UTC).month
 
 
 def _excluded(hit: Hit, vector: bytes | None, word: str, negative: np.ndarray, cut: float) -> bool:

@@ -103,7 +103,7 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
     assert matches_filters(Hit.of(hit, 0.0), year_range_ns((2020, 2020)), "x-t3", None)
 
     # A catalog from before the facts were kept: they are read when ingest is idle.
-    engine.catalog.queue.set_facts([(hit.file_id, None, None)], done_to=0)
+    engine.catalog.queue.set_facts([(hit.file_id, None, None, [])], done_to=0)
     engine.catalog.set_meta("facts_backfilled_to", "0")
     assert worker._backfill_facts() == 3  # one batch: all three described images
     assert worker._backfill_facts() == 0 and engine.catalog.get_meta("facts_backfilled_to") is None
