@@ -38,6 +38,7 @@ from semfs.errors import QuietError
 from semfs.fs.descriptions import StoredDescriptions
 from semfs.fs.operations import SemfsOperations
 from semfs.fs.passthrough import Passthrough
+from semfs.fs.views.places import PlacesView
 from semfs.fs.views.registry import ViewRegistry
 from semfs.fs.views.search import SearchView
 from semfs.fs.views.similar import SimilarView
@@ -232,8 +233,9 @@ def serve(request: MountRequest) -> None:
     passthrough = Passthrough(settings, tracker)
     views: list[TreeView] = [
         view_class(engine, passthrough.inodes, passthrough.store, settings.entry_timeout)
-        for view_class in (SearchView, TagsView, SimilarView)
-        if view_class is not SimilarView or settings.image_features
+        for view_class in (SearchView, TagsView, SimilarView, PlacesView)
+        if (view_class is not SimilarView or settings.image_features)
+        and (view_class is not PlacesView or settings.facet_place != "off")
     ]
     reports = root_reports(settings, request.sources, request.mountpoint, engine, recent)
     descriptions = StoredDescriptions(catalog.reads, trio.CapacityLimiter(4))
