@@ -34,9 +34,6 @@ RESULT_NAMES = ("ranked", "plain")  # the values of the result_names setting
 # What a facet (docs/facets.md) gives: words in the caption, keywords and filters; only
 # keywords and filters; nothing (not computed).
 FACET_MODES = ("caption", "tags", "off")
-# What a facet (docs/facets.md) gives: words in the caption, keywords and filters; only
-# keywords and filters; nothing (not computed).
-FACET_MODES = ("caption", "tags", "off")
 INDEX_ENGINES = ("auto", "ivf", "annoy")  # the values of the index_engine setting
 
 # What a profile changes of the defaults. low-memory: the storage design's small-device
@@ -128,25 +125,6 @@ class Settings:
         "caption",
         "place from EXIF GPS, offline (in Rome, Italy; place:rome, places/): caption, tags or off",
     )
-    places_dir_name: str = setting(
-        "places", "the name of the places directory (places/<country>/<city>/) at the mount's root"
-    )
-    # Facets (docs/facets.md): each is caption (words added to the caption, keywords,
-    # filter), tags (keywords and filter only) or off.
-    facet_colours: str = setting(
-        "tags",
-        "dominant colours (colour:red): caption, tags (keywords and filter only: their words"
-        " lowered retrieval, docs/facets.md) or off",
-    )
-    facet_time: str = setting(
-        "caption",
-        "time of day from EXIF (at night, in the evening; the season where GPS says the"
-        " hemisphere): caption, tags or off",
-    )
-    facet_place: str = setting(
-        "caption",
-        "place from EXIF GPS, offline (in Rome, Italy; place:rome, places/): caption, tags or off",
-    )
     image_features: str = setting(
         "efficientnet-lite0",
         "the network whose pooled features find similar images (efficientnet-lite0|1|2;"
@@ -215,11 +193,6 @@ class Settings:
             raise QuietError(
                 f"result_names = {self.result_names!r}: it is one of {', '.join(RESULT_NAMES)}"
             )
-        for name in ("facet_colours", "facet_time", "facet_place"):
-            if getattr(self, name) not in FACET_MODES:
-                raise QuietError(
-                    f"{name} = {getattr(self, name)!r}: it is one of {', '.join(FACET_MODES)}"
-                )
         for name in ("facet_colours", "facet_time", "facet_place"):
             if getattr(self, name) not in FACET_MODES:
                 raise QuietError(
