@@ -48,6 +48,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "rebuild_threshold": 500,
         "query_cache": 64,
         "release_captioner_after": 30.0,
+        "facet_place": "off",  # the place names' load peaks at ~125 MB (docs/facets.md)
     },
 }
 

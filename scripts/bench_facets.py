@@ -1,0 +1,141 @@
+"""What the facets cost at ingest: images per second through the mount with every facet
+on against every facet off, in one run, and each facet's own cost per image.
+
+    .venv/bin/python scripts/bench_facets.py [--photos 1000] [--repeat 2]
+        [--output docs/facets-cost.md]
+
+1. N distinct photos (scripts/bench_ingest.py's: real photos cropped, flipped and
+   scaled to 1,200-1,600 px), each given an EXIF capture time and the GPS position of
+   one of eight cities, so the time and place facets run on every photo (the worst
+   case). Copied into a fresh mount with the facets on (colours, time and place words in
+   the caption) and into one with them off (-o facet_colours=off ...), alternating
+   which goes first, `--repeat` times each; the rate is photos / (cp start to the queue drained).
+2. In-process, on the same kind of photos: milliseconds per image of the colours (on
+   the 384 px decode), of the place lookup, and the place names' one-time load.
+Needs root and /dev/fuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_ingest as bench
+
+from semfs.ml.colours import dominant_colours
+from semfs.ml.imaging import decode
+from semfs.ml.places import Gazetteer
+
+CITIES = [
+    (41.9028, 12.4964), (48.8566, 2.3522), (52.52, 13.405), (51.5074, -0.1278),
+    (35.6762, 139.6503), (-33.8688, 151.2093), (40.7128, -74.006), (30.0444, 31.2357),
+]  # fmt: skip
+OFF = ("-o", "facet_colours=off", "-o", "facet_time=off", "-o", "facet_place=off")
+ON = ("-o", "facet_colours=caption", "-o", "facet_time=caption", "-o", "facet_place=caption")
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    value = abs(value)
+    return float(int(value)), float(int(value * 60) % 60), round((value * 3600) % 60, 4)
+
+
+def add_exif(directory: Path) -> None:
+    """Give every photo a capture time (hours spread over the day) and a city's position."""
+    for i, path in enumerate(sorted(directory.glob("*.jpg"))):
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[0x9003] = f"2024:{1 + i % 12:02d}:14 {i % 24:02d}:30:00"
+        latitude, longitude = CITIES[i % len(CITIES)]
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2] = ("N" if latitude >= 0 else "S"), _dms(latitude)
+        gps[3], gps[4] = ("E" if longitude >= 0 else "W"), _dms(longitude)
+        with Image.open(path) as image:
+            image.load()
+            image.save(path, "JPEG", quality=90, exif=exif)
+
+
+def ingest_rate(work: Path, name: str, photos: Path, count: int, options: tuple[str, ...]) -> float:
+    with bench.mounted(work, name, *options) as mount:
+        started = time.perf_counter()
+        bench.copy_tree(photos, mount.mountpoint / "in")
+        mount.drain(1 + count)  # the warm-up image, and the photos
+        return count / (time.perf_counter() - started)
+
+
+def per_image_costs(photos: Path) -> dict[str, float]:
+    paths = sorted(photos.glob("*.jpg"))[:200]
+    images = []
+    for path in paths:
+        with path.open("rb") as file:
+            images.append(decode(file, 250_000_000, 100_000_000).image)
+    started = time.perf_counter()
+    for image in images:
+        dominant_colours(image)
+    colours_ms = (time.perf_counter() - started) * 1000 / len(images)
+    started = time.perf_counter()
+    places = Gazetteer()
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(2000):
+        places.lookup(*CITIES[i % len(CITIES)])
+    return {"colours_ms": colours_ms, "place_load_s": load_s,
+            "place_lookup_ms": (time.perf_counter() - started) * 1000 / 2000}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--output", type=Path)
+    options = parser.parse_args()
+    started = time.perf_counter()
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory(prefix="semfs-bench-facets-") as temporary:
+        work = Path(temporary)
+        for run in range(options.repeat):
+            pair = (("on", ON), ("off", OFF))
+            for mode, flags in pair if run % 2 == 0 else pair[::-1]:  # neither always first
+                photos = work / f"photos-{mode}-{run}"
+                bench.make_photos(photos, options.photos, seed=100 + 2 * run + (mode == "off"))
+                add_exif(photos)
+                rate = ingest_rate(work, f"{mode}{run}", photos, options.photos, flags)
+                rates[mode].append(rate)
+                print(f"facets {mode}, run {run + 1}: {rate:.1f} images/s", flush=True)
+        costs = per_image_costs(work / "photos-on-0")
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Measured {when} by scripts/bench_facets.py on {platform.machine()}, "
+        f"{len(__import__('os').sched_getaffinity(0))} cores (shared with other jobs), "
+        f"{options.photos} photos of 1,200-1,600 px with EXIF time and GPS, "
+        f"{options.repeat} runs each, alternating; {time.perf_counter() - started:.0f} s in all.",
+        "",
+        "| facets | images/s (median) | runs |",
+        "| --- | ---: | --- |",
+        f"| on (colours, time, place words) | {on:.1f} | "
+        + ", ".join(f"{r:.1f}" for r in rates["on"])
+        + " |",
+        "| off | " + f"{off:.1f} | " + ", ".join(f"{r:.1f}" for r in rates["off"]) + " |",
+        "",
+        f"Ratio on/off: {on / off:.2f}. Per image: colours {costs['colours_ms']:.2f} ms "
+        f"(on the 384 px decode), place lookup {costs['place_lookup_ms']:.3f} ms; the place "
+        f"names load once, {costs['place_load_s']:.2f} s.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if options.output:
+        options.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

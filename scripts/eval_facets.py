@@ -1,0 +1,104 @@
+"""Do facet words dilute captions? Object retrieval with and without them, in one run.
+
+The harness of scripts/eval_retrieval.py (the same data, queries, decode, default
+captioner and embedder, exact ranking) scores the captions as they are and with the
+words each facet would add: the photos' own dominant colours ("mostly red and white",
+ml/colours.py), and a time of day and a place. The evaluation photos carry no EXIF time
+or GPS, so those two are given to every photo by a fixed rule (its index picks one of
+the four parts of the day and one of eight cities): what is measured is how much such
+words move a caption's vector away from its objects, not whether they are right.
+
+    .venv/bin/python scripts/eval_facets.py [--output docs/facets-retrieval.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import eval_retrieval as harness
+
+from semfs.config import Settings
+from semfs.ml.colours import dominant_colours
+from semfs.ml.embedder import embedder_factory
+
+_PERIODS = ("in the morning", "in the afternoon", "in the evening", "at night")
+_CITIES = ("in Rome, Italy", "in Paris, France", "in Berlin, Germany", "in London, United "
+           "Kingdom", "in Tokyo, Japan", "in Sydney, Australia", "in New York City, United "
+           "States", "in Cairo, Egypt")  # fmt: skip
+
+
+def colour_words(image: object) -> str:
+    names = dominant_colours(image)  # type: ignore[arg-type]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"mostly {listed}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output", type=Path, help="write the Markdown table here")
+    parser.add_argument("--datasets", nargs="+", default=list(harness.DATASETS))
+    args = parser.parse_args()
+    captioner = "classifier:efficientnet-lite0"  # the default (Settings.captioner)
+    embedder = embedder_factory(Settings(store=Path("/nonexistent")).embedder)()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="semfs-eval-facets-") as temporary:
+        for dataset in args.datasets:
+            if dataset == "tuxpaint" and not harness.STAMPS.is_dir():
+                continue
+            store = Path(temporary) / dataset
+            raw = harness.DATASETS[dataset](store, False)
+            paths = sorted(str(p.relative_to(store)) for p in store.rglob("*.jpg"))
+            images = harness.decoded_images(store, paths)
+            base = harness.caption_variants([captioner], images)[0][captioner]
+            colours = [colour_words(image) for image in images]
+            times = [_PERIODS[i % 4] for i in range(len(paths))]
+            places = [_CITIES[(i * 3) % len(_CITIES)] for i in range(len(paths))]
+            variants = {
+                "caption only": base,
+                "+ colour words": [f"{c}, {w}" for c, w in zip(base, colours, strict=True)],
+                "+ time words": [f"{c}, {w}" for c, w in zip(base, times, strict=True)],
+                "+ place words": [f"{c}, {w}" for c, w in zip(base, places, strict=True)],
+                "+ time and place": [f"{c}, {t}, {p}"
+                                     for c, t, p in zip(base, times, places, strict=True)],
+                "+ all three": [f"{c}, {w}, {t}, {p}" for c, w, t, p
+                                in zip(base, colours, times, places, strict=True)],
+            }  # fmt: skip
+            sets = harness.query_sets(raw, paths)
+            for name, captions in variants.items():
+                result = harness.evaluate(sets, embedder.embed(captions), embedder, 25, 10_000)
+                scores = {s.kind: result[s.kind]["mAP@R"] for s in sets}
+                rows.append((dataset, name, scores))
+                print(dataset, name, {k: round(v, 3) for k, v in scores.items()}, flush=True)
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Measured {when}: mAP@R, default captioner ({captioner}) and embedder, exact "
+        "ranking (scripts/eval_facets.py).",
+        "",
+        "| data | captions | " + " | ".join(rows[0][2]) + " |" if rows else "",
+    ]
+    for dataset in dict.fromkeys(row[0] for row in rows):
+        mine = [row for row in rows if row[0] == dataset]
+        kinds = list(mine[0][2])
+        if lines[-1].startswith("| data"):
+            lines.append("| --- | --- |" + " ---: |" * len(kinds))
+        else:
+            lines += ["", "| data | captions | " + " | ".join(kinds) + " |",
+                      "| --- | --- |" + " ---: |" * len(kinds)]  # fmt: skip
+        first = mine[0][2]
+        for _, name, scores in mine:
+            cells = [f"{scores[k]:.3f}" + ("" if name == "caption only" else
+                     f" ({scores[k] - first[k]:+.3f})") for k in kinds]  # fmt: skip
+            lines.append(f"| {dataset} | {name} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    if args.output:
+        args.output.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
