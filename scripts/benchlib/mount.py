@@ -194,6 +194,10 @@ class StatesResult:
 
     blocks: list[dict[str, object]] = field(default_factory=list)
     daemon_semfs: str = ""  # where the daemon imports semfs from (PYTHONPATH, cwd)
+    # The daemon's memory (memory_mib) before and after `memory_queries` more new queries
+    memory_before: dict[str, float] = field(default_factory=dict)
+    memory_after: dict[str, float] = field(default_factory=dict)
+    memory_queries: int = 0
 
 
 def _feature_queue(db: sqlite3.Connection) -> int:
@@ -218,7 +222,11 @@ def _set_busy(db: sqlite3.Connection, busy: bool) -> None:
 
 
 def measure_states(
-    store: Path, mountpoint: Path, embedder: str, blocks: list[tuple[bool, list[str]]]
+    store: Path,
+    mountpoint: Path,
+    embedder: str,
+    blocks: list[tuple[bool, list[str]]],
+    memory_queries: list[str] | None = None,
 ) -> StatesResult:
     result = StatesResult()
     log_path = Settings.load(store).log_path
@@ -257,6 +265,15 @@ def measure_states(
             })  # fmt: skip
             print(f"  {result.blocks[-1]['state']}: p50 {p50(times) * 1000:.1f} ms, queue "
                   f"{before} -> {after}", flush=True)  # fmt: skip
+        if memory_queries:
+            _set_busy(db, False)
+            result.memory_before = memory_mib(pid)
+            for query in memory_queries:
+                os.listdir(search / query)
+            result.memory_after = memory_mib(pid)
+            result.memory_queries = len(memory_queries)
+            print(f"  memory after {len(memory_queries)} more queries: {result.memory_after}",
+                  flush=True)  # fmt: skip
     finally:
         db.close()
         subprocess.run([sys.executable, "-m", "semfs", "unmount", str(mountpoint)], check=False)

@@ -83,8 +83,8 @@ def memory_table(runs: list[dict[str, Any]]) -> list[str]:
             f"| {size_name(run['size'])} | {run['embedder_short']} | {r['listable']:.0f} MiB | "
             f"{r['idle VmRSS']:.0f} ({r['idle RssAnon']:.0f} + {r['idle RssFile']:.0f}) MiB | "
             f"{r['queries max VmRSS']:.0f} MiB | {r['queries VmHWM']:.0f} MiB | "
-            f"{b['annoy_bytes'] / 2**20:.0f} MiB | {b['catalog_bytes'] / 2**20:.0f} MiB | "
-            f"{b['files_seconds']:.0f} / {b['catalog_seconds']:.0f} / {b['annoy_seconds']:.0f} s |"
+            f"{b['base_bytes'] / 2**20:.0f} MiB | {b['catalog_bytes'] / 2**20:.0f} MiB | "
+            f"{b['files_seconds']:.0f} / {b['catalog_seconds']:.0f} / {b['base_seconds']:.0f} s |"
         )
     return rows
 
@@ -129,6 +129,42 @@ def targets(runs: list[dict[str, Any]], peers: dict[str, list[dict[str, Any]]],
             rows.append(f"| daemon RSS <= {TARGET_RSS_MIB:.0f} MiB at 1 M (L3) | "
                         f"{worst:.0f} MiB peak, {r['idle RssAnon']:.0f} MiB anonymous | "
                         f"{'yes' if worst <= TARGET_RSS_MIB else '**no**'} |")  # fmt: skip
+    return rows
+
+
+ISSUE_P50_MS = {100_000: 10.0, 1_000_000: 20.0}  # new-query ls p50 targets (issue 21)
+ISSUE_RSS_MIB = 500.0  # daemon VmRSS at 1 M after 1,000 queries (default profile)
+
+
+def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
+    """Per size: the default index's recall@10, ls p50/p95 busy and idle, memory."""
+    rows = ["| Images | index | recall@10 (>= .95) | ls p50 / p95 idle | ls p50 / p95 busy "
+            "| p95 <= 2x p50 | daemon memory after queries (anon + file) |",
+            "|--:|---|--:|--:|--:|---|--:|"]  # fmt: skip
+    for size, t in sorted(targets.items(), key=lambda item: int(item[0])):
+        goal = ISSUE_P50_MS.get(int(size))
+
+        def latency(state: str, t: dict[str, Any] = t, goal: float | None = goal) -> str:
+            if state not in t:
+                return "-"
+            p50, p95 = t[state]["ls_p50_ms"], t[state]["ls_p95_ms"]
+            met = "" if goal is None else (" (met)" if p50 <= goal else " (**missed**)")
+            held = "" if t[state]["state_held"] else ", state not held"
+            return f"{p50:.1f} / {p95:.1f} ms{met}{held}"
+
+        spread = [t[s]["ls_p95_ms"] <= 2 * t[s]["ls_p50_ms"] for s in ("idle", "busy") if s in t]
+        memory = t.get("memory_mib")
+        recall = t.get("recall_at_10")
+        rows.append(
+            f"| {size_name(int(size))} | {t.get('engine', '-')} | "
+            + (f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
+               else "-")
+            + f" | {latency('idle')} | {latency('busy')} | "
+            + ("yes" if spread and all(spread) else "**no**" if spread else "-") + " | "
+            + (f"{memory['VmRSS']:.0f} ({memory['RssAnon']:.0f} + {memory['RssFile']:.0f}) "
+               f"MiB after {memory['after_queries']:,}" if memory else "-")
+            + " |"
+        )  # fmt: skip
     return rows
 
 

@@ -17,11 +17,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from annoy import AnnoyIndex
-
 from benchlib.vectors import Collection
 from semfs.catalog.database import Catalog
 from semfs.config import Settings
+from semfs.search.bases import base_files
+from semfs.search.engine import index_options
+from semfs.search.index import VectorIndex
 
 PER_DIRECTORY = 1_000
 CAPTIONER = "classifier:efficientnet-lite0"
@@ -33,12 +34,15 @@ class BuiltStore:
     items: int
     files_seconds: float  # creating the image files
     catalog_seconds: float  # writing files, descriptions and vectors rows
-    annoy_seconds: float  # building the base index (as the daemon's rebuild does)
-    annoy_bytes: int
+    base_seconds: float  # building the base index (the daemon's rebuild)
+    base_bytes: int
     catalog_bytes: int
+    base_file: str
 
 
-def build_store(root: Path, collection: Collection, embedder: str, trees: int) -> BuiltStore:
+def build_store(
+    root: Path, collection: Collection, embedder: str, engine: str = "auto"
+) -> BuiltStore:
     marker = root / "built.json"
     if marker.exists():  # reused with --work: the figures are those of the build
         data = json.loads(marker.read_text())
@@ -52,12 +56,15 @@ def build_store(root: Path, collection: Collection, embedder: str, trees: int) -
     started = time.perf_counter()
     _write_catalog(settings.catalog_path, collection, embedder, stats)
     catalog_seconds = time.perf_counter() - started
+    if engine != "auto":
+        (settings.state_dir / "config.toml").write_text(f'index_engine = "{engine}"\n')
+        settings = Settings.load(store)
     started = time.perf_counter()
-    annoy_path = _build_annoy(settings.index_dir, collection, trees)
-    annoy_seconds = time.perf_counter() - started
+    base = _build_base(settings, embedder, collection.vectors.shape[1])
+    base_seconds = time.perf_counter() - started
     built = BuiltStore(
-        store, count, files_seconds, catalog_seconds, annoy_seconds,
-        annoy_path.stat().st_size, settings.catalog_path.stat().st_size,
+        store, count, files_seconds, catalog_seconds, base_seconds,
+        base.stat().st_size, settings.catalog_path.stat().st_size, base.name,
     )  # fmt: skip
     marker.write_text(json.dumps({**asdict(built), "store": str(store)}))
     return built
@@ -118,21 +125,19 @@ def _write_catalog(
         db.close()
 
 
-def _build_annoy(directory: Path, collection: Collection, trees: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    count, dims = collection.vectors.shape
-    temporary = directory / f"base-{count}.tmp"
-    index = AnnoyIndex(dims, "angular")
-    index.on_disk_build(str(temporary))
-    for row, vector in enumerate(collection.vectors):
-        index.add_item(row + 1, vector.tolist())
-    index.build(trees, n_jobs=1)
-    index.unload()
-    final = directory / f"base-{count}-{dims}d-{count}n.ann"
-    os.replace(temporary, final)
-    return final
-
-
-def annoy_file(built: BuiltStore) -> Path:
-    (path,) = (Settings.load(built.store).index_dir).glob("base-*.ann")
+def _build_base(settings: Settings, embedder: str, dimensions: int) -> Path:
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        index = VectorIndex(settings.index_dir, embedder, dimensions, index_options(settings))
+        index.load(catalog)
+        index.rebuild(catalog)
+    finally:
+        catalog.close()
+    (*_, (_, _, path)) = base_files(settings.index_dir, dimensions)
     return path
+
+
+def annoy_file(built: BuiltStore) -> Path | None:
+    """The store's base, if it is an Annoy file."""
+    path = Settings.load(built.store).index_dir / built.base_file
+    return path if path.suffix == ".ann" else None
