@@ -18,13 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from annoy import AnnoyIndex
 
 from semfs.catalog.database import Catalog, join_path
 from semfs.catalog.reconcile import ReconcileReport, find_differences
 from semfs.config import Settings
 from semfs.ml.image_features import image_features_name
-from semfs.search.bases import base_files
+from semfs.search.bases import StoredVectors, base_files
 from semfs.store.backing import BackingStore
 
 EXAMPLES = 5  # paths shown per finding
@@ -277,23 +276,22 @@ def _compare_base(
 ) -> None:
     """Every catalog vector no newer than the base must be in it, as stored."""
     assert index.dimensions is not None
-    base = AnnoyIndex(index.dimensions, "angular")
     try:
-        base.load(str(path), prefault=False)
-    except OSError as error:
+        base = StoredVectors(path, index.dimensions)
+    except (OSError, RuntimeError) as error:
         unreadable = [f"{path.name}: {error}"]
         report.add(f"{index.kind_prefix}index-unreadable",
                    f"{index.noun} bases that cannot be loaded", unreadable)  # fmt: skip
         return
     try:
-        held = base.get_n_items()  # the highest item id + 1
         missing: list[bytes] = []
         live = 0
         rows = reader.execute(BASE_VECTORS_QUERY.format(table=index.table), (index.model, base_seq))
         for directory, name, file_id, blob in rows:
             live += 1
             stored = np.frombuffer(blob, dtype=np.float32)
-            if file_id >= held or not np.allclose(base.get_item_vector(file_id), stored, atol=1e-5):
+            held = base.get(file_id)
+            if held is None or not np.allclose(held, stored, atol=1e-5):
                 missing.append(join_path(directory, name))
         report.add(f"{index.kind_prefix}missing-from-index",
                    f"vectors the {index.noun} base should hold but does not", missing)  # fmt: skip
@@ -303,4 +301,4 @@ def _compare_base(
                 "the build: searches skip them, the next rebuild drops them"
             )
     finally:
-        base.unload()
+        base.close()

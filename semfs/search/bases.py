@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -156,6 +156,38 @@ def open_base(path: Path, dimensions: int, items: int, options: IndexOptions) ->
         except (OSError, ValueError) as error:  # Annoy still answers, approximately
             log.warning("index: cannot search %s exactly: %s", path, error)
     return annoy
+
+
+class StoredVectors:
+    """The vectors a base file holds, by file id, for `semfs check` (not for searching)."""
+
+    def __init__(self, path: Path, dimensions: int) -> None:
+        """Raises OSError or RuntimeError if the file cannot be loaded."""
+        self._annoy: AnnoyIndex | None = None
+        self._ivf: Any = None
+        if path.suffix == ".ivf":
+            self._ivf = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            # file id -> (list, offset), hashed: file ids are not 0 .. n - 1
+            self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        else:
+            self._annoy = AnnoyIndex(dimensions, "angular")
+            self._annoy.load(str(path), prefault=False)
+
+    def get(self, file_id: int) -> Vector | None:
+        if self._annoy is not None:
+            if file_id >= self._annoy.get_n_items():  # the highest item id + 1
+                return None
+            return np.asarray(self._annoy.get_item_vector(file_id), dtype=np.float32)
+        try:
+            vector: Vector = self._ivf.reconstruct(file_id)
+        except RuntimeError:  # not in any list
+            return None
+        return vector
+
+    def close(self) -> None:
+        if self._annoy is not None:
+            self._annoy.unload()
+        self._ivf = None
 
 
 # --- building ------------------------------------------------------------------------------

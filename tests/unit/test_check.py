@@ -304,3 +304,38 @@ def test_features_stored_before_the_reduction_are_converted_not_computed_again(
     assert [path.name for path in image_index_files(store)] == [f"base-6-256d-{INDEXED}n.ann"]
     code, report = check(store)
     assert (code, report["consistent"], report["findings"]) == (0, True, [])
+
+
+def test_a_faiss_ivf_base_is_checked_and_repaired_as_an_annoy_one_is(store: Path) -> None:
+    """With index_engine = "ivf" (the default from 20,000 images) the base is a FAISS file:
+    check reads its vectors back by file id, and repair rebuilds it as one."""
+    from semfs.catalog.database import Catalog
+    from semfs.config import Settings
+    from semfs.search.engine import index_options
+    from semfs.search.index import VectorIndex
+
+    (store / ".semfs" / "config.toml").write_text('rebuild_threshold = 1\nindex_engine = "ivf"\n')
+    settings = Settings.load(store)
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        embedder = catalog.get_meta("embedder")
+        assert embedder is not None
+        index = VectorIndex(settings.index_dir, embedder, 384, index_options(settings))
+        index.load(catalog)
+        assert index.needs_rebuild(catalog)  # an Annoy base, where the setting asks for IVF
+        index.rebuild(catalog)
+    finally:
+        catalog.close()
+    assert [path.name for path in index_files(store)] == [f"base-3-384d-{INDEXED}n.ivf"]
+    assert check(store)[0] == 0
+
+    _change_a_vector_behind_the_index(store)
+    code, report = check(store)
+    assert code == 4 and "missing-from-index" in kinds(report), report
+    code, repaired = check(store, "--repair")
+    assert code == 1 and repaired["after"]["consistent"], repaired
+    assert [path.suffix for path in index_files(store)] == [".ivf"]
+
+    _damage_the_index(store)
+    code, report = check(store)
+    assert code == 4 and "index-unreadable" in kinds(report), report
