@@ -14,6 +14,7 @@ from semfs.daemon.mounttable import find_mount, is_stale
 from semfs.daemon.reports import ask_mount
 from semfs.search.bases import base_files
 
+BASE_NAMES = {"ivf": "FAISS IVF ", "ann": "Annoy "}  # by base file suffix
 FAILURES_SHOWN = 20
 ERRORS_SHOWN = 10  # of the daemon's last warnings and errors, in the text (all in --json)
 
@@ -89,7 +90,9 @@ def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:
     newest = bases[-1] if bases else None
     return {
         "vectors": 0,
-        "base_vectors": newest[1] if newest else 0,  # in the memory-mapped Annoy base
+        "base_vectors": newest[1] if newest else 0,  # in the memory-mapped base index
+        # how it is searched: "ivf" (FAISS), or "ann" (an Annoy file: exactly if small)
+        "base_format": newest[2].suffix[1:] if newest else None,
         "exact_vectors": 0,  # newer: searched exactly until the next rebuild
         "bytes": sum(p.stat().st_size for p in files),
         "base_file": newest[2].name if newest else None,
@@ -115,8 +118,9 @@ def status_text(report: dict[str, Any]) -> str:
         f"indexed:    {report['indexed']}",
         f"queued:     {report['queued']}",
         f"failed:     {report['failed']}",
-        f"index:      {index['vectors']} vectors: {index['base_vectors']} in the Annoy base "
-        f"({_size(index['bytes'])}), {index['exact_vectors']} searched exactly",
+        f"index:      {index['vectors']} vectors: {index['base_vectors']} in the "
+        f"{BASE_NAMES.get(index['base_format'], '')}base ({_size(index['bytes'])}), "
+        f"{index['exact_vectors']} searched exactly",
         f"reconciled: {reconciled['summary'] if isinstance(reconciled, dict) else 'never'}",
         f"captioner:  {report['captioner'] or '-'}",
         f"embedder:   {report['embedder'] or '-'}",

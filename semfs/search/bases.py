@@ -168,7 +168,7 @@ class StoredVectors:
         if path.suffix == ".ivf":
             self._ivf = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             # file id -> (list, offset), hashed: file ids are not 0 .. n - 1
-            self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         else:
             self._annoy = AnnoyIndex(dimensions, "angular")
             self._annoy.load(str(path), prefault=False)
