@@ -3,6 +3,8 @@
     .venv/bin/python scripts/bench_passthrough.py [--repeat 5]
         [--output docs/benchmarks-passthrough.md] [--json FILE] [--baseline FILE]
     .venv/bin/python scripts/bench_passthrough.py --smoke --output /tmp/x.md   # CI: seconds
+    .venv/bin/python scripts/bench_passthrough.py --only ls \
+        --variant acl=posix_acl=true --variant wb=writeback_cache=true   # levers, one run
 
 Each workload runs on a temporary store directly ("native") and through a semfs mount of
 that same store ("mount"), interleaved: native, mount, mount, native, ... (the order flips
@@ -25,6 +27,11 @@ With --output, the results go between the `<!-- results -->` and `<!-- /results 
 markers of that page (prose around them is kept), or make a new page; a bar chart of the
 ratios is written beside it (PNG, matplotlib), with a --baseline run's ratios (from
 --json of an earlier run) drawn beside the new ones.
+
+--variant NAME=OPTIONS (repeatable) mounts one more store, with `-o OPTIONS`, beside
+the default mount, with the same fixtures, and runs it in the same interleaved order:
+the table gains a "NAME / native" column, so a mount option is measured on and off in
+one run.
 
 Needs root (or FUSE mount rights) and /dev/fuse. The photos are made from the Debian
 tuxpaint-stamps photos (or scikit-image's samples), mirrored, cropped and re-encoded so
@@ -103,9 +110,13 @@ class Options:
     json_path: Path | None
     baseline: Path | None
     smoke: bool
+    variants: tuple[tuple[str, str], ...] = ()  # (name, -o options) of extra mounts
 
 
 WORKLOAD_KEYS = ("ls", "cat", "fio", "cp-big", "cp-photos")
+# Run only when asked for with --only: the probe the kernel sends before each write(2).
+EXTRA_KEYS = ("probe",)
+PROBES = 10_000  # getxattr calls timed by the probe row
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -121,7 +132,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--big-mib", type=int, default=100, help="file for cp, MiB")
     parser.add_argument("--photos", type=int, default=1000, help="photos for cp -r")
     parser.add_argument(
-        "--only", action="append", choices=WORKLOAD_KEYS, default=[], help="repeatable"
+        "--only", action="append", choices=WORKLOAD_KEYS + EXTRA_KEYS, default=[], help="repeatable"
     )
     parser.add_argument("--dir", type=Path, help="where to make the temporary store and mount")
     parser.add_argument("--output", type=Path, help="write the results into this page")
@@ -130,9 +141,22 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes, one repetition (CI: it runs at all)"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=OPTIONS",
+        help="also mount a store with -o OPTIONS and time it as NAME (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    variants = []
+    for text in args.variant:
+        name, _, mount_options = text.partition("=")
+        if not name.isidentifier() or name in ("native", "mount") or not mount_options:
+            parser.error(f"--variant {text!r}: expected NAME=OPTIONS, e.g. acl=posix_acl=true")
+        variants.append((name, mount_options))
     if args.smoke:
         args.repeat, args.listing_files, args.small_files = 1, 200, 50
         args.seq_mib, args.rand_mib, args.big_mib, args.photos = 8, 1, 4, 20
@@ -151,6 +175,7 @@ def parse_options(argv: list[str]) -> Options:
         json_path=args.json_path,
         baseline=args.baseline,
         smoke=args.smoke,
+        variants=tuple(variants),
     )
 
 
@@ -159,12 +184,12 @@ def parse_options(argv: list[str]) -> Options:
 
 @dataclass(frozen=True)
 class Side:
-    name: str  # "native" or "mount"
+    name: str  # "native", "mount" or a variant's name (another mount)
     root: Path
 
     @property
     def is_mount(self) -> bool:
-        return self.name == "mount"
+        return self.name != "native"
 
 
 @dataclass(frozen=True)
@@ -183,9 +208,17 @@ class Samples:
     native: list[float] = field(default_factory=list)
     mount: list[float] = field(default_factory=list)
     busy_after: list[float] = field(default_factory=list)  # daemon busy after mount runs
+    variants: dict[str, list[float]] = field(default_factory=dict)  # --variant mounts
 
-    def ratio(self) -> float:
-        return statistics.median(self.mount) / statistics.median(self.native)
+    def add(self, side: str, seconds: float) -> None:
+        if side in ("native", "mount"):
+            getattr(self, side).append(seconds)
+        else:
+            self.variants.setdefault(side, []).append(seconds)
+
+    def ratio(self, side: str = "mount") -> float:
+        times = self.mount if side == "mount" else self.variants[side]
+        return statistics.median(times) / statistics.median(self.native)
 
     def ratio_range(self) -> tuple[float, float]:
         ratios = [m / n for n, m in zip(self.native, self.mount, strict=False) if n > 0]
@@ -260,10 +293,11 @@ def peak_rss_kib(pid: int) -> int | None:
 
 
 @contextlib.contextmanager
-def mounted(store: Path, mountpoint: Path) -> Iterator[int]:
+def mounted(store: Path, mountpoint: Path, mount_options: str = "") -> Iterator[int]:
     """Mount `store` at `mountpoint` with the semfs CLI; yield the daemon's pid."""
+    extra = ["-o", mount_options] if mount_options else []
     result = subprocess.run(
-        semfs_command("mount", str(store), str(mountpoint)), capture_output=True, text=True
+        semfs_command("mount", *extra, str(store), str(mountpoint)), capture_output=True, text=True
     )
     if result.returncode != 0:
         raise RuntimeError(f"semfs mount failed:\n{result.stdout}{result.stderr}")
@@ -350,13 +384,30 @@ def write_random_file(path: Path, mib: int) -> None:
 # --- the benchmark ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class VariantMount:
+    name: str
+    store: Path
+    mountpoint: Path
+    pid: int
+
+
 class Bench:
-    def __init__(self, options: Options, base: Path, store: Path, mountpoint: Path, pid: int):
+    def __init__(
+        self,
+        options: Options,
+        base: Path,
+        store: Path,
+        mountpoint: Path,
+        pid: int,
+        variants: tuple[VariantMount, ...] = (),
+    ):
         self.options = options
         self.base = base  # outside the store: sources for cp
         self.store = store
         self.mountpoint = mountpoint
         self.pid = pid
+        self.variants = variants
         self.can_drop_caches = self._try_drop_caches()
         self.samples: dict[str, Samples] = {}
         self.fio = shutil.which("fio")
@@ -386,10 +437,11 @@ class Bench:
     def settle(self, after: str | None = None, side: Side | None = None) -> float:
         """Wait until the daemon is off the CPU; note how long it stayed busy after `after`."""
         started = time.perf_counter()
-        previous = cpu_ticks(self.pid)
+        pids = [self.pid, *(variant.pid for variant in self.variants)]
+        previous = sum(map(cpu_ticks, pids))
         while time.perf_counter() - started < IDLE_TIMEOUT:
             time.sleep(IDLE_WINDOW)
-            current = cpu_ticks(self.pid)
+            current = sum(map(cpu_ticks, pids))
             if current - previous <= 1:
                 break
             previous = current
@@ -400,26 +452,16 @@ class Bench:
             self.samples.setdefault(after, Samples()).busy_after.append(busy)
         return busy
 
-    def sides(self) -> tuple[Side, Side]:
-        return Side("native", self.store), Side("mount", self.mountpoint)
+    def sides(self) -> list[Side]:
+        variants = [Side(variant.name, variant.mountpoint) for variant in self.variants]
+        return [Side("native", self.store), Side("mount", self.mountpoint), *variants]
 
     # --- fixtures (made directly in the store or beside it, untimed) ---
 
     def make_fixtures(self) -> None:
+        for store in (self.store, *(variant.store for variant in self.variants)):
+            self._make_store_fixtures(store)
         o = self.options
-        if "ls" in o.only:
-            many = self.store / "many"
-            many.mkdir()
-            for i in range(o.listing_files):
-                (many / f"img_{i:05d}.jpg").touch()
-        if "cat" in o.only:
-            small = self.store / "small"
-            small.mkdir()
-            for i in range(o.small_files):
-                (small / f"note_{i:04d}.txt").write_bytes(os.urandom(o.small_kib * KIB))
-        if "fio" in o.only and self.fio:
-            write_random_file(self.store / "fio-read.bin", o.seq_mib)
-            write_random_file(self.store / "fio-rand.bin", o.seq_mib)
         if "cp-big" in o.only:
             write_random_file(self.base / "big.bin", o.big_mib)
         if "cp-photos" in o.only:
@@ -427,6 +469,25 @@ class Bench:
             if sources:
                 self.photo_bytes = make_photos(sources, o.photos, self.base / "photos")
         os.sync()
+
+    def _make_store_fixtures(self, store: Path) -> None:
+        """What each store holds for the workloads (each mount reads its own store)."""
+        o = self.options
+        if "ls" in o.only:
+            many = store / "many"
+            many.mkdir()
+            for i in range(o.listing_files):
+                (many / f"img_{i:05d}.jpg").touch()
+        if "cat" in o.only:
+            small = store / "small"
+            small.mkdir()
+            for i in range(o.small_files):
+                (small / f"note_{i:04d}.txt").write_bytes(os.urandom(o.small_kib * KIB))
+        if "probe" in o.only:
+            (store / "probe.bin").write_bytes(b"x")
+        if "fio" in o.only and self.fio:
+            write_random_file(store / "fio-read.bin", o.seq_mib)
+            write_random_file(store / "fio-rand.bin", o.seq_mib)
 
     # --- workloads ---
 
@@ -510,6 +571,19 @@ class Bench:
                 self.cp_photos,
             )
 
+        yield Workload(
+            "probe",
+            (
+                Row(
+                    "probe",
+                    f"{PROBES:,} x `getxattr security.capability` of an open file",
+                    "warm",
+                    note="the kernel's probe before each write(2); absent: ENODATA",
+                ),
+            ),
+            self.probe,
+        )
+
     def _small_mb(self) -> float:
         return self.options.small_files * self.options.small_kib * KIB / MIB
 
@@ -520,6 +594,20 @@ class Bench:
         cold = timed(lambda: run_quietly(command))
         warm = timed(lambda: run_quietly(command))
         return {"ls-cold": cold, "ls-warm": warm}
+
+    def probe(self, side: Side, rep: int) -> Timings:
+        fd = os.open(side.root / "probe.bin", os.O_RDONLY)
+
+        def ask() -> None:
+            for _ in range(PROBES):
+                with contextlib.suppress(OSError):
+                    os.getxattr(fd, "security.capability")
+
+        try:
+            self.settle()
+            return {"probe": timed(ask)}
+        finally:
+            os.close(fd)
 
     def cat(self, side: Side, rep: int) -> Timings:
         directory = side.root / "small"
@@ -605,15 +693,14 @@ class Bench:
 
     def run(self) -> list[tuple[Row, Samples]]:
         workloads = self.workloads()
-        native, mount = self.sides()
+        sides = self.sides()
         for workload in workloads:
             for rep in range(self.options.repeat):
-                order = (native, mount) if rep % 2 == 0 else (mount, native)
+                order = sides if rep % 2 == 0 else sides[::-1]
                 for side in order:
                     timings = workload.run(side, rep)
                     for key, seconds in timings.items():
-                        samples = self.samples.setdefault(key, Samples())
-                        getattr(samples, side.name).append(seconds)
+                        self.samples.setdefault(key, Samples()).add(side.name, seconds)
                     shown = ", ".join(f"{k} {format_seconds(s)}" for k, s in timings.items())
                     print(f"  {workload.key} #{rep + 1} {side.name}: {shown}", file=sys.stderr)
         return [(row, self.samples[row.key]) for w in workloads for row in w.rows]
@@ -647,12 +734,21 @@ def format_ratio(ratio: float) -> str:
 Baseline = dict[str, float]  # row key -> ratio of an earlier run
 
 
+def variant_names(results: list[tuple[Row, Samples]]) -> list[str]:
+    return list(results[0][1].variants) if results else []
+
+
 def table(results: list[tuple[Row, Samples]], baseline: Baseline) -> str:
-    before = " | Before |" if baseline else " |"
+    variants = variant_names(results)
+    extra = "".join(f" {name} / native |" for name in variants)
+    before = " Before |" if baseline else ""
     lines = [
-        "| Workload | Cache | Native (median) | Mount (median) | Mount / native"
-        f"{before} Per-run ratios | Notes |",
-        "|---|---|--:|--:|--:|" + ("--:|" if baseline else "") + "--:|---|",
+        "| Workload | Cache | Native (median) | Mount (median) | Mount / native |"
+        f"{extra}{before} Per-run ratios | Notes |",
+        "|---|---|--:|--:|--:|"
+        + "--:|" * len(variants)
+        + ("--:|" if baseline else "")
+        + "--:|---|",
     ]
     for row, samples in results:
         native = statistics.median(samples.native)
@@ -668,6 +764,9 @@ def table(results: list[tuple[Row, Samples]], baseline: Baseline) -> str:
         earlier = ""
         if baseline:
             earlier = f" {format_ratio(baseline[row.key])} |" if row.key in baseline else " - |"
+        earlier = (
+            "".join(f" **{format_ratio(samples.ratio(name))}** |" for name in variants) + earlier
+        )
         lines.append(
             f"| {row.label} | {row.cache} | {format_seconds(native)} | {format_seconds(mount)} "
             f"| **{format_ratio(samples.ratio())}** |{earlier} "
@@ -875,6 +974,16 @@ def save_json(path: Path, results: list[tuple[Row, Samples]], info: RunInfo) -> 
             "ratio": samples.ratio(),
             "native": samples.native,
             "mount": samples.mount,
+            **(
+                {
+                    "variants": {
+                        name: {"ratio": samples.ratio(name), "times": times}
+                        for name, times in samples.variants.items()
+                    }
+                }
+                if samples.variants
+                else {}
+            ),
         }
         for row, samples in results
     ]
@@ -909,9 +1018,19 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     version = git_version()  # what the daemon runs: the code as it is now
     try:
-        with mounted(store, mountpoint) as pid:
+        with mounted(store, mountpoint) as pid, contextlib.ExitStack() as others:
             settings = Settings.load(store)
-            bench = Bench(options, base, store, mountpoint, pid)
+            variants = []
+            for name, mount_options in options.variants:
+                (base / f"store-{name}").mkdir()
+                (base / f"mnt-{name}").mkdir()
+                variant_pid = others.enter_context(
+                    mounted(base / f"store-{name}", base / f"mnt-{name}", mount_options)
+                )
+                variants.append(
+                    VariantMount(name, base / f"store-{name}", base / f"mnt-{name}", variant_pid)
+                )
+            bench = Bench(options, base, store, mountpoint, pid, tuple(variants))
             bench.settle()  # the mount-time reconcile scan (of an empty store)
             bench.make_fixtures()
             bench.settle()  # the daemon may notice the fixtures
@@ -921,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
             rss = peak_rss_kib(pid)
         log_problems = count_log_problems(settings)
     finally:
-        if os.path.ismount(mountpoint):
+        if any(os.path.ismount(path) for path in (mountpoint, *base.glob("mnt-*"))):
             print(f"warning: leaving {base} in place: still mounted", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)
@@ -933,6 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=(
             f"entry and attribute timeouts {settings.entry_timeout:g} s / "
             f"{settings.attr_timeout:g} s, {settings.io_threads} I/O threads"
+            + "".join(f"; {name}: -o {text}" for name, text in options.variants)
         ),
         peak_rss_kib=rss,
         daemon_log_problems=log_problems,

@@ -90,6 +90,11 @@ class Settings:
         "kernel write cache: a 100 MiB cp 1.4x faster, but data written and not yet closed"
         " is lost if the daemon dies (docs/benchmarks-passthrough.md)",
     )
+    posix_acl: bool = setting(
+        True,
+        "the kernel enforces the store's POSIX ACLs (setfacl) for every user of the mount;"
+        " off: mode bits only, so an ACL that denies a user is ignored (docs/architecture.md)",
+    )
     log_max_bytes: int = setting(10_000_000, "mount.log is rotated at this size")
     log_backups: int = setting(3, "rotated logs kept (mount.log.1 ...)")
     # --- search ---------------------------------------------------------------------------

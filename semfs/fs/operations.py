@@ -63,6 +63,7 @@ class SemfsOperations(pyfuse3.Operations):
         # pyfuse3 reads this when the kernel connects; the passthrough opens backing files
         # to match it.
         self.enable_writeback_cache = passthrough.writeback_cache
+        self.enable_acl = settings.posix_acl
         self._views = views or ViewRegistry()
         self._view_listings: dict[int, _ViewListing] = {}
         self._view_files: set[int] = set()  # handles (= descriptors) of files opened in views

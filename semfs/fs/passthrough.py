@@ -32,6 +32,7 @@ from semfs.store.syscalls import RENAME_EXCHANGE
 
 _HIDDEN_ROOT_NAME = os.fsencode(STATE_DIR_NAME)
 _SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
+_ACL_XATTRS = frozenset({b"system.posix_acl_access", b"system.posix_acl_default"})
 
 
 class Caller(Protocol):
@@ -405,6 +406,17 @@ class Passthrough:
     # while it reads the directory: reach those through the listing's descriptor.
 
     def getxattr(self, number: int, name: bytes) -> bytes:
+        try:
+            return self._getxattr(number, name)
+        except OSError as error:
+            # A store on a filesystem without ACLs (mounted noacl, or no xattrs at all)
+            # answers EOPNOTSUPP; with posix_acl the kernel would fail every permission
+            # check that consults an ACL with it. "No ACL" is the truth, as ENODATA.
+            if error.errno == errno.EOPNOTSUPP and name in _ACL_XATTRS:
+                raise OSError(errno.ENODATA, "no ACL: the store's filesystem keeps none") from None
+            raise
+
+    def _getxattr(self, number: int, name: bytes) -> bytes:
         fd = self._handles.file_descriptor(number)
         if fd is not None:
             return Descriptor(fd).getxattr(name)
