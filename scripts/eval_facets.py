@@ -5,8 +5,10 @@ captioner and embedder, exact ranking) scores the captions as they are and with 
 words each facet would add: the photos' own dominant colours ("mostly red and white",
 ml/colours.py), and a time of day and a place. The evaluation photos carry no EXIF time
 or GPS, so those two are given to every photo by a fixed rule (its index picks one of
-the four parts of the day and one of eight cities): what is measured is how much such
-words move a caption's vector away from its objects, not whether they are right.
+the four parts of the day and one of eight cities): words unrelated to what the photo
+shows, which a query that names a time ("a rocket at night") can be misled by, as it
+would be by wrong EXIF. The same words for every photo ("in the afternoon", "in Rome,
+Italy") measure the dilution alone: how far words move a caption from its objects.
 
     .venv/bin/python scripts/eval_facets.py [--output docs/facets-retrieval.md]
 """
@@ -64,6 +66,8 @@ def main() -> None:
                 "+ colour words": [f"{c}, {w}" for c, w in zip(base, colours, strict=True)],
                 "+ time words": [f"{c}, {w}" for c, w in zip(base, times, strict=True)],
                 "+ place words": [f"{c}, {w}" for c, w in zip(base, places, strict=True)],
+                "+ the same time words for all": [f"{c}, in the afternoon" for c in base],
+                "+ the same place words for all": [f"{c}, in Rome, Italy" for c in base],
                 "+ time and place": [f"{c}, {t}, {p}"
                                      for c, t, p in zip(base, times, places, strict=True)],
                 "+ all three": [f"{c}, {w}, {t}, {p}" for c, w, t, p

@@ -119,8 +119,8 @@ class Settings:
     # filter), tags (keywords and filter only) or off.
     facet_colours: str = setting(
         "tags",
-        "dominant colours (colour:red): caption, tags (keywords and filter only: their words"
-        " lowered retrieval, docs/facets.md) or off",
+        "dominant colours (colour:red): caption, tags (keywords and filter only; the default,"
+        " docs/facets.md says why) or off",
     )
     facet_time: str = setting(
         "caption",
