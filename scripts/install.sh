@@ -24,6 +24,8 @@ APT_PACKAGES=(
     webp-pixbuf-loader                               # its WebP thumbnails (a default type)
     libglib2.0-bin                                   # gio: the trash test
     wordnet-base                                     # WordNet: the kinds of tags
+    tesseract-ocr tesseract-ocr-eng                  # OCR: text in images, its English model
+    fonts-dejavu-core                                # the OCR tests' and evaluation's fonts
 )
 
 step() { printf '\n==> %s\n' "$*"; }
