@@ -104,6 +104,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--peers", action="store_true", help="also the ANN libraries")
     parser.add_argument(
+        "--profile",
+        help="the states mount's profile (low-memory); its "
+        "embedder stays --embedder: the store's vectors are that one's",
+    )
+    parser.add_argument(
         "--engine",
         default="auto",
         choices=INDEX_ENGINES,
@@ -247,7 +252,14 @@ class Bench:
         blocks = [(state == "busy", self.new_queries(self.args.block_queries, seed + i))
                   for i, state in enumerate(states)]  # fmt: skip
         memory = self.new_queries(self.args.memory_queries, seed + 500)
-        found = measure_states(store, mountpoint, spec, blocks, memory)
+        config = Settings.load(store).state_dir / "config.toml"
+        kept = config.read_text() if config.exists() else ""
+        if self.args.profile:  # for this mount only (the embedder stays --embedder)
+            config.write_text(f'profile = "{self.args.profile}"\n{kept}')
+        try:
+            found = measure_states(store, mountpoint, spec, blocks, memory)
+        finally:
+            config.write_text(kept)
         summary = {}
         for state in ("busy", "idle"):
             times = [t for b in found.blocks if b["state"] == state for t in b["new"]]
@@ -275,6 +287,7 @@ class Bench:
         if found.memory_queries:
             target["memory_mib"] = {"after_queries": found.memory_queries,
                                     **found.memory_after}  # fmt: skip
+        target["profile"] = self.args.profile or "default"
         self.results["states"].append({"size": size, "embedder": spec, "summary": summary,
                                        **dataclasses.asdict(found)})  # fmt: skip
 

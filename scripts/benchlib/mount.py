@@ -217,7 +217,7 @@ def _set_busy(db: sqlite3.Connection, busy: bool) -> None:
             db.execute("DELETE FROM feature_queue")
     if busy:
         full = _feature_queue(db)
-        _wait_for(lambda: _feature_queue(db) < full, 60, "the features backfill to start")
+        _wait_for(lambda: _feature_queue(db) < full, 600, "the features backfill to start")
     time.sleep(1.0)
 
 

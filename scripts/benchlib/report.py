@@ -156,7 +156,9 @@ def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
         memory = t.get("memory_mib")
         recall = t.get("recall_at_10")
         rows.append(
-            f"| {size_name(int(size))} | {t.get('engine', '-')} | "
+            f"| {size_name(int(size))}"
+            + (f" ({t['profile']})" if t.get("profile", "default") != "default" else "")
+            + f" | {t.get('engine', '-')} | "
             + (f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
                else "-")
             + f" | {latency('idle')} | {latency('busy')} | "
