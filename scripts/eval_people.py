@@ -181,6 +181,12 @@ def fit(image: Image.Image, max_side: int) -> Image.Image:
     return image
 
 
+def utc_now() -> str:
+    return subprocess.run(
+        ["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def evaluate(
     name: str, detector: Detector, images: list[tuple[str, bool, Image.Image]]
 ) -> dict[str, Any]:
@@ -202,6 +208,7 @@ def evaluate(
     recall = tp / (tp + fn) if tp + fn else float("nan")
     return {
         "candidate": name,
+        "measured": utc_now(),
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
         "precision": round(precision, 3), "recall": round(recall, 3),
         "ms_mean": round(statistics.mean(times), 1),
@@ -220,16 +227,17 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['load']} on {meta['cpus']} CPUs (wall times stretch with load; CPU times less).",
         "",
         "| candidate | precision | recall | TP | FP | FN | TN | CPU ms/image | wall ms (mean) "
-        "| wall ms (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| wall ms (median) | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         if "skipped" in r:
-            lines.append(f"| {r['candidate']} | skipped: {r['skipped']} | | | | | | | | |")
+            lines.append(f"| {r['candidate']} | skipped: {r['skipped']} | | | | | | | | | |")
             continue
         lines.append(
             f"| {r['candidate']} | {r['precision']} | {r['recall']} | {r['tp']} | {r['fp']} | "
-            f"{r['fn']} | {r['tn']} | {r['cpu_ms_mean']} | {r['ms_mean']} | {r['ms_median']} |"
+            f"{r['fn']} | {r['tn']} | {r['cpu_ms_mean']} | {r['ms_mean']} | {r['ms_median']} | "
+            f"{r.get('measured', meta['date'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -277,12 +285,12 @@ def main() -> None:
         )
     for path in args.merge:
         merged = json.loads(path.read_text())["results"]
-        done = {r["candidate"] for r in results if "skipped" not in r}
-        results = [r for r in results if r["candidate"] not in {m["candidate"] for m in merged}]
-        results += [m for m in merged if m["candidate"] not in done]
+        done = {r["candidate"] for r in results if "skipped" not in r}  # this run's win
+        results = [r for r in results if r["candidate"] in done] + [
+            m for m in merged if m["candidate"] not in done
+        ]
     meta = {
-        "date": subprocess.run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True,
-                               text=True, check=True).stdout.strip(),
+        "date": utc_now(),
         "images": len(images),
         "positives": sum(label for _, label, _ in images),
         "max_side": args.max_side,
