@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "FUJIFILM", "X-T3"
     exif.get_ifd(0x8769)[0x9003] = "2020:02:29 12:00:00"
+    gps = exif.get_ifd(0x8825)  # Sydney Opera House
+    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 51.0, 24.0), "E", (151.0, 12.0, 54.0)
     store = engine.settings.store
     Image.open(photos["rocket.jpg"]).save(store / "rocket.jpg", "JPEG", exif=exif)
     reconcile(engine.settings, engine.catalog, BackingStore(os.fsencode(store)))
@@ -101,6 +104,10 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
               if h.path == b"rocket.jpg"]  # fmt: skip
     assert hit.camera == "FUJIFILM X-T3"
     assert matches_filters(Hit.of(hit, 0.0), year_range_ns((2020, 2020)), "x-t3", None)
+    place_and_time = {"place:sydney", "place:australia", "where:Australia/Sydney",
+                      "time:afternoon", "season:summer"}  # fmt: skip
+    assert place_and_time <= hit.facets and any(t.startswith("colour:") for t in hit.facets)
+    assert hit.caption.endswith(", in the afternoon in summer, in Sydney, Australia")
 
     # A catalog from before the facts were kept: they are read when ingest is idle.
     engine.catalog.queue.set_facts([(hit.file_id, None, None, [])], done_to=0)
@@ -109,6 +116,17 @@ def test_exif_facts_are_stored_and_backfilled_for_images_described_before(
     assert worker._backfill_facts() == 0 and engine.catalog.get_meta("facts_backfilled_to") is None
     again = engine.catalog.reads.hits([hit.file_id], engine.embedder.name)[hit.file_id]
     assert again.camera == "FUJIFILM X-T3" and again.time_ns == 1582977600 * 10**9
+    assert again.facets == hit.facets  # its own facets (colours too) are kept
+
+    # From before facets (no tokens at all): the backfill gives it time and place.
+    with sqlite3.connect(engine.settings.catalog_path) as db:
+        db.execute("UPDATE descriptions SET facets = NULL")
+    engine.catalog.set_meta("facts_backfilled_to", "0")
+    while worker._backfill_facts():
+        pass
+    old = engine.catalog.reads.hits([hit.file_id], engine.embedder.name)[hit.file_id]
+    assert old.facets == place_and_time  # no colours: the pixels are not read again
+    assert engine.catalog.reads.token_counts("where:") == [("where:Australia/Sydney", 1)]
 
 
 def test_idle_work_on_an_image_that_became_a_directory_goes_on(engine: Engine) -> None:
