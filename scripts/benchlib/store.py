@@ -20,7 +20,7 @@ from pathlib import Path
 from benchlib.vectors import Collection
 from semfs.catalog.database import Catalog
 from semfs.config import Settings
-from semfs.search.bases import base_files
+from semfs.search.bases import base_bytes, base_files
 from semfs.search.engine import index_options
 from semfs.search.index import VectorIndex
 
@@ -64,7 +64,7 @@ def build_store(
     base_seconds = time.perf_counter() - started
     built = BuiltStore(
         store, count, files_seconds, catalog_seconds, base_seconds,
-        base.stat().st_size, settings.catalog_path.stat().st_size, base.name,
+        base_bytes(base), settings.catalog_path.stat().st_size, base.name,
     )  # fmt: skip
     marker.write_text(json.dumps({**asdict(built), "store": str(store)}))
     return built

@@ -32,6 +32,7 @@ from semfs.config import Settings
 from semfs.daemon.mount import hold_store_lock, read_lock_holder
 from semfs.errors import QuietError
 from semfs.ml.image_features import image_features_name
+from semfs.search.bases import remove_base
 from semfs.search.engine import index_options
 from semfs.search.index import VectorIndex
 from semfs.store.backing import BackingStore
@@ -151,7 +152,7 @@ def _rebuild_index(settings: Settings, catalog: Catalog) -> str:
     embedder, dimensions = catalog.get_meta("embedder"), catalog.get_meta("dimensions")
     if embedder is None or dimensions is None:
         for leftover in settings.index_dir.glob("*.tmp"):
-            leftover.unlink()
+            remove_base(leftover)
         return "half-written index files removed (nothing was embedded yet)"
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     index = VectorIndex(settings.index_dir, embedder, int(dimensions), index_options(settings))

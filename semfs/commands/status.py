@@ -12,7 +12,7 @@ from semfs.config import ERRORS_XATTR, FSTYPE, Settings
 from semfs.daemon.mount import read_lock_holder
 from semfs.daemon.mounttable import find_mount, is_stale
 from semfs.daemon.reports import ask_mount
-from semfs.search.bases import base_files
+from semfs.search.bases import base_bytes, base_files
 
 BASE_NAMES = {"ivf": "FAISS IVF ", "ann": "Annoy "}  # by base file suffix
 FAILURES_SHOWN = 20
@@ -85,7 +85,7 @@ def _last_mountpoint(settings: Settings) -> str | None:
 
 
 def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:
-    files = [p for p in settings.index_dir.glob("*") if p.is_file()]
+    files = list(settings.index_dir.glob("*"))
     bases = base_files(settings.index_dir, int(dimensions)) if dimensions else []
     newest = bases[-1] if bases else None
     return {
@@ -94,7 +94,7 @@ def _index_state(settings: Settings, dimensions: str | None) -> dict[str, Any]:
         # how it is searched: "ivf" (FAISS), or "ann" (an Annoy file: exactly if small)
         "base_format": newest[2].suffix[1:] if newest else None,
         "exact_vectors": 0,  # newer: searched exactly until the next rebuild
-        "bytes": sum(p.stat().st_size for p in files),
+        "bytes": sum(base_bytes(p) for p in files),
         "base_file": newest[2].name if newest else None,
         "base_seq": newest[0] if newest else 0,
         "dimensions": int(dimensions) if dimensions else None,

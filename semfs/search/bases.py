@@ -10,17 +10,23 @@ Three ways to search a base, chosen by `index_engine` and the base's size
 - `AnnoyBase`: the storage design's Annoy forest, selectable with `index_engine = "annoy"`
   (its recall on caption vectors falls from .84 at 10 k to .20 at 1 M at search_k 10,000).
 
-A base file is named after the highest catalog sequence number it holds and its size,
-`base-<seq>-<dims>d-<items>n.ann` (Annoy) or `.ivf` (FAISS), so it knows which vectors it
-has without a second file that could disagree with it after a crash.
+A base is named after the highest catalog sequence number it holds and its size,
+`base-<seq>-<dims>d-<items>n.ann` (an Annoy file) or `.ivf` (a FAISS directory: the index
+and its inverted lists), so it knows which vectors it has without a second record that
+could disagree with it after a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import math
+import os
 import re
+import shutil
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 
 BASE_NAME = re.compile(r"base-(\d+)-(\d+)d-(\d+)n\.(ann|ivf)")
 BATCH = 10_000  # vectors read from the catalog and added at a time
+SHARD = 100_000  # vectors an IVF build holds in memory at a time (150 MB at 384-d)
 
 # One thread: a search is one query, and on a shared 2-core machine OpenMP's threads
 # only wait for each other (as OpenBLAS's do: docs/benchmarks-search.md).
@@ -121,14 +128,44 @@ class AnnoyBase:
         return [Candidate(i, d, seq, True) for i, d in zip(ids, distances, strict=True)]
 
 
+IVF_INDEX = "index"  # in an IVF base's directory: the trained index, lists elsewhere
+IVF_LISTS = "lists.ivfdata"  # the inverted lists (FAISS OnDiskInvertedLists), mapped
+
+
+def read_ivf(directory: Path) -> Any:
+    """The FAISS index of an IVF base, its lists memory-mapped from the same directory
+    (wherever the store is now: the index names them as they were at the build)."""
+    with _c_stdout_silenced():  # FAISS printf()s the lists' new name: not on our stdout
+        return faiss.read_index(str(directory / IVF_INDEX), faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
+_libc = ctypes.CDLL(None)
+
+
+@contextlib.contextmanager
+def _c_stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 goes to /dev/null meanwhile. Nothing of semfs writes to stdout
+    while an index loads (`semfs check --json` and `semfs search` print after)."""
+    sys.stdout.flush()
+    _libc.fflush(None)
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        _libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
 class IvfBase:
     """FAISS IVF-Flat over inner products of unit vectors, its lists memory-mapped and
     let go after each search. Safe to share between threads (searches only read)."""
 
     def __init__(self, path: Path, dimensions: int, nprobe: int) -> None:
-        self._index, self._pages = MappedPages.around(
-            path, lambda: faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        )
+        self._index, self._pages = MappedPages.around(path / IVF_LISTS, lambda: read_ivf(path))
         if self._index.d != dimensions:
             raise ValueError(f"{path}: {self._index.d}-d vectors, not {dimensions}-d")
         self._parameters = faiss.SearchParametersIVF()  # only read by searches
@@ -166,7 +203,7 @@ class StoredVectors:
         self._annoy: AnnoyIndex | None = None
         self._ivf: Any = None
         if path.suffix == ".ivf":
-            self._ivf = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            self._ivf = read_ivf(path)
             # file id -> (list, offset), hashed: file ids are not 0 .. n - 1
             self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         else:
@@ -210,20 +247,55 @@ def build_annoy(temporary: Path, rows: Rows, dimensions: int, trees: int) -> int
 
 
 def build_ivf(temporary: Path, sample: np.ndarray, rows: Rows, dimensions: int, lists: int) -> int:
-    """Write a FAISS IVF-Flat base to `temporary`: lists trained on `sample` (k-means),
-    then every row added; the number of items."""
+    """Build a FAISS IVF-Flat base in the new directory `temporary`: lists trained on
+    `sample` (k-means), then every row added, a shard of SHARD vectors at a time, each
+    written to a file; the shards are merged into one file of inverted lists read through
+    their mappings, so memory holds one shard, not the whole base (1.5 GiB at 1 M).
+    The number of items."""
+    temporary.mkdir()
     quantizer = faiss.IndexFlatIP(dimensions)
-    index = faiss.IndexIVFFlat(quantizer, dimensions, lists, faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10  # k-means: the lists need not be optimal, only balanced enough
-    index.cp.max_points_per_centroid = 64
-    index.cp.min_points_per_centroid = 1  # a small base trains on few points: no warning
-    index.train(sample)
-    items = 0
+    trained = faiss.IndexIVFFlat(quantizer, dimensions, lists, faiss.METRIC_INNER_PRODUCT)
+    trained.cp.niter = 10  # k-means: the lists need not be optimal, only balanced enough
+    trained.cp.max_points_per_centroid = 64
+    trained.cp.min_points_per_centroid = 1  # a small base trains on few points: no warning
+    trained.train(sample)
+    items, shards = 0, list[Path]()
+    shard = faiss.clone_index(trained)
     for ids, vectors in _batches(rows, dimensions):
-        index.add_with_ids(vectors, ids)
+        shard.add_with_ids(vectors, ids)
         items += len(ids)
-    faiss.write_index(index, str(temporary))
+        if shard.ntotal >= SHARD:
+            shards.append(_write_shard(shard, temporary, len(shards)))
+            shard = faiss.clone_index(trained)
+    if shard.ntotal or not shards:
+        shards.append(_write_shard(shard, temporary, len(shards)))
+    del shard
+    with _c_stdout_silenced():  # FAISS printf()s the lists file's size
+        _merge_shards(trained, shards, temporary / IVF_LISTS)
+    faiss.write_index(trained, str(temporary / IVF_INDEX))
+    for path in shards:
+        path.unlink()
     return items
+
+
+def _write_shard(shard: Any, directory: Path, number: int) -> Path:
+    path = directory / f"shard-{number}"
+    faiss.write_index(shard, str(path))
+    return path
+
+
+def _merge_shards(trained: Any, shards: list[Path], lists_path: Path) -> None:
+    """faiss.contrib.ondisk.merge_ondisk, less its leak: the shards' mappings are let go."""
+    library: Any = faiss  # its bundled type hints lack these
+    opened: list[Any] = [library.read_index(str(path), library.IO_FLAG_MMAP) for path in shards]
+    pointers = library.InvertedListsPtrVector()
+    for shard in opened:
+        pointers.push_back(shard.invlists)
+    on_disk: Any = library.OnDiskInvertedLists(trained.nlist, trained.code_size, str(lists_path))
+    trained.ntotal = on_disk.merge_from_multiple(pointers.data(), pointers.size(), False)
+    trained.replace_invlists(on_disk, True)  # the index owns (and frees) its lists
+    on_disk.this.disown()
+    del pointers, opened  # each shard index owns its mapped lists: unmapped here
 
 
 def _batches(rows: Rows, dimensions: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -275,3 +347,50 @@ def base_files(directory: Path, dimensions: int) -> list[tuple[int, int, Path]]:
 def is_leftover(path: Path) -> bool:
     """A base or a half-written build (a crash mid-rebuild leaves a .tmp)."""
     return path.suffix in (".tmp", ".ann", ".ivf")
+
+
+def remove_base(path: Path) -> None:
+    """Remove a base or a half-written build: a file, or an IVF base's directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def base_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(part.stat().st_size for part in path.iterdir() if part.is_file())
+    return path.stat().st_size
+
+
+def sync_base(path: Path) -> None:
+    """fsync a finished build before it is published: its files, and a directory's entries."""
+    parts = sorted(path.iterdir()) if path.is_dir() else [path]
+    for part in parts:
+        os.chmod(part, 0o600)  # the library made it 0666 less the daemon's umask (0)
+        with open(part, "rb") as file:
+            os.fsync(file.fileno())
+    if path.is_dir():
+        os.chmod(path, 0o700)
+        fsync_directory(path)
+
+
+def publish_base(temporary: Path, final: Path) -> None:
+    """Give a synced build its final name: whole, or not at all. A directory cannot
+    replace one of the same name (a rebuild of the same vectors, by `semfs check
+    --repair`): that one is moved aside first, so a crash between the two renames leaves
+    no base, and the catalog's vectors are searched exactly until the next build."""
+    if final.is_dir():
+        aside = final.with_name(final.name + ".old.tmp")
+        remove_base(aside)
+        os.replace(final, aside)
+    os.replace(temporary, final)
+    fsync_directory(final.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -20,7 +20,6 @@ Item ids are catalog file ids.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +37,9 @@ from semfs.search.bases import (
     build_ivf,
     is_leftover,
     open_base,
+    publish_base,
+    remove_base,
+    sync_base,
     training_sample,
 )
 from semfs.search.delta import Delta
@@ -116,7 +118,7 @@ class VectorIndex:
         """Older bases and half-written builds (a crash mid-rebuild leaves a .tmp)."""
         for path in self._directory.iterdir():
             if path != keep and is_leftover(path):
-                path.unlink(missing_ok=True)
+                remove_base(path)
 
     # --- changes and queries -------------------------------------------------------------
 
@@ -202,11 +204,8 @@ class VectorIndex:
         final = self._directory / f"base-{top}-{self._dimensions}d-{items}n.{kind}"
         fresh: Base | None = None
         if items:
-            os.chmod(temporary, 0o600)  # the library made it 0666 less the daemon's umask (0)
-            with open(temporary, "rb") as file:
-                os.fsync(file.fileno())
-            os.replace(temporary, final)  # the new base exists whole, or not at all
-            _fsync_directory(self._directory)
+            sync_base(temporary)
+            publish_base(temporary, final)
             fresh = open_base(final, self._dimensions, items, self.options)
         with self._lock:
             self._base, self._base_seq, self._base_items = fresh, top, items
@@ -216,11 +215,3 @@ class VectorIndex:
         self._remove_old_files(keep=final)
         log.info("index: rebuilt %s base of %d vectors (seq %d) in %.1f s",
                  kind, items, top, time.monotonic() - started)  # fmt: skip
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from semfs.catalog.database import Catalog, Description
-from semfs.search.bases import IvfBase
+from semfs.search import bases
+from semfs.search.bases import IvfBase, StoredVectors
 from semfs.search.index import ExactBase, IndexOptions, VectorIndex
 from semfs.search.searcher import Searcher
 
@@ -214,11 +215,12 @@ def test_a_small_base_is_searched_exactly_in_the_annoy_file(
 
 
 def test_a_large_base_is_faiss_ivf_by_default_found_well_and_let_go_of_after_a_search(
-    catalog: Catalog, tmp_path: Path
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`auto` builds IVF from `ivf_from` vectors; a search scans only `nprobe` lists, with
     exact distances, and the pages it touched leave the process's resident memory."""
     rng = np.random.default_rng(5)
+    monkeypatch.setattr(bases, "SHARD", 700)  # built in 5 shards, merged into one base
     options = IndexOptions(ivf_from=1_000, nprobe=8)
     index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, options)
     index.load(catalog)
@@ -228,8 +230,14 @@ def test_a_large_base_is_faiss_ivf_by_default_found_well_and_let_go_of_after_a_s
     ids = [ingest(catalog, index, f"c{i}.jpg".encode(), v) for i, v in enumerate(clustered)]
     index.rebuild(catalog)
     assert index.base_kind == "ivf"
-    (path,) = (tmp_path / "index").glob("base-*-16d-3000n.ivf")
+    (path,) = (tmp_path / "index").iterdir()  # the shards are gone, nothing half-built
+    assert path.name == "base-3000-16d-3000n.ivf" and path.is_dir()
+    assert sorted(part.name for part in path.iterdir()) == ["index", "lists.ivfdata"]
     assert options.lists_for(3_000) == 219  # 4 sqrt(n): nprobe 8 scans under 4 % of them
+    stored = StoredVectors(path, DIMS)  # every vector of every shard, as given
+    assert all(np.array_equal(stored.get(i), v) for i, v in zip(ids, clustered, strict=True))
+    assert stored.get(max(ids) + 1) is None
+    stored.close()
 
     found_share = []
     for centre in centres[:20]:
@@ -248,7 +256,7 @@ def test_a_large_base_is_faiss_ivf_by_default_found_well_and_let_go_of_after_a_s
     base = index._base
     assert isinstance(base, IvfBase) and len(base._pages) > 0
     index.search(unit(rng), 10)
-    assert _resident_kib(path) == 0
+    assert _resident_kib(path / "lists.ivfdata") == 0
 
 
 def _resident_kib(path: Path) -> int:
