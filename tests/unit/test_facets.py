@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 from semfs.catalog.database import SCHEMA_VERSION, Catalog
 from semfs.catalog.facet_tokens import slug, where_token
@@ -134,9 +135,10 @@ def test_gps_position_read_from_exif() -> None:
     facts = read_facts(_jpeg_with_exif(exif))
     assert facts.position is not None
     assert facts.position == pytest.approx((-33.8688, 151.2093), abs=1e-4)
-    broken = Image.Exif()
-    broken.get_ifd(0x8825)[2] = (123.0, 0.0, 0.0)  # latitude out of range, no reference
-    assert read_facts(_jpeg_with_exif(broken)).position is None
+    for latitude in ((123.0, 0.0, 0.0), (IFDRational(1, 0), 0.0, 0.0), (1.0, 2.0)):
+        broken = Image.Exif()  # out of range, a zero denominator, two parts of three
+        broken.get_ifd(0x8825)[2], broken.get_ifd(0x8825)[4] = latitude, (12.0, 0.0, 0.0)
+        assert read_facts(_jpeg_with_exif(broken)).position is None
 
 
 def test_query_filters_parse_and_format() -> None:
