@@ -4,9 +4,11 @@ the store has them, and the opt-in writeback cache given as a mount option."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +128,22 @@ def test_writeback_cache_as_a_mount_option_keeps_fsynced_data(store: Path, tmp_p
         assert (mnt / "fresh.bin").read_bytes() == payload
     finally:
         semfs("unmount", mnt)
+
+
+def test_bench_times_a_variant_mount_in_the_same_run(tmp_path: Path) -> None:
+    """`bench_passthrough.py --variant` mounts one more store with its options and gives
+    each row a ratio for it (tiny sizes: that it runs, not what it measures)."""
+    raw = tmp_path / "bench.json"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_passthrough.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--only", "ls", "--only", "probe",
+         "--variant", "noacl=posix_acl=false", "--dir", str(tmp_path), "--json", str(raw)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| noacl / native |" in result.stdout
+    rows = {row["key"]: row for row in json.loads(raw.read_text())["rows"]}
+    assert sorted(rows) == ["ls-cold", "ls-warm", "probe"]
+    for row in rows.values():
+        assert row["ratio"] > 0 and row["variants"]["noacl"]["ratio"] > 0
+    assert not any(tmp_path.glob("semfs-bench-*")), "the temporary stores were left behind"
