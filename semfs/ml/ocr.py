@@ -192,6 +192,7 @@ def _plausible(token: str, lower: str, confidence: float, dictionary: Dictionary
 
 def _prepared(image: Image.Image) -> Image.Image:
     """Grey (L), flattened over white if transparent, scaled into Tesseract's range."""
+    image = _plain(image)
     if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
         values = np.asarray(image, dtype=np.float64)
         low, high = float(values.min()), float(values.max())
@@ -339,7 +340,15 @@ def _test_gray(image: Image.Image, side: int = TEST_SIDE) -> Gray | None:
     return np.ascontiguousarray(np.asarray(_prepared_for_test(small), dtype=np.uint8))
 
 
+def _plain(image: Image.Image) -> Image.Image:
+    """Premultiplied alpha modes (La, RGBa) as their plain twins: Pillow converts them
+    to nothing else."""
+    plain = {"La": "LA", "RGBa": "RGBA"}.get(image.mode)
+    return image.convert(plain) if plain else image
+
+
 def _prepared_for_test(image: Image.Image) -> Image.Image:
+    image = _plain(image)
     if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"} or (
         "A" in image.getbands() or "transparency" in image.info
     ):

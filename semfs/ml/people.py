@@ -123,6 +123,8 @@ def _gray(image: Image.Image, side: int) -> Gray | None:
     """8-bit grey at most `side` pixels on its longer side, or None if smaller than a face."""
     if min(image.size) < MIN_FACE:
         return None
+    if image.mode in _PREMULTIPLIED:  # Pillow converts these only to their plain twin
+        image = image.convert(_PREMULTIPLIED[image.mode])
     if max(image.size) > side:
         image = image.copy()
         image.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -132,18 +134,23 @@ def _gray(image: Image.Image, side: int) -> Gray | None:
         scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
         gray: Gray = scaled.astype(np.uint8)
     else:
-        if image.mode not in {"L", "RGB"}:
-            # Transparency over white, as a viewer shows it; CMYK, palette and the rest to RGB.
-            if "A" in image.getbands() or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.new("RGBA", rgba.size, "white")
-                image.alpha_composite(rgba)
-            image = image.convert("RGB")
-        gray = np.asarray(image.convert("L"), dtype=np.uint8)
+        try:
+            if image.mode not in {"L", "RGB"}:
+                # Transparency over white, as a viewer shows it; CMYK, palette, ... to RGB.
+                if "A" in image.getbands() or "transparency" in image.info:
+                    rgba = image.convert("RGBA")
+                    image = Image.new("RGBA", rgba.size, "white")
+                    image.alpha_composite(rgba)
+                image = image.convert("RGB")
+            gray = np.asarray(image.convert("L"), dtype=np.uint8)
+        except ValueError:  # a mode Pillow cannot make grey (none known): nobody seen
+            return None
     if min(gray.shape) < MIN_FACE:
         return None
     return np.ascontiguousarray(gray)
 
+
+_PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
 
 _shared: PeopleDetector | None = None
 _shared_lock = threading.Lock()
