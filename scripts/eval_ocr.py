@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -154,24 +155,34 @@ CANDIDATES: dict[str, Callable[[], Reader]] = {
 }
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the programs it ran (pytesseract's tesseract)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def measure(reader: Reader, items: list[tuple[str, Image.Image, list[str]]]) -> dict[str, Any]:
     found = total = extra = 0
-    times, per_image = [], []
+    times, cpu_times, per_image = [], [], []
     for name, image, truth in items:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         text = reader(image)
         times.append((time.perf_counter() - start) * 1000)
+        cpu_times.append((cpu_seconds() - start_cpu) * 1000)
         read = set(tokens(text))
         hits = sum(1 for word in set(truth) if word in read)
         found += hits
         total += len(set(truth))
         extra += len(read - set(truth))
-        per_image.append({"image": name, "truth": sorted(set(truth)), "read": text.strip()[:300]})
+        per_image.append(
+            {"image": name, "truth": sorted(set(truth)), "found": hits, "read": text.strip()}
+        )
     return {
         "word_recall": round(found / total, 3) if total else None,
         "extra_words_per_image": round(extra / len(items), 1),
         "ms_mean": round(statistics.mean(times), 1),
         "ms_median": round(statistics.median(times), 1),
+        "cpu_ms_mean": round(statistics.mean(cpu_times), 1),
         "per_image": per_image,
     }
 
@@ -181,11 +192,12 @@ def cheap_test(rendered: list[tuple[str, Image.Image, list[str]]]) -> dict[str, 
 
     labelled = [(name, load(name), has_text) for name, has_text, _w, _n in text_labels()]
     labelled += [(name, image, True) for name, image, _truth in rendered]
-    rows, times = [], []
+    rows, times, cpu_times = [], [], []
     for name, image, has_text in labelled:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         said = probably_has_text(image)
         times.append((time.perf_counter() - start) * 1000)
+        cpu_times.append((time.process_time() - start_cpu) * 1000)
         rows.append((name, has_text, said))
     with_text = [r for r in rows if r[1]]
     without = [r for r in rows if not r[1]]
@@ -196,6 +208,7 @@ def cheap_test(rendered: list[tuple[str, Image.Image, list[str]]]) -> dict[str, 
         "rejected_without_text": f"{sum(not r[2] for r in without)}/{len(without)}",
         "ms_mean": round(statistics.mean(times), 1),
         "ms_median": round(statistics.median(times), 1),
+        "cpu_ms_mean": round(statistics.mean(cpu_times), 1),
         "missed": [r[0] for r in with_text if not r[2]],
         "kept_without_text": [r[0] for r in without if r[2]],
     }
@@ -208,23 +221,51 @@ def markdown(results: dict[str, Any]) -> str:
         f"{meta['real']} real ones with transcribed words; {meta['threads']} threads, load "
         f"average {meta['load']} on {meta['cpus']} CPUs.",
         "",
-        "| reader | set | word recall | extra words/image | ms/image (mean) | ms (median) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| reader | set | word recall | extra words/image | CPU ms/image | wall ms (mean) "
+        "| wall ms (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in results["readers"]:
         for part in ("rendered", "rendered (plain, caption, sign)", "real"):
             r = row[part]
             lines.append(
                 f"| {row['reader']} | {part} | {r['word_recall']} | {r['extra_words_per_image']} "
-                f"| {r['ms_mean']} | {r['ms_median']} |"
+                f"| {r.get('cpu_ms_mean', '-')} | {r['ms_mean']} | {r['ms_median']} |"
             )
+    lines += [
+        "",
+        "Word recall by style of the rendered text, and on each real image:",
+        "",
+        "| reader | " + " | ".join(STYLES) + " |",
+        "| --- | " + " | ".join("---" for _ in STYLES) + " |",
+    ]
+    for row in results["readers"]:
+        found = {style: [0, 0] for style in STYLES}
+        for item in row["rendered"]["per_image"]:
+            style = item["image"].split(":")[0]
+            found[style][0] += item["found"]
+            found[style][1] += len(item["truth"])
+        cells = [f"{hit}/{total}" for hit, total in found.values()]
+        lines.append(f"| {row['reader']} | " + " | ".join(cells) + " |")
+    real_names = [item["image"] for item in results["readers"][0]["real"]["per_image"]]
+    lines += [
+        "",
+        "| reader | " + " | ".join(real_names) + " |",
+        "| --- | " + " | ".join("---" for _ in real_names) + " |",
+    ]
+    for row in results["readers"]:
+        cells = []
+        for item in row["real"]["per_image"]:
+            cells.append(f"{item['found']}/{len(item['truth'])}")
+        lines.append(f"| {row['reader']} | " + " | ".join(cells) + " |")
     test = results["cheap_test"]
     lines += [
         "",
         f"Cheap test (probably_has_text): kept {test['kept_with_text']} images with text "
         f"({test['kept_with_text_easy_styles']} of the plain, caption and sign renders), "
-        f"rejected {test['rejected_without_text']} without; {test['ms_mean']} ms mean, "
-        f"{test['ms_median']} ms median an image.",
+        f"rejected {test['rejected_without_text']} without; "
+        f"{test.get('cpu_ms_mean', '-')} ms of CPU, "
+        f"{test['ms_mean']} ms mean and {test['ms_median']} ms median wall time an image.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -234,7 +275,11 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--report", type=Path, help="only write the .md of this run's JSON")
     args = parser.parse_args()
+    if args.report:
+        args.report.with_suffix(".md").write_text(markdown(json.loads(args.report.read_text())))
+        return
     os.environ.setdefault("OMP_THREAD_LIMIT", str(args.threads))  # Tesseract's OpenMP
     import cv2
 
@@ -254,8 +299,9 @@ def main() -> None:
             "real": measure(reader, real),
         }
         readers.append(row)
-        print(name, {k: {kk: v[kk] for kk in ("word_recall", "extra_words_per_image", "ms_mean")}
-                     for k, v in row.items() if k != "reader"}, flush=True)  # fmt: skip
+        keys = ("word_recall", "extra_words_per_image", "cpu_ms_mean")
+        summary = {k: {kk: v[kk] for kk in keys} for k, v in row.items() if k != "reader"}
+        print(name, summary, flush=True)
     test = cheap_test(rendered)
     print("cheap test", {k: v for k, v in test.items()}, flush=True)
     results = {

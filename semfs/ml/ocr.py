@@ -33,7 +33,8 @@ from semfs.errors import ModelError
 
 OCR_MAX_SIDE = 2048  # larger images are scaled down to this many pixels on the longer side
 OCR_MIN_SIDE = 800  # smaller ones are scaled up: Tesseract wants letters 20+ pixels high
-OCR_TIMEOUT_S = 5.0  # Tesseract gives up on an image after this long
+OCR_TIMEOUT_S = 10.0  # Tesseract gives up on an image after this long (a dense page:
+# 1-2 s of CPU; more on a busy machine)
 MAX_WORDS = 200  # words kept from one image
 MIN_CONFIDENCE = 50  # Tesseract's word confidence (0-100) below which a word is noise
 CONFIDENT = 85  # a word not in the dictionary is kept from this confidence on
@@ -274,6 +275,8 @@ class TextReader:
                 min(prepared.width, round((right + pad) * scale)),
                 min(prepared.height, round((bottom + pad) * scale)),
             )
+            if box[2] - box[0] < 8 or box[3] - box[1] < 4:
+                continue
             crop = prepared.crop(box)
             if crop.height < 32:  # Tesseract reads letters 20-40 pixels high best
                 factor = 32 / crop.height
