@@ -31,7 +31,7 @@ from semfs.catalog.records import Description
 from semfs.config import Settings
 from semfs.ml.colours import dominant_colours
 from semfs.ml.imaging import PhotoFacts
-from semfs.ml.places import Place, gazetteer
+from semfs.ml.places import Place, PlaceNamesUnavailable, gazetteer
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ def compute_facets(settings: Settings, image: Image.Image | None, facts: PhotoFa
     if facts.position is not None and settings.facet_place != "off":
         try:
             place = gazetteer().lookup(*facts.position)
+        except PlaceNamesUnavailable:
+            pass  # said once, when they failed to load
         except Exception:
             log.exception("place not looked up for %s", facts.position)
     period = season = None

@@ -96,15 +96,27 @@ def _unit_vectors(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
                      np.sin(latitude)], axis=-1)  # fmt: skip
 
 
+class PlaceNamesUnavailable(Exception):
+    """The place names could not be loaded (said once in the log, when they failed)."""
+
+
 _lock = threading.Lock()
-_gazetteer: Gazetteer | None = None
+_gazetteer: Gazetteer | None = None  # GUARDED_BY(_lock)
+_failed = False  # GUARDED_BY(_lock): not tried again for every photo with GPS
 
 
 def gazetteer() -> Gazetteer:
     """The shared gazetteer, loaded by the first caller (an ingest thread)."""
-    global _gazetteer
+    global _gazetteer, _failed
     with _lock:
         if _gazetteer is None:
-            _gazetteer = Gazetteer()
+            if _failed:
+                raise PlaceNamesUnavailable("the place names failed to load (see the log)")
+            try:
+                _gazetteer = Gazetteer()
+            except Exception as error:
+                _failed = True
+                log.exception("place names cannot be loaded: photos get no place")
+                raise PlaceNamesUnavailable(str(error)) from error
             log.info("place names loaded (%d places, GeoNames)", _gazetteer.size)
         return _gazetteer

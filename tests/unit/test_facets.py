@@ -191,3 +191,24 @@ def test_a_catalog_from_before_facets_upgrades(tmp_path: Path) -> None:
     catalog.queue.set_facts([(1, None, None, ["place:paris"])], done_to=0)  # has some: kept
     assert catalog.reads.token_counts("place:") == [("place:rome", 1)]
     assert slug("Reykjavík") == "reykjavik" and slug("New York City") == "new-york-city"
+
+
+def test_place_names_that_fail_to_load_are_tried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from semfs.ml import places
+
+    loads: list[int] = []
+
+    def broken() -> None:
+        loads.append(1)
+        raise OSError("geocode.gz: no such file")
+
+    monkeypatch.setattr(places, "_gazetteer", None)
+    monkeypatch.setattr(places, "_failed", False)
+    monkeypatch.setattr(places, "Gazetteer", broken)
+    facts = PhotoFacts(taken_ns=0, position=(41.9, 12.5))
+    for _ in range(3):
+        facets = compute_facets(_settings(tmp_path), _flag(), facts)
+        assert facets.place is None and facets.colours == ("red", "white")  # the rest stays
+    assert len(loads) == 1 and caplog.text.count("place names cannot be loaded") == 1
