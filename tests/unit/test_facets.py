@@ -29,7 +29,7 @@ from semfs.ingest.facets import (
 from semfs.ml.colours import dominant_colours
 from semfs.ml.imaging import PhotoFacts, decode, read_facts
 from semfs.ml.places import Place, gazetteer
-from semfs.search.query import QuerySyntaxError, format_query, parse_query
+from semfs.search.query import QuerySyntaxError, format_query, parse_query, split_example
 from semfs.search.searcher import Hit, matches_filters, time_range_ns
 
 
@@ -212,3 +212,9 @@ def test_place_names_that_fail_to_load_are_tried_once(
         facets = compute_facets(_settings(tmp_path), _flag(), facts)
         assert facets.place is None and facets.colours == ("red", "white")  # the rest stays
     assert len(loads) == 1 and caplog.text.count("place names cannot be loaded") == 1
+
+
+def test_an_examples_name_ends_with_facet_filters() -> None:
+    name, query = split_example("holiday photo.jpg colour:red place:rome month:7")
+    assert name == "holiday photo.jpg" and query.month == 7
+    assert set(query.facets) == {"colour:red", "place:rome"}
