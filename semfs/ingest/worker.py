@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 IDLE_POLL = 2.0  # seconds between queue checks when nobody wakes the worker
 CAPTIONER_RETRY = 60.0  # seconds between attempts to load a captioner that failed
+# Ingest, the features backfill and index rebuilds run this much nicer than searches:
+# on a busy machine the kernel gives a search's thread the CPU first (nice is per
+# thread on Linux; threads started from this one, and the models' pools, inherit it).
+INGEST_NICENESS = 10
 VANISHED_WAIT = 1.0  # seconds before a file not found where queued is tried again
 CATALOG_RETRY = 5.0  # seconds between attempts to write a catalog that refused (disk full)
 FEATURES_REBUILD_CHECK = 10.0  # seconds between rebuild checks during the features pass
@@ -94,6 +98,10 @@ class IngestWorker:
 
     def run(self) -> None:
         """Ingest until stopped (the daemon's background thread)."""
+        try:
+            os.nice(INGEST_NICENESS)  # this thread only
+        except OSError as error:
+            log.warning("ingest runs at the searches' priority: %s", error)
         try:
             while not self._stop.is_set():
                 try:
