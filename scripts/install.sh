@@ -26,6 +26,7 @@ APT_PACKAGES=(
     wordnet-base                                     # WordNet: the kinds of tags
     tesseract-ocr tesseract-ocr-eng                  # OCR: text in images, its English model
     fonts-dejavu-core                                # the OCR tests' and evaluation's fonts
+    acl libcap2-bin                                  # setfacl, setcap: the ACL and capability tests
 )
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -20,7 +20,7 @@ import pyfuse3
 import trio
 
 from semfs.config import Settings
-from semfs.fs.access import Caller, Reach, check_view_entry
+from semfs.fs.access import ACCESS_ACL, Caller, Reach, check_view_entry
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.boundary import fuse_errors
 from semfs.fs.descriptions import StoredDescriptions, refuse_computed
@@ -93,7 +93,7 @@ class SemfsOperations(pyfuse3.Operations):
         )
 
     def _reach(self, ctx: pyfuse3.RequestContext) -> Reach:
-        return Reach(self._fs.store, Caller.of(ctx.uid, ctx.gid, ctx.pid))
+        return Reach(self._fs.store, Caller.of(ctx.uid, ctx.gid, ctx.pid), self.enable_acl)
 
     def _check_view_entry(self, view: VirtualView, inode: int, ctx: pyfuse3.RequestContext) -> None:
         real_path = view.real_path(inode)
@@ -408,6 +408,11 @@ class SemfsOperations(pyfuse3.Operations):
         view = self._views.owner(inode)
         if view is not None:
             self._check_view_entry(view, inode, ctx)
+            real_path = view.real_path(inode)
+            if name == ACCESS_ACL and self.enable_acl and real_path is not None:
+                # The kernel checks a result entry as it checks the stored file: by its
+                # mode bits (the entry's attributes are the file's) and by this ACL.
+                return self._fs.acl_of(real_path)
             return view.getxattr(inode, name)
         if inode == ROOT_INODE and (report := self._reports.read(name, ctx.uid)) is not None:
             return report

@@ -405,6 +405,15 @@ class Passthrough:
     # And `ls -l` asks for two attributes of every entry (an ACL and a security label)
     # while it reads the directory: reach those through the listing's descriptor.
 
+    def acl_of(self, path: bytes) -> bytes:
+        """The access ACL of the stored file at store path `path` (ENODATA: none)."""
+        try:
+            return self.store.getxattr(path, b"system.posix_acl_access")
+        except OSError as error:
+            if error.errno == errno.EOPNOTSUPP:  # a store whose filesystem keeps no ACLs
+                raise OSError(errno.ENODATA, "no ACL") from None
+            raise
+
     def getxattr(self, number: int, name: bytes) -> bytes:
         try:
             return self._getxattr(number, name)

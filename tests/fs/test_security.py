@@ -185,24 +185,44 @@ def test_results_show_each_user_only_what_their_real_paths_let_them_read(
         shutil.copy(source, store / relative)
         (store / relative).chmod(0o644)
     (store / "secret.jpg").chmod(0o600)
+    # POSIX ACLs (enforced by default, posix_acl): one shuts nobody out of a photo the
+    # mode bits let everyone read, one lets nobody read a 0600 photo, one opens a 0700
+    # folder to the shared group.
+    acls = {
+        "open/shut-out.png": ("u:nobody:---", photos["coffee.png"], 0o644),
+        "let-in.jpg": ("u:nobody:r--", photos["rocket.jpg"], 0o600),
+    }
+    for relative, (entry, source, mode) in acls.items():
+        shutil.copy(source, store / relative)
+        (store / relative).chmod(mode)
+        subprocess.run(["setfacl", "-m", entry, store / relative], check=True)
+    (store / "group-only").mkdir(mode=0o700)
+    subprocess.run(["setfacl", "-m", f"g:{SHARED_GROUP}:r-x", store / "group-only"], check=True)
+    shutil.copy(photos["chelsea.png"], store / "group-only" / "kitten.png")
+    (store / "group-only" / "kitten.png").chmod(0o644)
     mnt = open_to_all / "mnt"
     mnt.mkdir()
     semfs("mount", "--allow-other", store, mnt)
     try:
         mount = Mount(store, mnt, None, store / ".semfs" / "mount.log")
-        mount.wait_status(queued=0, indexed=4)
+        mount.wait_status(queued=0, indexed=7)
         everything = mnt / "search" / "a photo @t=2"  # every image, within the cut
         ranked = os.listdir(everything)
         listed_as = {name.partition(" ")[2]: name for name in ranked}  # `02 cat.png`
-        assert [name.partition(" ")[0] for name in ranked] == ["01", "02", "03", "04"]
-        assert sorted(listed_as) == ["cat.png", "coffee.png", "secret.jpg", "tabby.png"]
+        assert [name.partition(" ")[0] for name in ranked] == [f"0{n}" for n in range(1, 8)]
+        names = ["cat.png", "coffee.png", "kitten.png", "let-in.jpg", "secret.jpg",
+                 "shut-out.png", "tabby.png"]  # fmt: skip
+        assert sorted(listed_as) == names
         nobody, member = (NOBODY, ()), (MEMBER, (SHARED_GROUP,))
-        for user, readable in ((nobody, ["tabby.png"]), (member, ["coffee.png", "tabby.png"])):
+        for user, readable in (
+            (nobody, ["let-in.jpg", "tabby.png"]),
+            (member, ["coffee.png", "kitten.png", "shut-out.png", "tabby.png"]),
+        ):
             listed = as_user(*user, "ls", "-1", str(everything))
             assert listed.returncode == 0, listed.stderr
             shown = listed.stdout.splitlines()  # in rank order, ranks of hidden ones skipped
             assert sorted(shown) == sorted(listed_as[name] for name in readable), user
-            for name in ("cat.png", "coffee.png", "secret.jpg", "tabby.png"):
+            for name in names:
                 entry = str(everything / listed_as[name])  # cached since root's listing
                 read = as_user(*user, "sha256sum", entry)
                 path = as_user(*user, "getfattr", "--only-values", "-n", "user.semfs.path", entry)

@@ -148,3 +148,29 @@ def test_sql_text_is_built_from_fixed_pieces_only() -> None:
                     wrong.append(f"{source.name}:{node.lineno}: {sorted(spliced)}")
     assert found > 50  # the walk saw the catalog's statements
     assert not wrong, "SQL text built from values: pass them as parameters\n" + "\n".join(wrong)
+
+
+def test_acl_entries_are_weighed_in_the_kernels_order() -> None:
+    """posix_acl_permission(): a named user's entry decides for that user, limited by the
+    mask; any matching group entry that grants suffices; else the other entry."""
+    import struct
+
+    from semfs.fs.access import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Caller, permits
+
+    def acl(*entries: tuple[int, int, int]) -> bytes:
+        return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+    file = os.stat_result((0o100640, 0, 0, 1, 0, 50, 0, 0, 0, 0))  # root:50, rw-r-----
+    owner_only = acl((USER_OBJ, 6, 0), (USER, 4, 1000), (GROUP_OBJ, 4, 0), (GROUP, 0, 60),
+                     (MASK, 4, 0), (OTHER, 0, 0))  # fmt: skip
+    named, stranger = Caller.of(1000, 1000, 0), Caller.of(2000, 2000, 0)
+    assert permits(named, file, 4, owner_only) and not permits(stranger, file, 4, owner_only)
+    masked = acl((USER_OBJ, 6, 0), (USER, 6, 1000), (GROUP_OBJ, 4, 0), (MASK, 0, 0),
+                 (OTHER, 4, 0))  # fmt: skip
+    assert not permits(named, file, 4, masked)  # the mask takes the named entry's r away
+    assert permits(stranger, file, 4, masked)  # others are not masked
+    grouped = acl((USER_OBJ, 6, 0), (GROUP_OBJ, 0, 0), (GROUP, 4, 60), (MASK, 4, 0),
+                  (OTHER, 0, 0))  # fmt: skip
+    member = Caller(2000, 60, 0)  # primary group 60
+    assert permits(member, file, 4, grouped) and not permits(stranger, file, 4, grouped)
+    assert not permits(stranger, file, 4, b"\x02\x00\x00\x00\x01")  # not an ACL: refused
