@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -97,3 +101,16 @@ def test_noise_is_dropped_and_words_and_numbers_kept() -> None:
     assert clean_words(words, Dictionary()) == [
         "invoice", "2024", "total", "wivenhoe", "the", "galleries",
     ]  # fmt: skip
+
+
+def test_the_evaluation_renders_text_and_scores_what_is_read() -> None:
+    """scripts/eval_ocr.py: a sign rendered over a real photo, read, scored."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import eval_ocr
+    from facets_data import load
+
+    image = eval_ocr.render(load("skimage:coffee.png"), "INVOICE 2024", "sign", random.Random(1))
+    truth = eval_ocr.tokens("INVOICE 2024")
+    result = eval_ocr.measure(eval_ocr.semfs_reader(), [("sign", image, truth)])
+    assert result["word_recall"] == 1.0
+    assert result["per_image"][0]["found"] == 2

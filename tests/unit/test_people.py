@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -92,3 +93,20 @@ def test_a_flat_image_has_nobody() -> None:
 )
 def test_words_follow_the_count_and_sizes(sizes: tuple[float, ...], words: str | None) -> None:
     assert people_words(People(sizes)) == words
+
+
+def test_the_evaluation_scores_photos_from_their_labels() -> None:
+    """scripts/eval_people.py on two labelled photos: the sums and the table are right."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import eval_people
+    from facets_data import load
+
+    images = [
+        (name, label, eval_people.fit(load(name), 384))
+        for name, label in (("skimage:astronaut.png", True), ("skimage:coffee.png", False))
+    ]
+    result = eval_people.evaluate("semfs.ml.people", eval_people.semfs_people(), images)
+    assert (result["tp"], result["fp"], result["fn"], result["tn"]) == (1, 0, 0, 1)
+    meta = {"date": "now", "images": 2, "positives": 1, "max_side": 384, "threads": 2,
+            "load": 0.0, "cpus": 2}  # fmt: skip
+    assert "| semfs.ml.people | 1.0 | 1.0 | 1 | 0 | 0 | 1 |" in eval_people.markdown([result], meta)
