@@ -9,7 +9,9 @@ on against every facet off, in one run, and each facet's own cost per image.
    one of eight cities, so the time and place facets run on every photo (the worst
    case). Copied into a fresh mount with the facets on (colours, time and place words in
    the caption) and into one with them off (-o facet_colours=off ...), alternating
-   which goes first, `--repeat` times each; the rate is photos / (cp start to the queue drained).
+   which goes first, `--repeat` times each; the rate is photos / (cp start to the queue
+   drained), and the daemon's CPU time an image over the same span (which hardly depends
+   on what else the machine runs).
 2. In-process, on the same kind of photos: milliseconds per image of the colours (on
    the 384 px decode), of the place lookup, and the place names' one-time load.
 Needs root and /dev/fuse.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -63,12 +66,23 @@ def add_exif(directory: Path) -> None:
             image.save(path, "JPEG", quality=90, exif=exif)
 
 
-def ingest_rate(work: Path, name: str, photos: Path, count: int, options: tuple[str, ...]) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest_rate(
+    work: Path, name: str, photos: Path, count: int, options: tuple[str, ...]
+) -> tuple[float, float]:
+    """Images per second (cp start to the queue drained), and the daemon's CPU ms an
+    image meanwhile: the second hardly depends on what else the machine runs."""
     with bench.mounted(work, name, *options) as mount:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(mount.pid)
         bench.copy_tree(photos, mount.mountpoint / "in")
         mount.drain(1 + count)  # the warm-up image, and the photos
-        return count / (time.perf_counter() - started)
+        rate = count / (time.perf_counter() - started)
+        return rate, (cpu_seconds(mount.pid) - cpu) * 1000 / count
 
 
 def per_image_costs(photos: Path) -> dict[str, float]:
@@ -99,6 +113,7 @@ def main() -> int:
     options = parser.parse_args()
     started = time.perf_counter()
     rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu_ms: dict[str, list[float]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="semfs-bench-facets-") as temporary:
         work = Path(temporary)
         for run in range(options.repeat):
@@ -107,26 +122,34 @@ def main() -> int:
                 photos = work / f"photos-{mode}-{run}"
                 bench.make_photos(photos, options.photos, seed=100 + 2 * run + (mode == "off"))
                 add_exif(photos)
-                rate = ingest_rate(work, f"{mode}{run}", photos, options.photos, flags)
+                rate, cpu = ingest_rate(work, f"{mode}{run}", photos, options.photos, flags)
                 rates[mode].append(rate)
-                print(f"facets {mode}, run {run + 1}: {rate:.1f} images/s", flush=True)
+                cpu_ms[mode].append(cpu)
+                print(f"facets {mode}, run {run + 1}: {rate:.1f} images/s, {cpu:.1f} CPU ms "
+                      "an image", flush=True)  # fmt: skip
         costs = per_image_costs(work / "photos-on-0")
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Measured {when} by scripts/bench_facets.py on {platform.machine()}, "
-        f"{len(__import__('os').sched_getaffinity(0))} cores (shared with other jobs), "
+        f"{len(os.sched_getaffinity(0))} cores (shared with other jobs), "
         f"{options.photos} photos of 1,200-1,600 px with EXIF time and GPS, "
         f"{options.repeat} runs each, alternating; {time.perf_counter() - started:.0f} s in all.",
         "",
-        "| facets | images/s (median) | runs |",
-        "| --- | ---: | --- |",
-        f"| on (colours, time, place words) | {on:.1f} | "
-        + ", ".join(f"{r:.1f}" for r in rates["on"])
-        + " |",
-        "| off | " + f"{off:.1f} | " + ", ".join(f"{r:.1f}" for r in rates["off"]) + " |",
+        "| facets | images/s (median) | runs | daemon CPU ms an image (median) | runs |",
+        "| --- | ---: | --- | ---: | --- |",
+        *(
+            f"| {label} | {statistics.median(rates[mode]):.1f} | "
+            + ", ".join(f"{r:.1f}" for r in rates[mode])
+            + f" | {statistics.median(cpu_ms[mode]):.1f} | "
+            + ", ".join(f"{c:.1f}" for c in cpu_ms[mode])
+            + " |"
+            for mode, label in (("on", "on (colours, time, place words)"), ("off", "off"))
+        ),
         "",
-        f"Ratio on/off: {on / off:.2f}. Per image: colours {costs['colours_ms']:.2f} ms "
+        f"Ratio on/off: {on / off:.2f} in images/s, "
+        f"{statistics.median(cpu_ms['on']) / statistics.median(cpu_ms['off']):.2f} in CPU. "
+        f"Per image: colours {costs['colours_ms']:.2f} ms "
         f"(on the 384 px decode), place lookup {costs['place_lookup_ms']:.3f} ms; the place "
         f"names load once, {costs['place_load_s']:.2f} s.",
     ]
