@@ -246,19 +246,21 @@ def build_annoy(temporary: Path, rows: Rows, dimensions: int, trees: int) -> int
     return items
 
 
-def build_ivf(temporary: Path, sample: np.ndarray, rows: Rows, dimensions: int, lists: int) -> int:
+def build_ivf(
+    temporary: Path, sample: list[np.ndarray], rows: Rows, dimensions: int, lists: int
+) -> int:
     """Build a FAISS IVF-Flat base in the new directory `temporary`: lists trained on
-    `sample` (k-means), then every row added, a shard of SHARD vectors at a time, each
-    written to a file; the shards are merged into one file of inverted lists read through
-    their mappings, so memory holds one shard, not the whole base (1.5 GiB at 1 M).
-    The number of items."""
+    the one array in `sample` (k-means; taken out, so that its memory goes back), then
+    every row added, a shard of SHARD vectors at a time, each written to a file; the
+    shards are merged into one file of inverted lists read through their mappings, so
+    memory holds one shard, not the whole base (1.5 GiB at 1 M). The number of items."""
     temporary.mkdir()
     quantizer = faiss.IndexFlatIP(dimensions)
     trained = faiss.IndexIVFFlat(quantizer, dimensions, lists, faiss.METRIC_INNER_PRODUCT)
     trained.cp.niter = 10  # k-means: the lists need not be optimal, only balanced enough
     trained.cp.max_points_per_centroid = 64
     trained.cp.min_points_per_centroid = 1  # a small base trains on few points: no warning
-    trained.train(sample)
+    trained.train(sample.pop())  # `sample` held the only reference: freed after training
     items, shards = 0, list[Path]()
     shard = faiss.clone_index(trained)
     for ids, vectors in _batches(rows, dimensions):

@@ -191,8 +191,9 @@ class VectorIndex:
             if kind == "ivf" and total:
                 lists = self.options.lists_for(total)
                 wanted = TRAINING_VECTORS_PER_LIST * lists
-                sample = training_sample(reader, query, parameters, wanted, total,
-                                         self._dimensions)  # fmt: skip
+                sample = [
+                    training_sample(reader, query, parameters, wanted, total, self._dimensions)
+                ]  # build_ivf lets go of it
                 rows = reader.execute(query, parameters)  # a second pass: memory stays bounded
                 items = build_ivf(temporary, sample, rows, self._dimensions, lists)
             else:
