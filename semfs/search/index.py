@@ -53,6 +53,10 @@ MAX_SEQ_QUERY = "SELECT coalesce(max(seq), 0) FROM {table}"
 COUNT_QUERY = "SELECT count(*) FROM {table} WHERE embedder = ? AND seq <= ?"
 REBUILD_QUERY = "SELECT file_id, vector FROM {table} WHERE embedder = ? AND seq <= ?"
 TRAINING_VECTORS_PER_LIST = 40  # k-means sample; FAISS advises 39 to 256
+# A large base is rebuilt only when the delta holds this share of it: a rebuild of 1 M
+# vectors takes 73 s of a core (measured), and an exact scan of a 20,000-vector delta
+# about a millisecond; rebuilding every rebuild_threshold (2,000) would never stop.
+DELTA_SHARE = 50
 
 
 class VectorIndex:
@@ -160,7 +164,7 @@ class VectorIndex:
         with self._lock:
             waiting, base_seq, base_items = len(self._delta), self._base_seq, self._base_items
             base_format = self._base_format
-        if waiting >= self._rebuild_threshold:
+        if waiting >= max(self._rebuild_threshold, base_items // DELTA_SHARE):
             return True
         if base_items and base_format != self.options.format_for(base_items):
             return True  # built by another index_engine (or an older semfs): build it anew
