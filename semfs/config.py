@@ -49,6 +49,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "query_cache": 64,
         "release_captioner_after": 30.0,
         "facet_place": "off",  # the place names' load peaks at ~125 MB (docs/facets.md)
+        "facet_people": "off",  # OpenCV's detector: +47 MB and ~35 ms of CPU an image
+        "facet_text": "off",  # Tesseract and its word list: +44 MB, ~200 ms an image read
     },
 }
 
@@ -131,6 +133,16 @@ class Settings:
         "caption",
         "place from EXIF GPS, offline (in Rome, Italy; place:rome, places/): caption, tags or off",
     )
+    facet_people: str = setting(
+        "caption",
+        "people from faces (a person, two people, a group of people; people:2, people:none,"
+        " tags/people/): caption, tags or off",
+    )
+    facet_text: str = setting(
+        "caption",
+        "words read in the image (OCR, in the idle pass; user.semfs.text): caption, tags"
+        " (stored and shown, keywords, not in the caption) or off",
+    )
     image_features: str = setting(
         "efficientnet-lite0",
         "the network whose pooled features find similar images (efficientnet-lite0|1|2;"
@@ -199,7 +211,7 @@ class Settings:
             raise QuietError(
                 f"result_names = {self.result_names!r}: it is one of {', '.join(RESULT_NAMES)}"
             )
-        for name in ("facet_colours", "facet_time", "facet_place"):
+        for name in ("facet_colours", "facet_time", "facet_place", "facet_people", "facet_text"):
             if getattr(self, name) not in FACET_MODES:
                 raise QuietError(
                     f"{name} = {getattr(self, name)!r}: it is one of {', '.join(FACET_MODES)}"

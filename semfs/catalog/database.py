@@ -8,6 +8,7 @@ up to date (schema.py), and hands each group of callers its own narrow surface:
     catalog.files     files.py     the change tracker and reconcile: file records
     catalog.queue     queue.py     ingest: the queue, descriptions, caption vectors
     catalog.features  features.py  ingest's features pass, the engine's conversion
+    catalog.texts     texts.py     ingest's idle text (OCR) pass
     catalog.reads     reads.py     search and the views: hits, filters, saved queries
     catalog.examples  examples.py  similar/: the examples saved there
 
@@ -37,6 +38,7 @@ from semfs.catalog.records import (
     split_path,
 )
 from semfs.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from semfs.catalog.texts import TextRecords
 from semfs.errors import QuietError
 
 __all__ = [
@@ -51,6 +53,7 @@ class Catalog:
         self.files = FileRecords(connection)
         self.queue = IngestQueue(connection)
         self.features = FeatureRecords(connection)
+        self.texts = TextRecords(connection)
         self.reads = SearchReads(connection)
         self.examples = Examples(connection)
 

@@ -21,6 +21,9 @@ PLACE = "place"  # city or country, slugged: place:rome, place:italy
 WHERE = "where"  # the places/ view: where:<country>/<city>, names as written
 TIME = "time"  # night | morning | afternoon | evening
 SEASON = "season"  # winter | spring | summer | autumn
+PEOPLE = "people"  # people:none, people:N (faces found), people:K+ for 1 <= K <= N, K <= 5
+PEOPLE_NONE = "none"
+PEOPLE_AT_LEAST = range(1, 6)  # the K of people:K+ stored (people:6+ is not a filter)
 WHERE_SEPARATOR = "/"
 
 
@@ -33,6 +36,14 @@ def slug(text: str) -> str:
 
 def token(key: str, value: str) -> str:
     return f"{key}:{slug(value)}"
+
+
+def people_tokens(count: int) -> list[str]:
+    """people:none; people:1, people:1+; people:3, people:1+, people:2+, people:3+."""
+    if count <= 0:
+        return [f"{PEOPLE}:{PEOPLE_NONE}"]
+    at_least = [f"{PEOPLE}:{k}+" for k in PEOPLE_AT_LEAST if k <= count]
+    return [f"{PEOPLE}:{count}", *at_least]
 
 
 def where_token(country: str, city: str) -> str:

@@ -208,18 +208,18 @@ class SearchReads:
     # --- saved queries (search/'s directories) ---------------------------------------
 
     def description_of(self, path: bytes) -> StoredDescription | None:
-        """The state, caption and keywords of the file at `path`, if it is catalogued."""
+        """The state, caption, keywords and text of the file at `path`, if it is catalogued."""
         with self._connection.own_read() as db:
             row = db.execute(
-                "SELECT f.state, f.error, d.caption, d.keywords FROM files f "
+                "SELECT f.state, f.error, d.caption, d.keywords, d.text FROM files f "
                 "LEFT JOIN descriptions d ON d.file_id = f.id WHERE f.dir = ? AND f.name = ?",
                 split_path(path),
             ).fetchone()
         if row is None:
             return None
-        state, error, caption, keywords = row
+        state, error, caption, keywords, text = row
         return StoredDescription(
-            FileState(state), error, caption, json.loads(keywords) if keywords else []
+            FileState(state), error, caption, json.loads(keywords) if keywords else [], text
         )
 
     def save_query(self, query: bytes) -> None:

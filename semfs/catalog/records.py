@@ -57,6 +57,7 @@ class StoredDescription:
     error: str | None
     caption: str | None  # None until it is described
     keywords: list[str]
+    text: str | None = None  # words read in it (OCR); None until the idle pass read it
 
 
 @dataclass(frozen=True)

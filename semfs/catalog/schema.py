@@ -198,6 +198,36 @@ def _migrate_to_6(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_7(db: sqlite3.Connection) -> None:
+    # Text read in the image (OCR, semfs/ingest/texts.py), in the idle pass as image
+    # features are: `descriptions.text` holds the words (NULL: not read yet; '': none
+    # found or not looked for). `text_queue` holds the described images waiting to be
+    # read; a trigger queues every newly described image with a new generation number,
+    # so words read from an older version of the file are not stored. Images described
+    # before are all queued.
+    _run_script(
+        db,
+        """
+        ALTER TABLE descriptions ADD COLUMN text TEXT;
+        CREATE TABLE text_queue (
+            file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+            generation INTEGER NOT NULL
+        );
+        CREATE INDEX text_queue_by_generation ON text_queue (generation);
+        INSERT INTO text_queue (file_id, generation) SELECT file_id, 1 FROM descriptions
+        """,
+    )
+    db.execute(
+        "CREATE TRIGGER text_on_describe AFTER INSERT ON descriptions BEGIN "
+        "INSERT OR REPLACE INTO text_queue (file_id, generation) VALUES (NEW.file_id, "
+        "(SELECT coalesce(max(generation), 0) + 1 FROM text_queue)); END"
+    )
+    db.execute(
+        "CREATE TRIGGER text_on_forget AFTER DELETE ON descriptions BEGIN "
+        "DELETE FROM text_queue WHERE file_id = OLD.file_id; END"
+    )
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1. Append, never edit.
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -207,6 +237,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_to_4,
     _migrate_to_5,
     _migrate_to_6,
+    _migrate_to_7,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

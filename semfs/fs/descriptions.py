@@ -7,7 +7,9 @@
   model or the description stored in the file.
 - `user.semfs.keywords`: its keywords, a JSON list, best first (those of tags/).
 - `user.semfs.status`: `queued`, `indexed`, or `failed: <reason>`.
-The last two are computed, so they cannot be set or removed. The catalog is read in a
+- `user.semfs.text`: the words read in the image (OCR, docs/facets.md), once the idle
+  pass has read it (absent before; empty if it found none).
+The last three are computed, so they cannot be set or removed. The catalog is read in a
 worker thread, never on the trio thread.
 """
 
@@ -26,7 +28,8 @@ from semfs.fs.passthrough import Passthrough
 
 XATTR_KEYWORDS = b"user.semfs.keywords"
 XATTR_STATUS = b"user.semfs.status"
-COMPUTED = frozenset({XATTR_KEYWORDS, XATTR_STATUS})  # read-only
+XATTR_TEXT = b"user.semfs.text"
+COMPUTED = frozenset({XATTR_KEYWORDS, XATTR_STATUS, XATTR_TEXT})  # read-only
 DESCRIBED = frozenset({CAPTION_XATTR, *COMPUTED})
 
 
@@ -88,10 +91,12 @@ def _values(description: StoredDescription) -> dict[bytes, bytes]:
     if description.caption is not None:
         values[CAPTION_XATTR] = description.caption.encode()
         values[XATTR_KEYWORDS] = json.dumps(description.keywords).encode()
+    if description.text is not None:
+        values[XATTR_TEXT] = description.text.encode()
     return values
 
 
 def refuse_computed(name: bytes) -> None:
-    """Keywords and status come from the catalog: setting or removing them is EPERM."""
+    """Keywords, status and text come from the catalog: setting or removing them is EPERM."""
     if name in COMPUTED:
         raise OSError(errno.EPERM, "computed by semfs")

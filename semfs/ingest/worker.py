@@ -29,6 +29,7 @@ from semfs.errors import ModelError
 from semfs.ingest.descriptions import model_description, user_caption, users_description
 from semfs.ingest.facets import Facets, compute_facets, tokens, with_facets
 from semfs.ingest.features import compute_features
+from semfs.ingest.texts import read_texts
 from semfs.ml.imaging import BadImage, DecodedImage, PhotoFacts, decode, read_facts
 from semfs.search.engine import Engine, LoadFailed, NotReady
 from semfs.search.index import VectorIndex
@@ -87,6 +88,7 @@ class IngestWorker:
         self._vanished_lock = threading.Lock()
         self._features_paused_until = 0.0  # the features model failed to load: wait
         self._features_rebuild_check = 0.0  # when the image index may next be rebuilt
+        self._texts_paused_until = 0.0  # Tesseract failed to load: wait
 
     def wake(self) -> None:
         """New work is queued (called from any thread)."""
@@ -159,12 +161,29 @@ class IngestWorker:
         """What ingest does when no image waits for a caption; how much it did. Never
         stops ingest: an unexpected error is logged and the work tried again later."""
         try:
-            return self._backfill_facts() or self._compute_features()
+            return self._backfill_facts() or self._compute_features() or self._read_texts()
         except sqlite3.OperationalError:
             raise  # the catalog refused a write: ingest pauses (run)
         except Exception:
-            log.exception("idle work (photo facts, image features) failed; trying again later")
+            log.exception(
+                "idle work (photo facts, image features, text) failed; trying again later"
+            )
             return 0
+
+    def _read_texts(self) -> int:
+        """When captions and image features are done: the words in the images (OCR,
+        ingest/texts.py), a few at a time. Returns how many images were taken."""
+        if time.monotonic() < self._texts_paused_until:
+            return 0
+        try:
+            taken = read_texts(self._engine, self._store, self._decoders.map)
+        except ModelError as error:
+            log.error("text in images paused: %s (retrying in %.0f s)", error, CAPTIONER_RETRY)
+            self._texts_paused_until = time.monotonic() + CAPTIONER_RETRY
+            return 0
+        if taken:
+            self._on_indexed()
+        return taken
 
     def _compute_features(self) -> int:
         """When the caption queue is empty: image features for search by example, a

@@ -52,8 +52,11 @@ class DecodedImage:
     embedded_refused: str | None = None  # why a stored description was not kept
 
 
-def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> DecodedImage:
-    """Decode a seekable file into what the models take.
+def decode(
+    file: BinaryIO, max_pixels: int, max_full_decode_pixels: int, side: int = MODEL_SIDE
+) -> DecodedImage:
+    """Decode a seekable file into what the models take (at most `side` pixels on its
+    longer side: OCR asks for more).
 
     Pillow reads only what decoding needs. A baseline JPEG is decoded reduced (libjpeg
     scales by 1/2..1/8 as it decodes), so even a 200 Mpx photo costs a few MB, and
@@ -73,11 +76,11 @@ def decode(file: BinaryIO, max_pixels: int, max_full_decode_pixels: int) -> Deco
         if refused is not None:
             refused, caption, source = f"{source} description {caption!r}: {refused}", None, None
         upright = _TRANSPOSE.get(_exif_orientation(opened))
-        opened.draft("RGB", (MODEL_SIDE, MODEL_SIDE))  # JPEG: decode at reduced size
+        opened.draft("RGB", (side, side))  # JPEG: decode at reduced size
         # Shrunk before it is turned or converted: the old order (turn, convert, shrink)
         # held three full-size copies, 1.2 GB at the peak for a 100 Mpx RGB PNG (now one;
         # two with transparency, as Pillow shrinks a premultiplied copy).
-        image = _to_rgb(_shrunk(opened))
+        image = _to_rgb(_shrunk(opened, side))
         if upright is not None:
             image = image.transpose(upright)
     except BadImage:
@@ -183,8 +186,8 @@ def _exif_time_ns(text: str | None) -> int | None:
     return int(moment.replace(tzinfo=datetime.UTC).timestamp()) * 1_000_000_000
 
 
-def _shrunk(image: Image.Image) -> Image.Image:
-    """At most MODEL_SIDE on its longer side, in a mode `_to_rgb` takes."""
+def _shrunk(image: Image.Image, side: int = MODEL_SIDE) -> Image.Image:
+    """At most `side` pixels on its longer side, in a mode `_to_rgb` takes."""
     # Pillow shrinks palette and 1-bit images without filtering, and 16-bit grey not at
     # all: those are converted first, from their 1-2 bytes a pixel.
     if image.mode == "1":
@@ -195,7 +198,7 @@ def _shrunk(image: Image.Image) -> Image.Image:
         image = image.convert("RGB")
     elif image.mode.startswith("I;16"):
         image = image.point(lambda value: value / 256).convert("L")  # 16-bit grey
-    image.thumbnail((MODEL_SIDE, MODEL_SIDE))
+    image.thumbnail((side, side))
     return image
 
 

@@ -16,7 +16,9 @@ Words are the text searched for by meaning. Beside them, each a word of its own:
   the images that match;
 - facet filters (docs/facets.md): `colour:red` (or `color:`; a dominant colour, one of
   the palette; several must all hold), `place:rome` (the city or country of its GPS
-  position; words joined by "-": `place:new-york-city`).
+  position; words joined by "-": `place:new-york-city`), `people:2` (faces found:
+  exactly two), `people:2+` (two or more; `people:1+` to `people:5+`), `people:none` (no face
+  found).
 
 A name with filters and no words lists the matching images themselves (newest first).
 Every modifier is valid in a file name (no `/`); an unknown one is an error that names
@@ -24,7 +26,8 @@ it, so a typo is never silently searched for as text.
 
 Under `similar/` the name is an image's name, which may hold any word, so only its last
 words are read as modifiers, and only those shaped like one: `@k=`, `@t=`, `@sort=`,
-`year:`, `month:`, `date:`, `camera:`, `in:`, `colour:`, `place:` (`split_example`).
+`year:`, `month:`, `date:`, `camera:`, `in:`, `colour:`, `place:`, `people:`
+(`split_example`).
 `-word` stays part of the name there.
 """
 
@@ -40,8 +43,9 @@ from semfs.ml.colours import PALETTE
 
 SORTS = ("score", "date", "oldest", "name", "size")
 SETTINGS = ("k", "t", "sort")
-FILTERS = ("year", "month", "date", "camera", "in", "colour", "color", "place")
-FACET_FILTERS = {"colour": ft.COLOUR, "color": ft.COLOUR, "place": ft.PLACE}  # -> token key
+FILTERS = ("year", "month", "date", "camera", "in", "colour", "color", "place", "people")
+FACET_FILTERS = {"colour": ft.COLOUR, "color": ft.COLOUR, "place": ft.PLACE,
+                 "people": ft.PEOPLE}  # -> token key  # fmt: skip
 MAX_K = 1000
 _YEAR = re.compile(r"(\d{4})(?:-(\d{4}))?")
 _DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
@@ -51,7 +55,7 @@ _COLOUR_ALIASES = {"gray": "grey", "violet": "purple"}
 # `key:value` is a filter only when key is a word of letters; "16:9" stays text.
 _FILTER = re.compile(r"([A-Za-z]+):(.*)")
 # What an example's modifiers start with; the last word of its name, if it does.
-_MODIFIER_START = r"@(?:k|t|sort)=|(?i:year|month|date|camera|in|colou?r|place):"
+_MODIFIER_START = r"@(?:k|t|sort)=|(?i:year|month|date|camera|in|colou?r|place|people):"
 _EXAMPLE_MODIFIER = re.compile(rf"(.*?)\s+((?:{_MODIFIER_START})\S*)", re.S)
 
 
@@ -130,7 +134,8 @@ def _setting(token: str, values: dict[str, object]) -> None:
 def _filter(key: str, value: str, token: str, values: dict[str, object]) -> None:
     if key not in FILTERS:
         raise QuerySyntaxError(
-            f"unknown filter {token!r}; known: year:, month:, date:, camera:, in:, colour:, place:"
+            f"unknown filter {token!r}; known: year:, month:, date:, camera:, in:, colour:,"
+            " place:, people:"
         )
     if not value:
         raise QuerySyntaxError(f"{token!r} needs a value ({key}:...)")
@@ -166,10 +171,29 @@ def _facet_token(key: str, value: str, token: str) -> str:
         if colour not in PALETTE:
             raise QuerySyntaxError(f"{token!r}: a colour is one of {', '.join(PALETTE)}")
         return ft.token(ft.COLOUR, colour)
+    if FACET_FILTERS[key] == ft.PEOPLE:
+        return _people_token(value, token)
     place = ft.slug(value)
     if not place:
         raise QuerySyntaxError(f"{token!r}: a place is a city or country, e.g. place:rome")
     return f"{ft.PLACE}:{place}"
+
+
+def _people_token(value: str, token: str) -> str:
+    """people:none, people:2, people:2+ (1+ to 5+) -> the token stored (facet_tokens.py)."""
+    value = value.lower()
+    if value in (ft.PEOPLE_NONE, "0"):
+        return f"{ft.PEOPLE}:{ft.PEOPLE_NONE}"
+    number, plus = value.removesuffix("+"), value.endswith("+")
+    if number.isdigit() and int(number) > 0:
+        count = int(number)
+        if not plus:
+            return f"{ft.PEOPLE}:{count}"
+        if count in ft.PEOPLE_AT_LEAST:
+            return f"{ft.PEOPLE}:{count}+"
+    raise QuerySyntaxError(
+        f"{token!r}: people:N (faces found), people:1+ to people:5+, or people:none"
+    )
 
 
 def _month(value: str, token: str) -> int:

@@ -81,7 +81,7 @@ def test_colour_time_and_place_through_the_mount(mount: Mount) -> None:
     caption = os.getxattr(mnt / "trip" / "cat.jpg", "user.semfs.caption").decode()
     assert caption.endswith(", in the morning in summer, in Rome, Italy"), caption
     sea = os.getxattr(mnt / "astronaut.jpg", "user.semfs.caption").decode()
-    assert sea.endswith(", in the afternoon in winter"), sea  # a season, as it has GPS
+    assert ", in the afternoon in winter" in sea, sea  # a season, as it has GPS
     assert listed(mount, "search", "place:rome") == ["cat.jpg"]
     assert listed(mount, "search", "place:italy month:8") == ["cat.jpg"]
     assert listed(mount, "places") == ["Italy"]
