@@ -9,6 +9,8 @@ the four parts of the day and one of eight cities): words unrelated to what the 
 shows, which a query that names a time ("a rocket at night") can be misled by, as it
 would be by wrong EXIF. The same words for every photo ("in the afternoon", "in Rome,
 Italy") measure the dilution alone: how far words move a caption from its objects.
+People words ("a person", "a portrait") are the photos' own, from faces found
+(ml/people.py at ingest's 320 pixels), as ingest adds them by default.
 
     .venv/bin/python scripts/eval_facets.py [--output docs/facets-retrieval.md]
 """
@@ -26,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_retrieval as harness
 
 from semfs.config import Settings
+from semfs.ingest.facets import PEOPLE_SIDE
 from semfs.ml.colours import dominant_colours
 from semfs.ml.embedder import embedder_factory
+from semfs.ml.people import PeopleDetector, people_words
 
 _PERIODS = ("in the morning", "in the afternoon", "in the evening", "at night")
 _CITIES = ("in Rome, Italy", "in Paris, France", "in Berlin, Germany", "in London, United "
@@ -59,6 +63,10 @@ def main() -> None:
             images = harness.decoded_images(store, paths)
             base = harness.caption_variants([captioner], images)[0][captioner]
             colours = [colour_words(image) for image in images]
+            detector = PeopleDetector(side=PEOPLE_SIDE)
+            people = [people_words(detector.detect(image)) for image in images]
+            print(dataset, sum(1 for p in people if p), "of", len(images), "with people words",
+                  flush=True)  # fmt: skip
             times = [_PERIODS[i % 4] for i in range(len(paths))]
             places = [_CITIES[(i * 3) % len(_CITIES)] for i in range(len(paths))]
             variants = {
@@ -72,6 +80,11 @@ def main() -> None:
                                      for c, t, p in zip(base, times, places, strict=True)],
                 "+ all three": [f"{c}, {w}, {t}, {p}" for c, w, t, p
                                 in zip(base, colours, times, places, strict=True)],
+                "+ people words (where faces are found)": [
+                    f"{c}, {p}" if p else c for c, p in zip(base, people, strict=True)],
+                "+ time, place and people": [
+                    f"{c}, {t}, {p}" + (f", {w}" if w else "")
+                    for c, t, p, w in zip(base, times, places, people, strict=True)],
             }  # fmt: skip
             sets = harness.query_sets(raw, paths)
             for name, captions in variants.items():

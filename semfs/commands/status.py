@@ -24,6 +24,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
     report.update(schema_version=None, images=0, files=0, indexed=0, queued=0, failed=0)
     report.update(failures=[], last_reconcile=None, captioner=None, embedder=None)
     report.update(image_features=0, image_features_queued=0)  # for search by example
+    report.update(texts_read=0, texts_queued=0)  # text in images (OCR), when idle
     report["index"] = _index_state(settings, None)
     # Asked of the daemon: kept in its memory, they reach us when its log file could not
     # take them (a full disk). None: not mounted, or the daemon did not answer.
@@ -41,6 +42,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
         report["embedder"] = catalog.get_meta("embedder")
         done, waiting = catalog.features.feature_counts()
         report.update(image_features=done, image_features_queued=waiting)
+        report.update(zip(("texts_read", "texts_queued"), catalog.texts.text_counts(), strict=True))
         report["failures"] = [
             {"path": os.fsdecode(path), "reason": reason}
             for path, reason in catalog.queue.failures(FAILURES_SHOWN)
@@ -126,6 +128,8 @@ def status_text(report: dict[str, Any]) -> str:
         f"embedder:   {report['embedder'] or '-'}",
         f"similar:    {report['image_features']} images with features for search by example, "
         f"{report['image_features_queued']} waiting",
+        f"text:       {report['texts_read']} images read for words (OCR), "
+        f"{report['texts_queued']} waiting",
     ]
     lines += [f"  failed: {f['path']}: {f['reason']}" for f in report["failures"]]
     if report["failed"] > len(report["failures"]):

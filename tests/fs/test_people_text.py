@@ -82,3 +82,6 @@ def test_people_and_text_through_the_mount(mount: Mount) -> None:
     assert listed(mount, "search", "invoice") == ["scan.jpg"]
     assert "scan.jpg" in listed(mount, "tags", "invoice")
     expect_errno(1, os.setxattr, mnt / "scan.jpg", "user.semfs.text", b"x")  # EPERM
+    status = mount.wait_status(texts_queued=0)  # every image read, or tested and passed over
+    assert status["texts_read"] == 3
+    assert os.getxattr(mnt / "astronaut.png", "user.semfs.text") == b""  # read, no words
