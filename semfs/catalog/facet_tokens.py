@@ -7,8 +7,8 @@ slug: lower case, accents dropped, words joined by "-" ("place:new-york-city"), 
 filter typed in a directory name (one word, no "/") can name it. The places/ view's
 token keeps the names as they are written: `where:Italy/Rome`.
 
-A new facet adds its key here (people: `people:2`, `people:none`), and its filter to
-semfs/search/query.py's FACET_FILTERS.
+A new facet adds its key here (as people did: `people:2`, `people:2+`, `people:none`),
+and its filter to semfs/search/query.py's FACET_FILTERS.
 """
 
 from __future__ import annotations

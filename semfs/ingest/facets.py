@@ -17,7 +17,7 @@ This module is the one place where facets become the three things they feed:
      description (catalog/facet_tokens.py): colour:red, place:rome, where:Italy/Rome.
 A facet set to "tags" in the settings gives 2 and 3 but no caption words; "off" skips
 it (nothing is computed). A facet that fails is logged and left out: it never stops
-the image's ingest. A new facet (people, text) adds a field to `Facets`, its lines in
+the image's ingest. A new facet adds a field to `Facets`, its lines in
 `phrases`, `keywords` and `tokens`, and its computation in `compute_facets`.
 """
 
