@@ -9,7 +9,7 @@ default index; every figure measured in one run.
    benchlib/vectors.py), made by the embedder the mount runs, so real queries find
    them; and random directions, the worst case, for the index alone.
 2. Stores: N empty images with their catalog rows, and a base index built by the
-   daemon's own rebuild with the default settings (FAISS IVF from 20,000 vectors;
+   daemon's own rebuild with the default settings (FAISS IVF from 80,000 vectors;
    benchlib/store.py): no image is captioned, but the mount reconciles, loads and
    searches them as it would real ones.
 3. Recall of the default index: the store's index, loaded as the daemon loads it, against
@@ -333,7 +333,7 @@ def render(results: dict[str, Any], output: Path | None) -> str:
         f"{meta['args']}",
         "- Embedders: " + "; ".join(f"{k} = {v}" for k, v in meta.get("embedders", {}).items()),
         f"- Index settings: index_engine {Settings.index_engine} (an exact scan under "
-        f"20,000 vectors, FAISS IVF-Flat with 4 sqrt(n) lists and nprobe "
+        f"80,000 vectors, FAISS IVF-Flat with 4 sqrt(n) lists and nprobe "
         f"{Settings.index_nprobe} above); top_k {Settings.top_k}",
         "- Vectors: caption-like (perturbed embeddings of 5,000 ImageNet-label captions, "
         "Zipf popularity) unless marked random; queries are natural phrases never asked "

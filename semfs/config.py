@@ -187,7 +187,7 @@ class Settings:
     )
     index_engine: str = setting(
         "auto",
-        "base index: auto (exact scan below 20,000 vectors, FAISS IVF above), ivf, or annoy"
+        "base index: auto (exact scan below 80,000 vectors, FAISS IVF above), ivf, or annoy"
         " (docs/benchmarks-search-sweep.md)",
     )
     index_nprobe: int = setting(16, "FAISS IVF lists scanned per query (recall against time)")

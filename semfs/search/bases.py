@@ -61,8 +61,12 @@ class IndexOptions:
     engine: str = "auto"
     trees: int = 25  # Annoy
     search_k: int = 10_000  # Annoy
-    exact_below: int = 20_000  # Annoy files this small are scanned exactly
-    ivf_from: int = 20_000  # "auto": bases this large are FAISS IVF
+    # Below 80,000 vectors IVF (nprobe 16, even 48) found only .88-.94 of the true top 10
+    # of caption-like vectors, at 80,000 an exact scan costs a few milliseconds; from
+    # 70,000 IVF finds .956, at 100 k .974 (measured 2026-12-07, docs/
+    # benchmarks-search-sweep.md and its Findings).
+    exact_below: int = 80_000  # Annoy files this small are scanned exactly
+    ivf_from: int = 80_000  # "auto": bases this large are FAISS IVF
     lists_per_root: float = 4.0  # IVF lists = this * sqrt(items)
     nprobe: int = 16  # IVF lists scanned a query
 

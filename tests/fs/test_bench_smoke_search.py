@@ -1,5 +1,5 @@
 """scripts/bench_search.py --smoke runs end to end (real mounts of a 2,000-image store
-whose base is FAISS IVF, as the default makes it from 20,000 images) and reports every row
+whose base is FAISS IVF, as the default makes it from 80,000 images) and reports every row
 with sane values. No timing is asserted: CI machines vary."""
 
 from __future__ import annotations
