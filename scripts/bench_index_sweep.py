@@ -264,7 +264,6 @@ class Sweep:
         data, distinct = self.vecs.collection(kind, n)
         queries, tune = self.vecs.queries, self.vecs.tune
         truth = peers.exact_truth(data, queries)
-        truth = peers.exact_truth(data, queries)  # the second pass is timed warm
         self.rows: list[SweepRow] = []
         self.prefix = f"{kind}-{n}{self.vecs.smoke}"
         self.data, self.queries, self.truth, self.tune = data, queries, truth, tune
@@ -702,9 +701,9 @@ def main(argv: list[str] | None = None) -> None:
         results["runs"].append(run)
         vecs = Vectors(args)
         vecs.prepare()
+        results["vectors"] = {**results.get("vectors", {}), **vecs.info}
         results.update(
             {
-                "vectors": vecs.info,
                 "queries": {
                     "count": len(vecs.query_texts),
                     "examples": vecs.query_texts[:12],
