@@ -10,7 +10,8 @@ shows, which a query that names a time ("a rocket at night") can be misled by, a
 would be by wrong EXIF. The same words for every photo ("in the afternoon", "in Rome,
 Italy") measure the dilution alone: how far words move a caption from its objects.
 People words ("a person", "a portrait") are the photos' own, from faces found
-(ml/people.py at ingest's 320 pixels), as ingest adds them by default.
+(ml/people.py at ingest's 320 pixels), as ingest adds them by default; so are the text
+words, read as the idle pass reads them (the cheap test, then OCR at up to 2,048 px).
 
     .venv/bin/python scripts/eval_facets.py [--output docs/facets-retrieval.md]
 """
@@ -31,6 +32,8 @@ from semfs.config import Settings
 from semfs.ingest.facets import PEOPLE_SIDE
 from semfs.ml.colours import dominant_colours
 from semfs.ml.embedder import embedder_factory
+from semfs.ml.imaging import decode
+from semfs.ml.ocr import OCR_MAX_SIDE, probably_has_text, read_text
 from semfs.ml.people import PeopleDetector, people_words
 
 _PERIODS = ("in the morning", "in the afternoon", "in the evening", "at night")
@@ -43,6 +46,13 @@ def colour_words(image: object) -> str:
     names = dominant_colours(image)  # type: ignore[arg-type]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"mostly {listed}"
+
+
+def words_read(path: Path) -> str:
+    """The words the idle text pass would add: the cheap test, then OCR (ml/ocr.py)."""
+    with path.open("rb") as file:
+        image = decode(file, 250_000_000, 100_000_000, side=OCR_MAX_SIDE).image
+    return read_text(image) if probably_has_text(image) else ""
 
 
 def main() -> None:
@@ -69,6 +79,9 @@ def main() -> None:
                   flush=True)  # fmt: skip
             times = [_PERIODS[i % 4] for i in range(len(paths))]
             places = [_CITIES[(i * 3) % len(_CITIES)] for i in range(len(paths))]
+            texts = [words_read(store / path) for path in paths]
+            print(dataset, sum(1 for t in texts if t), "of", len(images), "with text words",
+                  flush=True)  # fmt: skip
             variants = {
                 "caption only": base,
                 "+ colour words": [f"{c}, {w}" for c, w in zip(base, colours, strict=True)],
@@ -82,6 +95,9 @@ def main() -> None:
                                 in zip(base, colours, times, places, strict=True)],
                 "+ people words (where faces are found)": [
                     f"{c}, {p}" if p else c for c, p in zip(base, people, strict=True)],
+                "+ text words (read, where any)": [
+                    f"{c}, with the text: {' '.join(t.split()[:40])}" if t else c
+                    for c, t in zip(base, texts, strict=True)],
                 "+ time, place and people": [
                     f"{c}, {t}, {p}" + (f", {w}" if w else "")
                     for c, t, p, w in zip(base, times, places, people, strict=True)],
