@@ -234,6 +234,7 @@ def test_a_large_base_is_faiss_ivf_by_default_found_well_and_let_go_of_after_a_s
     assert path.name == "base-3000-16d-3000n.ivf" and path.is_dir()
     assert sorted(part.name for part in path.iterdir()) == ["index", "lists.ivfdata"]
     assert options.lists_for(3_000) == 219  # 4 sqrt(n): nprobe 8 scans under 4 % of them
+    assert options.nprobe_for(219) == 8 and IndexOptions().nprobe_for(4_000) == 32
     stored = StoredVectors(path, DIMS)  # every vector of every shard, as given
     assert all(np.array_equal(stored.get(i), v) for i, v in zip(ids, clustered, strict=True))
     assert stored.get(max(ids) + 1) is None
