@@ -111,6 +111,7 @@ def test_copied_photos_are_found_best_first_and_unrelated_ones_cut(
 def test_rename_keeps_the_caption_and_delete_drops_the_result(mounted: Mount) -> None:
     mnt, store = mounted.mountpoint, mounted.store
     wait_indexed(mounted, files=3)
+    mounted.wait_status(texts_queued=0)  # the idle text pass may add words to a caption
     query = "SELECT f.id, v.seq, d.caption FROM files f JOIN vectors v ON v.file_id = f.id "
     query += "JOIN descriptions d ON d.file_id = f.id WHERE f.name = ?"
     (before,) = catalog_rows(store, query, b"coffee.png")
