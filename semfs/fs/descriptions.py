@@ -8,7 +8,8 @@
 - `user.semfs.keywords`: its keywords, a JSON list, best first (those of tags/).
 - `user.semfs.status`: `queued`, `indexed`, or `failed: <reason>`.
 - `user.semfs.text`: the words read in the image (OCR, docs/facets.md), once the idle
-  pass has read it (absent before; empty if it found none).
+  pass has read it (absent before; empty if it found none); also on the entries of
+  search/, tags/, places/ and similar/ that show it (getfattr -n; not listed there).
 The last three are computed, so they cannot be set or removed. The catalog is read in a
 worker thread, never on the trio thread.
 """

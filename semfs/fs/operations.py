@@ -23,7 +23,7 @@ from semfs.config import Settings
 from semfs.fs.access import ACCESS_ACL, Caller, Reach, check_view_entry
 from semfs.fs.attributes import entry_attributes, negative_entry
 from semfs.fs.boundary import fuse_errors
-from semfs.fs.descriptions import StoredDescriptions, refuse_computed
+from semfs.fs.descriptions import XATTR_TEXT, StoredDescriptions, refuse_computed
 from semfs.fs.inodes import ROOT_INODE
 from semfs.fs.passthrough import AttributeChanges, Passthrough
 from semfs.fs.readahead import widen_readahead
@@ -413,6 +413,10 @@ class SemfsOperations(pyfuse3.Operations):
                 # The kernel checks a result entry as it checks the stored file: by its
                 # mode bits (the entry's attributes are the file's) and by this ACL.
                 return self._fs.acl_of(real_path)
+            if name == XATTR_TEXT and real_path is not None and self._descriptions is not None:
+                # The words read in the image it shows: the stored image's, from the
+                # catalog (in a worker thread), as the entry's attributes are the file's.
+                return await self._descriptions.value([real_path], name)
             return view.getxattr(inode, name)
         if inode == ROOT_INODE and (report := self._reports.read(name, ctx.uid)) is not None:
             return report

@@ -1,7 +1,8 @@
 """People and text facets through a real mount: a real photo of a person is found under
 tags/people/ and by people:1, and left out by people:none; a real photo with a sign
 rendered on it (DejaVu, from fonts-dejavu-core) is read by the idle pass, after which
-search/invoice/ lists it and user.semfs.text shows its words."""
+search/invoice/ lists it and user.semfs.text shows its words, on the image and on the
+result entry."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.fs.conftest import Mount, checked_mount
+from tests.fs.conftest import Mount, checked_mount, wait_for
 from tests.fs.test_search import expect_errno, unranked, wait_indexed
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
@@ -80,7 +81,10 @@ def test_people_and_text_through_the_mount(mount: Mount) -> None:
     caption = os.getxattr(mnt / "scan.jpg", "user.semfs.caption").decode()
     assert "with the text: invoice 2024" in caption, caption
     assert listed(mount, "search", "invoice") == ["scan.jpg"]
-    assert "scan.jpg" in listed(mount, "tags", "invoice")
+    (entry,) = os.listdir(mnt / "search" / "invoice")
+    assert os.getxattr(mnt / "search" / "invoice" / entry, "user.semfs.text") == text.encode()
+    # tags/ follows the catalog when told of the change, a moment later
+    wait_for(lambda: (mnt / "tags" / "invoice" / "scan.jpg").exists(), what="tags/invoice/")
     expect_errno(1, os.setxattr, mnt / "scan.jpg", "user.semfs.text", b"x")  # EPERM
     status = mount.wait_status(texts_queued=0)  # every image read, or tested and passed over
     assert status["texts_read"] == 3

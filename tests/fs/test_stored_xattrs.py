@@ -75,11 +75,16 @@ def test_descriptions_in_files_are_added_and_junk_ones_refused(
     jpeg("chelsea.png", "mia.jpg", "Grandma's cat Mia")
     mounted.wait_status(queued=0, indexed=6)
 
-    with_model = os.getxattr(mnt / "coffee.png", CAPTION).decode()  # the same photo, bare
-    assert os.getxattr(mnt / "boilerplate.jpg", CAPTION).decode() == with_model
-    assert "museum" not in os.getxattr(mnt / "museum.jpg", CAPTION).decode()
-    mia = os.getxattr(mnt / "mia.jpg", CAPTION).decode()
-    bare_cat = os.getxattr(mnt / "animals" / "cat.png", CAPTION).decode()
+    def caption(path: Path) -> str:
+        """Without the words the idle text pass may add, and may read differently in a
+        PNG and its JPEG copy (docs/facets.md, Text)."""
+        return os.getxattr(path, CAPTION).decode().split(", with the text:")[0]
+
+    with_model = caption(mnt / "coffee.png")  # the same photo, bare
+    assert caption(mnt / "boilerplate.jpg") == with_model
+    assert "museum" not in caption(mnt / "museum.jpg")
+    mia = caption(mnt / "mia.jpg")
+    bare_cat = caption(mnt / "animals" / "cat.png")
     assert mia == f"{bare_cat}. Grandma's cat Mia"  # added to the model's, not instead
     for query, name in (("a cup of coffee", "boilerplate.jpg"), ("a cat", "mia.jpg")):
         assert any(name in listed for listed in os.listdir(mnt / "search" / query)), query
