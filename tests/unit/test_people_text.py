@@ -6,6 +6,7 @@ upgrading."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -162,3 +163,26 @@ def test_a_catalog_from_before_text_upgrades(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:  # forgetting the description takes it off the queue
         db.execute("DELETE FROM descriptions WHERE file_id = 1")
     assert catalog.texts.text_tasks(10) == []
+
+
+def test_a_failing_detector_or_a_bad_file_never_stops_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from semfs.ingest import texts
+    from semfs.ml.people import PeopleDetector
+    from semfs.store.backing import BackingStore
+
+    def broken(self: PeopleDetector, image: Image.Image) -> People:
+        raise ValueError("odd image")
+
+    monkeypatch.setattr(PeopleDetector, "detect", broken)
+    image = Image.new("RGB", (64, 64), "white")
+    found = compute_facets(_settings(tmp_path), image, PhotoFacts())
+    assert found.people is None and found.colours == ("white",)  # the rest goes on
+    assert "people not detected" in caplog.text
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    store = BackingStore(os.fsencode(tmp_path))
+    for name in (b"broken.jpg", b"empty.png", b"gone.jpg"):
+        task = TextTask(1, 1, name, "a photo", "model", ())
+        assert texts._read(store, task, 10**8, 10**8) == ""  # no words, no error
