@@ -186,7 +186,8 @@ def test_daemon_mode_status_and_unmount(store: Path, tmp_path: Path) -> None:
     assert "mounted" in result.stdout
     try:
         assert is_mounted(mnt)
-        listed = ["animals", "coffee.png", "notes.txt", "rocket.jpg", "search", "similar", "tags"]
+        listed = ["animals", "coffee.png", "notes.txt", "places", "rocket.jpg", "search",
+                  "similar", "tags"]  # fmt: skip
         assert sorted(os.listdir(mnt)) == listed
         status = semfs("status", store).stdout
         assert f"at {mnt}" in status and "images:" in status

@@ -73,8 +73,9 @@ def test_mount_options_reach_the_daemon(store: Path, tmp_path: Path) -> None:
         "mount", store, mountpoint, "-o", "rw,nosuid,nodev,ro,top_k=1,threshold=2,search_dir=find"
     )
     try:
-        assert sorted(os.listdir(mountpoint)) == ["animals", "coffee.png", "find", "notes.txt",
-                                                  "rocket.jpg", "similar", "tags"]  # fmt: skip
+        listed = ["animals", "coffee.png", "find", "notes.txt", "places", "rocket.jpg",
+                  "similar", "tags"]  # fmt: skip
+        assert sorted(os.listdir(mountpoint)) == listed
         try:
             (mountpoint / "new.txt").write_text("x")
             raise AssertionError("a read-only mount took a write")

@@ -68,6 +68,7 @@ def test_the_views_refuse_what_cannot_be_done_there(
     assert run(*command, cwd=mounted.mountpoint).strip() == message
     assert store_tree(mounted.store) == before
     assert sorted(os.listdir(mounted.mountpoint))[-3:] == ["search", "similar", "tags"]
+    assert "places" in os.listdir(mounted.mountpoint)
     assert catalog_rows(mounted.store, "SELECT count(*) FROM saved_queries") == [(0,)]
     assert catalog_rows(mounted.store, "SELECT count(*) FROM examples") == [(0,)]
 
