@@ -18,8 +18,9 @@ from semfs.catalog.reads import SearchReads
 from semfs.catalog.records import StoredHit
 from semfs.ml.embedder import QueryCache
 from semfs.ml.triplets import agreement, triplets
-from semfs.search.index import Candidate, VectorIndex
+from semfs.search.index import VectorIndex
 from semfs.search.query import Query
+from semfs.search.shortlist import Candidate
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
 SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given
