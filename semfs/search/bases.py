@@ -3,10 +3,11 @@ background from the catalog and published whole with `os.replace`.
 
 Three ways to search a base, chosen by `index_engine` and the base's size
 (docs/benchmarks-search-sweep.md has the measurements behind the defaults):
-- `ExactBase`: small bases are scanned exactly, over the item vectors inside the Annoy
-  file (recall 1.0; 10 k vectors cost under a millisecond);
-- `IvfBase`: FAISS IVF-Flat, its inverted lists memory-mapped (`IO_FLAG_MMAP`); a query
-  scans the `nprobe` lists nearest to it, exactly, so distances are exact;
+- `ExactBase`: bases under 80,000 vectors are scanned exactly, over the item vectors
+  inside the Annoy file (recall 1.0; 10 k vectors cost under a millisecond);
+- `IvfBase`: FAISS IVF-Flat, its inverted lists in a file of their own, memory-mapped
+  (FAISS's on-disk lists); a query scans the `nprobe` lists nearest to it, exactly, so
+  distances are exact;
 - `AnnoyBase`: the storage design's Annoy forest, selectable with `index_engine = "annoy"`
   (its recall on caption vectors falls from .84 at 10 k to .20 at 1 M at search_k 10,000).
 
