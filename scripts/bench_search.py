@@ -188,7 +188,7 @@ class Bench:
         started = time.perf_counter()
         pool, captions = self.pool(spec)
         collection = vectors.realistic(pool, captions, size, seed=size)
-        root = self.work / f"realistic-{size}-{spec.split(':')[0]}-{self.args.engine}"
+        root = self.work / f"realistic-{size}-{spec.replace(':', '-')}-{self.args.engine}"
         root.mkdir(exist_ok=True)
         built = build_store(root, collection, self.embedder(spec).name, self.args.engine)
         print(f"[{size}] store built: {built}", flush=True)
