@@ -174,7 +174,7 @@ class Bench:
                 [embed(captions[i : i + 64]) for i in range(0, len(captions), 64)]
             )
             self.pools[spec] = (pool, captions)
-            self.results["timings"][f"embedding the caption pool ({SHORT[spec]})"] = (
+            self.results["timings"][f"embedding the caption pool ({SHORT.get(spec, spec)})"] = (
                 time.perf_counter() - started
             )
         return self.pools[spec]
