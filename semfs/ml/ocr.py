@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
+from semfs.ml.lazy import Lazy
 
 OCR_MAX_SIDE = 2048  # larger images are scaled down to this many pixels on the longer side
 OCR_MIN_SIDE = 800  # smaller ones are scaled up: Tesseract wants letters 20+ pixels high
@@ -223,8 +224,7 @@ class TextReader:
         self.page_mode = page_mode  # 11: sparse text, anywhere in a photo; 3: a page
         self._tessdata = _tessdata()
         self._local = threading.local()
-        self._dictionary: Dictionary | None = None
-        self._dictionary_lock = threading.Lock()
+        self._dictionary = Lazy(Dictionary)
         self._api()  # load and check now, in the caller's thread
 
     def _api(self) -> Any:
@@ -249,10 +249,7 @@ class TextReader:
         return api
 
     def dictionary(self) -> Dictionary:
-        with self._dictionary_lock:
-            if self._dictionary is None:
-                self._dictionary = Dictionary()
-            return self._dictionary
+        return self._dictionary.get()
 
     def words(self, image: Image.Image) -> list[Word]:
         """Every word Tesseract reads, with its confidence: the whole image as sparse text,
@@ -305,18 +302,12 @@ class TextReader:
         return " ".join(clean_words(self.words(image), self.dictionary()))
 
 
-_shared: TextReader | None = None
-_shared_lock = threading.Lock()
+_shared = Lazy(TextReader)
 
 
 def read_text(image: Image.Image) -> str:
     """The words in `image` worth searching for, by a reader made once per process."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = TextReader()
-        reader = _shared
-    return reader.read(image)
+    return _shared.get().read(image)
 
 
 def probably_has_text(image: Image.Image) -> bool:

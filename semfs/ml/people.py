@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from semfs.errors import ModelError
+from semfs.ml.lazy import Lazy
 
 # Measured on the pipeline's 384-pixel images (docs/facets-detectors.md): faces from 24
 # pixels found the same photos as from 20 (the cascade's window) for 80% of the time;
@@ -152,15 +153,9 @@ def _gray(image: Image.Image, side: int) -> Gray | None:
 
 _PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
 
-_shared: PeopleDetector | None = None
-_shared_lock = threading.Lock()
+_shared = Lazy(PeopleDetector)
 
 
 def detect_people(image: Image.Image) -> People:
     """The people in `image`, by a detector loaded once per process."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = PeopleDetector()
-        detector = _shared
-    return detector.detect(image)
+    return _shared.get().detect(image)
