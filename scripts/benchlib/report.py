@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchlib.tables import table
+
 FINDINGS = "## Findings"
 TARGET_P50_MS = {100_000: 10.0, 1_000_000: 20.0}
 TARGET_RECALL = 0.95
@@ -27,41 +29,36 @@ def size_name(count: int) -> str:
 
 
 def latency_table(runs: list[dict[str, Any]]) -> list[str]:
-    rows = [
-        "| Images | Embedder | `ls search/<new q>/` p50 / p95 | in the daemon p50 | FUSE and "
-        "the rest p50 | encoding p50 | index + catalog p50 | index alone p50 | same query "
-        "again p50 | `semfs search` via mount p50 | `semfs search` unmounted p50 |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+    header = ["Images", "Embedder", "`ls search/<new q>/` p50 / p95", "in the daemon p50",
+              "FUSE and the rest p50", "encoding p50", "index + catalog p50",
+              "index alone p50", "same query again p50", "`semfs search` via mount p50",
+              "`semfs search` unmounted p50"]  # fmt: skip
+    rows = []
     for run in runs:
         s = run["summary"]
-        rows.append(
-            f"| {size_name(run['size'])} | {run['embedder_short']} | {ms(s['new_p50'])} / "
-            f"{ms(s['new_p95'])} | {ms(s['daemon_p50'])} | {ms(s['fuse_p50'])} | "
-            f"{ms(s['encode_p50'])} | {ms(s['lookup_p50'])} | {ms(s['index_p50'])} | "
-            f"{ms(s['again_p50'])} | {ms(s['cli_p50'])} | {ms(s['cli_own_p50'])} |"
-        )
-    return rows
+        rows.append([
+            size_name(run["size"]), run["embedder_short"],
+            f"{ms(s['new_p50'])} / {ms(s['new_p95'])}", ms(s["daemon_p50"]), ms(s["fuse_p50"]),
+            ms(s["encode_p50"]), ms(s["lookup_p50"]), ms(s["index_p50"]), ms(s["again_p50"]),
+            ms(s["cli_p50"]), ms(s["cli_own_p50"]),
+        ])  # fmt: skip
+    return table(header, "rlrrrrrrrrr", rows)
 
 
 def peers_table(peers: dict[str, list[dict[str, Any]]]) -> list[str]:
-    rows = [
-        "| Vectors | Method | Setting | recall@10 | p50 | p95 | vs exact numpy p50 | build | "
-        "Note |",
-        "|---|---|---|--:|--:|--:|--:|--:|---|",
-    ]
+    header = ["Vectors", "Method", "Setting", "recall@10", "p50", "p95", "vs exact numpy p50",
+              "build", "Note"]  # fmt: skip
+    rows = []
     for label, results in peers.items():
         exact = next((r["p50_ms"] for r in results if r["method"] == "exact numpy"), math.nan)
         for r in results:
             speed = exact / r["p50_ms"] if r["p50_ms"] and not math.isnan(r["p50_ms"]) else math.nan
             build = "-" if r["build_s"] is None else f"{r['build_s']:.1f} s"
-            rows.append(
-                f"| {label} | {r['method']} | {r['setting']} | {r['recall']:.3f} | "
-                f"{r['p50_ms']:.2f} ms | {r['p95_ms']:.2f} ms | "
-                f"{_speed(speed)} | {build} | "
-                f"{r['note']} |"
-            )
-    return rows
+            rows.append([
+                label, r["method"], r["setting"], f"{r['recall']:.3f}", f"{r['p50_ms']:.2f} ms",
+                f"{r['p95_ms']:.2f} ms", _speed(speed), build, r["note"],
+            ])  # fmt: skip
+    return table(header, "lllrrrrrl", rows)
 
 
 def _speed(ratio: float) -> str:
@@ -71,65 +68,61 @@ def _speed(ratio: float) -> str:
 
 
 def memory_table(runs: list[dict[str, Any]]) -> list[str]:
-    rows = [
-        "| Images | Embedder | RSS listable | RSS idle (anon + file) | RSS during queries "
-        "(max) | peak (VmHWM) | Annoy base on disk | catalog on disk | build: files / "
-        "catalog / Annoy |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+    header = ["Images", "Embedder", "RSS listable", "RSS idle (anon + file)",
+              "RSS during queries (max)", "peak (VmHWM)", "Annoy base on disk",
+              "catalog on disk", "build: files / catalog / Annoy"]  # fmt: skip
+    rows = []
     for run in runs:
         r, b = run["mount"]["rss_mib"], run["built"]
-        rows.append(
-            f"| {size_name(run['size'])} | {run['embedder_short']} | {r['listable']:.0f} MiB | "
-            f"{r['idle VmRSS']:.0f} ({r['idle RssAnon']:.0f} + {r['idle RssFile']:.0f}) MiB | "
-            f"{r['queries max VmRSS']:.0f} MiB | {r['queries VmHWM']:.0f} MiB | "
-            f"{b['base_bytes'] / 2**20:.0f} MiB | {b['catalog_bytes'] / 2**20:.0f} MiB | "
-            f"{b['files_seconds']:.0f} / {b['catalog_seconds']:.0f} / {b['base_seconds']:.0f} s |"
-        )
-    return rows
+        rows.append([
+            size_name(run["size"]), run["embedder_short"], f"{r['listable']:.0f} MiB",
+            f"{r['idle VmRSS']:.0f} ({r['idle RssAnon']:.0f} + {r['idle RssFile']:.0f}) MiB",
+            f"{r['queries max VmRSS']:.0f} MiB", f"{r['queries VmHWM']:.0f} MiB",
+            f"{b['base_bytes'] / 2**20:.0f} MiB", f"{b['catalog_bytes'] / 2**20:.0f} MiB",
+            f"{b['files_seconds']:.0f} / {b['catalog_seconds']:.0f} / {b['base_seconds']:.0f} s",
+        ])  # fmt: skip
+    return table(header, "rlrrrrrrr", rows)
 
 
 def startup_table(runs: list[dict[str, Any]]) -> list[str]:
-    rows = [
-        "| Images | Embedder | `semfs mount` returns | mount listable | first search "
-        "answered | reconcile scan | unmount | reconcile found |",
-        "|--:|---|--:|--:|--:|--:|--:|---|",
-    ]
+    header = ["Images", "Embedder", "`semfs mount` returns", "mount listable",
+              "first search answered", "reconcile scan", "unmount", "reconcile found"]  # fmt: skip
+    rows = []
     for run in runs:
         m = run["mount"]
-        rows.append(
-            f"| {size_name(run['size'])} | {run['embedder_short']} | {ms(m['mount_s'])} | "
-            f"{ms(m['listable_s'])} | {ms(m['first_search_s'])} | {ms(m['reconcile_s'])} | "
-            f"{ms(m['unmount_s'])} | {m['reconcile_summary']} |"
-        )
-    return rows
+        rows.append([
+            size_name(run["size"]), run["embedder_short"], ms(m["mount_s"]), ms(m["listable_s"]),
+            ms(m["first_search_s"]), ms(m["reconcile_s"]), ms(m["unmount_s"]),
+            m["reconcile_summary"],
+        ])  # fmt: skip
+    return table(header, "rlrrrrrl", rows)
 
 
 def targets(runs: list[dict[str, Any]], peers: dict[str, list[dict[str, Any]]],
             search_k: int) -> list[str]:  # fmt: skip
-    rows = ["| Target | Measured | Met |", "|---|---|---|"]
+    rows = []
     for run in runs:
         goal = TARGET_P50_MS.get(run["size"])
         if goal is not None:
             p50 = run["summary"]["new_p50"] * 1000
-            rows.append(f"| new-query p50 <= {goal:.0f} ms at {size_name(run['size'])} "
-                        f"({run['embedder_short']}) | {p50:.1f} ms | "
-                        f"{'yes' if p50 <= goal else '**no**'} |")  # fmt: skip
+            rows.append([f"new-query p50 <= {goal:.0f} ms at {size_name(run['size'])} "
+                         f"({run['embedder_short']})", f"{p50:.1f} ms",
+                         "yes" if p50 <= goal else "**no**"])  # fmt: skip
     for label, results in peers.items():
         chosen = [r for r in results if r["method"] == "annoy"
                   and r["setting"].endswith(f"search_k {search_k:,}")]  # fmt: skip
         for r in chosen:
-            rows.append(f"| Annoy recall@10 >= {TARGET_RECALL} ({label}, search_k "
-                        f"{search_k:,}) | {r['recall']:.3f} | "
-                        f"{'yes' if r['recall'] >= TARGET_RECALL else '**no**'} |")  # fmt: skip
+            rows.append([f"Annoy recall@10 >= {TARGET_RECALL} ({label}, search_k "
+                         f"{search_k:,})", f"{r['recall']:.3f}",
+                         "yes" if r["recall"] >= TARGET_RECALL else "**no**"])  # fmt: skip
     for run in runs:
         if run["size"] >= 1_000_000 and run["embedder_short"].startswith("L3"):
             r = run["mount"]["rss_mib"]
             worst = max(r["queries max VmRSS"], r["queries VmHWM"])
-            rows.append(f"| daemon RSS <= {TARGET_RSS_MIB:.0f} MiB at 1 M (L3) | "
-                        f"{worst:.0f} MiB peak, {r['idle RssAnon']:.0f} MiB anonymous | "
-                        f"{'yes' if worst <= TARGET_RSS_MIB else '**no**'} |")  # fmt: skip
-    return rows
+            rows.append([f"daemon RSS <= {TARGET_RSS_MIB:.0f} MiB at 1 M (L3)",
+                         f"{worst:.0f} MiB peak, {r['idle RssAnon']:.0f} MiB anonymous",
+                         "yes" if worst <= TARGET_RSS_MIB else "**no**"])  # fmt: skip
+    return table(["Target", "Measured", "Met"], "lll", rows)
 
 
 ISSUE_P50_MS = {100_000: 10.0, 1_000_000: 20.0}  # new-query ls p50 targets (issue 21)
@@ -138,9 +131,9 @@ ISSUE_RSS_MIB = 500.0  # daemon VmRSS at 1 M after 1,000 queries (default profil
 
 def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
     """Per size: the default index's recall@10, ls p50/p95 busy and idle, memory."""
-    rows = ["| Images | index | recall@10 (>= .95) | ls p50 / p95 idle | ls p50 / p95 busy "
-            "| p95 <= 2x p50 | daemon memory after queries (anon + file) |",
-            "|--:|---|--:|--:|--:|---|--:|"]  # fmt: skip
+    header = ["Images", "index", "recall@10 (>= .95)", "ls p50 / p95 idle", "ls p50 / p95 busy",
+              "p95 <= 2x p50", "daemon memory after queries (anon + file)"]  # fmt: skip
+    rows = []
     for size, t in sorted(targets.items(), key=lambda item: int(item[0])):
         goal = ISSUE_P50_MS.get(int(size))
 
@@ -155,19 +148,18 @@ def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
         spread = [t[s]["ls_p95_ms"] <= 2 * t[s]["ls_p50_ms"] for s in ("idle", "busy") if s in t]
         memory = t.get("memory_mib")
         recall = t.get("recall_at_10")
-        rows.append(
-            f"| {size_name(int(size))}"
-            + (f" ({t['profile']})" if t.get("profile", "default") != "default" else "")
-            + f" | {t.get('engine', '-')} | "
-            + (f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
-               else "-")
-            + f" | {latency('idle')} | {latency('busy')} | "
-            + ("yes" if spread and all(spread) else "**no**" if spread else "-") + " | "
-            + (f"{memory['VmRSS']:.0f} ({memory['RssAnon']:.0f} + {memory['RssFile']:.0f}) "
-               f"MiB after {memory['after_queries']:,}" if memory else "-")
-            + " |"
-        )  # fmt: skip
-    return rows
+        rows.append([
+            size_name(int(size))
+            + (f" ({t['profile']})" if t.get("profile", "default") != "default" else ""),
+            t.get("engine", "-"),
+            f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
+            else "-",
+            latency("idle"), latency("busy"),
+            "yes" if spread and all(spread) else "**no**" if spread else "-",
+            f"{memory['VmRSS']:.0f} ({memory['RssAnon']:.0f} + {memory['RssFile']:.0f}) "
+            f"MiB after {memory['after_queries']:,}" if memory else "-",
+        ])  # fmt: skip
+    return table(header, "rlrrrlr", rows)
 
 
 def plot(results: dict[str, Any], prefix: Path) -> list[Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchlib.tables import table
+
 TARGET = 0.95
 KIND_TITLE = {
     "synthetic": "synthetic caption-like",
@@ -69,49 +71,46 @@ def recall_cell(value: float) -> str:
 
 
 def summary_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| Size | Vectors | Engine | Cheapest setting reaching .95 (tuning half) | recall tuning"
-        " / held-out | p50 / p95 | vs exact f32 p50 | build | resident (anon) | mapped file"
-        " |",
-        "|--:|---|---|---|--:|--:|--:|--:|--:|--:|",
-    ]
+    header = ["Size", "Vectors", "Engine", "Cheapest setting reaching .95 (tuning half)",
+              "recall tuning / held-out", "p50 / p95", "vs exact f32 p50", "build",
+              "resident (anon)", "mapped file"]  # fmt: skip
+    cells = []
     for result in results:
         rows = result["rows"]
         exact = next(r for r in rows if r["engine"] == "exact f32")["p50_ms"]
         best = cheapest(rows)
         for engine in engines(rows):
-            label = f"| {size_label(result['size'])} | {result['kind']} | {engine} |"
+            label = [size_label(result["size"]), result["kind"], engine]
             row = best.get(engine)
             if row is None:
                 top = max(
                     (r for r in rows if r["engine"] == engine),
                     key=lambda r: (r["recall_tune"], -r["p50_ms"]),
                 )
-                lines.append(
-                    f"{label} none (best: {top['setting']}) | {top['recall_tune']:.3f} / "
-                    f"{top['recall_held']:.3f} | {ms(top['p50_ms'])} / {ms(top['p95_ms'])} | "
-                    f"{exact / top['p50_ms']:.1f}x | {seconds(top['build_s'])} | "
-                    f"{mib(top['resident_bytes'])} | {mib(top['mapped_bytes'])} |"
-                )
+                cells.append([
+                    *label, f"none (best: {top['setting']})",
+                    f"{top['recall_tune']:.3f} / {top['recall_held']:.3f}",
+                    f"{ms(top['p50_ms'])} / {ms(top['p95_ms'])}", f"{exact / top['p50_ms']:.1f}x",
+                    seconds(top["build_s"]), mib(top["resident_bytes"]), mib(top["mapped_bytes"]),
+                ])  # fmt: skip
                 continue
-            lines.append(
-                f"{label} {row['setting']} | {row['recall_tune']:.3f} / "
-                f"{recall_cell(row['recall_held'])} | {ms(row['p50_ms'])} / {ms(row['p95_ms'])} | "
-                f"{exact / row['p50_ms']:.1f}x | {seconds(row['build_s'])} | "
-                f"{mib(row['resident_bytes'])} | {mib(row['mapped_bytes'])} |"
-            )
-    return lines
+            cells.append([
+                *label, row["setting"],
+                f"{row['recall_tune']:.3f} / {recall_cell(row['recall_held'])}",
+                f"{ms(row['p50_ms'])} / {ms(row['p95_ms'])}", f"{exact / row['p50_ms']:.1f}x",
+                seconds(row["build_s"]), mib(row["resident_bytes"]), mib(row["mapped_bytes"]),
+            ])  # fmt: skip
+    return table(header, "rlllrrrrrr", cells)
 
 
 def one_setting(results: list[dict[str, Any]]) -> list[str]:
     """Per size and engine: the cheapest single setting that reaches the target on BOTH
     query halves for EVERY kind of vectors measured at that size (a default has to serve
     any collection), with its worst recall and worst p50 over the kinds."""
-    lines = [
-        "| Size | Engine | Setting for every kind | worst recall (either half) | worst p50 |"
-        " worst p50 vs exact f32 | build (max) | resident (anon, max) | mapped file (max) |",
-        "|--:|---|---|--:|--:|--:|--:|--:|--:|",
-    ]
+    header = ["Size", "Engine", "Setting for every kind", "worst recall (either half)",
+              "worst p50", "worst p50 vs exact f32", "build (max)", "resident (anon, max)",
+              "mapped file (max)"]  # fmt: skip
+    cells = []
     for size in sorted({r["size"] for r in results}):
         at = [r for r in results if r["size"] == size]
         exact = {r["kind"]: next(x for x in r["rows"] if x["engine"] == "exact f32") for r in at}
@@ -134,61 +133,73 @@ def one_setting(results: list[dict[str, Any]]) -> list[str]:
             kinds_note = "" if len(kinds) == len(at) else f" ({', '.join(sorted(kinds))} only)"
             if not ok:
                 best = max(options, key=lambda o: (o[2], -o[1]))
-                lines.append(
-                    f"| {size_label(size)} | {engine}{kinds_note} | none (best: {best[4]}) |"
-                    f" {best[2]:.3f} | {ms(best[1])} | {best[3]:.1f}x | - | - | - |"
-                )
+                cells.append([
+                    size_label(size), f"{engine}{kinds_note}", f"none (best: {best[4]})",
+                    f"{best[2]:.3f}", ms(best[1]), f"{best[3]:.1f}x", "-", "-", "-",
+                ])  # fmt: skip
                 continue
             _, slow, worst, ratio, setting, rows = min(ok, key=lambda o: o[1])
             build = max((r["build_s"] or 0.0) for r in rows)
             resident = max((r["resident_bytes"] or 0) for r in rows)
             mapped = max((r["mapped_bytes"] or 0) for r in rows)
-            lines.append(
-                f"| {size_label(size)} | {engine}{kinds_note} | {setting} | {worst:.3f} |"
-                f" {ms(slow)} | {ratio:.1f}x | {seconds(build) if build else '-'} |"
-                f" {mib(resident)} | {mib(mapped)} |"
-            )
-    return lines
+            cells.append([
+                size_label(size), f"{engine}{kinds_note}", setting, f"{worst:.3f}", ms(slow),
+                f"{ratio:.1f}x", seconds(build) if build else "-", mib(resident), mib(mapped),
+            ])  # fmt: skip
+    return table(header, "rllrrrrrr", cells)
 
 
 def full_table(result: dict[str, Any]) -> list[str]:
     rows = result["rows"]
     exact = next(r for r in rows if r["engine"] == "exact f32")["p50_ms"]
     best = {id(r) for r in cheapest(rows).values()}
-    lines = [
-        "| Engine | Setting | recall tuning | recall held-out | p50 | p95 | vs exact f32 p50 |"
-        " build | resident (anon) | mapped / disk | Note |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
-    ]
+    header = ["Engine", "Setting", "recall tuning", "recall held-out", "p50", "p95",
+              "vs exact f32 p50", "build", "resident (anon)", "mapped / disk", "Note"]  # fmt: skip
+    cells = []
     for engine in engines(rows):
         for row in (r for r in rows if r["engine"] == engine):
             mark = " ✔" if id(row) in best else ""
             disk = row["disk_bytes"] or row["mapped_bytes"]
-            lines.append(
-                f"| {engine}{mark} | {row['setting']} | {row['recall_tune']:.3f} | "
-                f"{row['recall_held']:.3f} | {ms(row['p50_ms'])} | {ms(row['p95_ms'])} | "
-                f"{exact / row['p50_ms']:.1f}x | {seconds(row['build_s'])} | "
-                f"{mib(row['resident_bytes'])} | {mib(disk)} | {row['note']} |"
-            )
-    return lines
+            cells.append([
+                f"{engine}{mark}", row["setting"], f"{row['recall_tune']:.3f}",
+                f"{row['recall_held']:.3f}", ms(row["p50_ms"]), ms(row["p95_ms"]),
+                f"{exact / row['p50_ms']:.1f}x", seconds(row["build_s"]),
+                mib(row["resident_bytes"]), mib(disk), row["note"],
+            ])  # fmt: skip
+    return table(header, "llrrrrrrrrl", cells)
 
 
 def rss_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| Size | Vectors | Variant | nprobe | queries | ms/query | VmRSS before load | after"
-        " load | after queries: VmRSS | RssAnon | RssFile |",
-        "|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+    header = ["Size", "Vectors", "Variant", "nprobe", "queries", "ms/query",
+              "VmRSS before load", "after load", "after queries: VmRSS", "RssAnon",
+              "RssFile"]  # fmt: skip
+    cells = []
     for result in results:
         for item in result.get("rss", []):
             after = item["after_queries"]
-            lines.append(
-                f"| {size_label(result['size'])} | {result['kind']} | {item['engine']} | "
-                f"{item['nprobe']} | {item['queries']:,} | {item['ms_per_query']:.2f} | "
-                f"{mib(item['before_load']['VmRSS'])} | {mib(item['after_load']['VmRSS'])} | "
-                f"{mib(after['VmRSS'])} | {mib(after['RssAnon'])} | {mib(after['RssFile'])} |"
-            )
-    return lines
+            cells.append([
+                size_label(result["size"]), result["kind"], item["engine"], item["nprobe"],
+                f"{item['queries']:,}", f"{item['ms_per_query']:.2f}",
+                mib(item["before_load"]["VmRSS"]), mib(item["after_load"]["VmRSS"]),
+                mib(after["VmRSS"]), mib(after["RssAnon"]), mib(after["RssFile"]),
+            ])  # fmt: skip
+    return table(header, "rllrrrrrrrr", cells)
+
+
+def ivf_table(results: list[dict[str, Any]]) -> list[str]:
+    header = ["Size", "Vectors", "nlist", "trained on", "train", "assign all",
+              "add + write IVFFlat", "SQ8 ranges", "add + write SQ8"]  # fmt: skip
+    cells = []
+    for result in results:
+        t = result.get("ivf") or {}
+        if t:
+            cells.append([
+                size_label(result["size"]), result["kind"], f"{t['nlist']:,}",
+                f"{t['train_points']:,}", seconds(t["train_s"]), seconds(t["assign_s"]),
+                seconds(t["add_write_flat_s"]), seconds(t["train_sq_s"]),
+                seconds(t["add_write_sq_s"]),
+            ])  # fmt: skip
+    return table(header, "rlrrrrrrr", cells)
 
 
 def plot(results: list[dict[str, Any]], size: int, path: Path) -> bool:
@@ -361,20 +372,7 @@ def write(data: dict[str, Any], output: Path) -> None:
         ]
         lines += rss
     lines += ["", "## IVF builds", ""]
-    lines += [
-        "| Size | Vectors | nlist | trained on | train | assign all | add + write IVFFlat |"
-        " SQ8 ranges | add + write SQ8 |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for result in results:
-        t = result.get("ivf") or {}
-        if t:
-            lines.append(
-                f"| {size_label(result['size'])} | {result['kind']} | {t['nlist']:,} |"
-                f" {t['train_points']:,} | {seconds(t['train_s'])} | {seconds(t['assign_s'])} |"
-                f" {seconds(t['add_write_flat_s'])} | {seconds(t['train_sq_s'])} |"
-                f" {seconds(t['add_write_sq_s'])} |"
-            )
+    lines += ivf_table(results)
     skipped = [f"{size_label(r['size'])} {r['kind']}: {s}" for r in results for s in r["skipped"]]
     if skipped:
         lines += ["", "Skipped for time: " + "; ".join(dict.fromkeys(skipped)) + "."]
