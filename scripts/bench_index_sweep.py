@@ -57,31 +57,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import peers, vectors
+from benchlib import peers, sweep_report, vectors
 from benchlib.peers import SweepRow, sweep_measure
 
 REPO = Path(__file__).resolve().parent.parent
 EMBEDDER = "onnx:paraphrase-MiniLM-L3-v2"
 KINDS = ("synthetic", "real", "sentences")
-KIND_TITLE = {
-    "synthetic": "synthetic caption-like",
-    "real": "real classifier captions, replicated",
-    "sentences": "sentence captions (paraphrased tuxpaint)",
-}
-ENGINES = (
-    "exact f32",
-    "exact f16",
-    "exact int8",
-    "exact int8 + re-rank",
-    "annoy",
-    "annoy (distinct)",
-    "exact (distinct)",
-    "faiss IVFFlat (mmap)",
-    "faiss IVF-SQ8 (mmap)",
-    "faiss IVF-SQ8 + re-rank (mmap)",
-    "hnswlib",
-)
-TARGET = 0.95
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -590,7 +571,7 @@ class Sweep:
         np.save(qpath, queries)
         vpath = self.args.work / f"{self.prefix}.npy"
         results = []
-        chosen = cheapest_rows([dataclasses.asdict(r) for r in self.rows])
+        chosen = sweep_report.cheapest([dataclasses.asdict(r) for r in self.rows])
         for engine, name in (
             ("faiss IVFFlat (mmap)", "ivfflat"),
             ("faiss IVF-SQ8 (mmap)", "ivfsq8"),
@@ -654,17 +635,6 @@ def rss_child(spec_text: str) -> None:
 
 
 # --- choosing and reporting -----------------------------------------------------------
-
-
-def cheapest_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per engine, the fastest (p50) setting whose tuning-half recall reaches TARGET."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["recall_tune"] >= TARGET and (
-            row["engine"] not in best or row["p50_ms"] < best[row["engine"]]["p50_ms"]
-        ):
-            best[row["engine"]] = row
-    return best
 
 
 def machine() -> dict[str, Any]:
@@ -734,8 +704,6 @@ def main(argv: list[str] | None = None) -> None:
                     args.json.write_text(json.dumps(results, indent=1))
                 log(f"{kind} at {n:,}: {result['seconds']} s")
     if args.output:
-        from benchlib import sweep_report
-
         sweep_report.write(results, args.output)
     if args.json and not args.report_only:
         args.json.write_text(json.dumps(results, indent=1))
