@@ -30,7 +30,6 @@ from semfs.catalog.database import Catalog
 from semfs.config import make_private_dirs
 from semfs.search.bases import (
     Base,
-    ExactBase,
     IndexOptions,
     base_files,
     build_annoy,
@@ -45,7 +44,7 @@ from semfs.search.bases import (
 from semfs.search.delta import Delta
 from semfs.search.shortlist import Candidate, Shortlist, Vector
 
-__all__ = ["Candidate", "ExactBase", "IndexOptions", "Shortlist", "VectorIndex", "base_files"]
+__all__ = ["Candidate", "IndexOptions", "Shortlist", "VectorIndex"]
 
 log = logging.getLogger(__name__)
 

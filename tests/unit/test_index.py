@@ -9,8 +9,8 @@ import pytest
 
 from semfs.catalog.database import Catalog, Description
 from semfs.search import bases
-from semfs.search.bases import IvfBase, StoredVectors
-from semfs.search.index import ExactBase, IndexOptions, VectorIndex
+from semfs.search.bases import ExactBase, IvfBase, StoredVectors
+from semfs.search.index import IndexOptions, VectorIndex
 from semfs.search.searcher import Searcher
 
 DIMS = 16
