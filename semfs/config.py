@@ -31,6 +31,7 @@ DEFAULT_IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 RESULT_NAMES = ("ranked", "plain")  # the values of the result_names setting
+RELEVANCE_CUTS = ("nouns", "fixed")  # the values of the relevance_cut setting
 # What a facet (docs/facets.md) gives: words in the caption, keywords and filters; only
 # keywords and filters; nothing (not computed).
 FACET_MODES = ("caption", "tags", "off")
@@ -159,6 +160,12 @@ class Settings:
         "names of results in search/ and similar/: ranked, behind their rank (01 cat.png:"
         " a listing sorted by name shows the best first), or plain (cat.png)",
     )
+    relevance_cut: str = setting(
+        "nouns",
+        "how search/ decides what to list: nouns (per query, from the things it names:"
+        " nothing for a thing no photo carries, a broad word's photos first; offline"
+        " captioner only) or fixed (max_distance for every query)",
+    )
     # Angular distance (0 = same direction, 2 = opposite) above which a result is cut.
     max_distance: float | None = setting(
         None,
@@ -212,6 +219,10 @@ class Settings:
         if self.result_names not in RESULT_NAMES:
             raise QuietError(
                 f"result_names = {self.result_names!r}: it is one of {', '.join(RESULT_NAMES)}"
+            )
+        if self.relevance_cut not in RELEVANCE_CUTS:
+            raise QuietError(
+                f"relevance_cut = {self.relevance_cut!r}: it is one of {', '.join(RELEVANCE_CUTS)}"
             )
         for name in ("facet_colours", "facet_time", "facet_place", "facet_people", "facet_text"):
             if getattr(self, name) not in FACET_MODES:

@@ -147,6 +147,18 @@ class SearchReads:
             ).fetchall()
         return [_stored_hit(row) for row in rows]
 
+    def tagged_among(self, file_ids: Collection[int], keywords: Collection[str]) -> set[int]:
+        """Those of `file_ids` that have one of `keywords` (the relevance cut's evidence)."""
+        if not file_ids or not keywords:
+            return set()
+        with self._connection.own_read() as db:
+            rows = db.execute(
+                "SELECT DISTINCT file_id FROM keywords WHERE file_id IN "
+                "(SELECT value FROM json_each(?)) AND keyword IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(file_ids)), json.dumps(sorted(keywords))),
+            ).fetchall()
+        return {int(file_id) for (file_id,) in rows}
+
     def token_counts(self, prefix: str) -> list[tuple[str, int]]:
         """The facet tokens that start with `prefix` (e.g. "where:"), with how many
         images have each, most first (counted as keyword_counts counts)."""

@@ -95,12 +95,15 @@ class LabelTags:
         except ModelError as error:  # the labels' names alone, without their kinds
             log.warning("tags without categories: %s", error)
             self._tags = [tuple(label_names(name)) for name in names]
+            self._names: list[tuple[str, ...]] = list(self._tags)
             return
         self._tags = []
+        self._names = []
         for name, wnid in zip(names, wnids, strict=True):
             offset = int(wnid.removeprefix("n"))
             first_word = synsets.synset(offset).words[0]
             tags = label_names(name, first_word)
+            self._names.append(tuple(tags))
             for ancestor in synsets.ancestors(offset):
                 category = CATEGORIES.get(ancestor)
                 if category and category not in tags:
@@ -111,6 +114,10 @@ class LabelTags:
 
     def of_label(self, index: int) -> tuple[str, ...]:
         return self._tags[index]
+
+    def names_of_label(self, index: int) -> tuple[str, ...]:
+        """The tags that name the label itself, without its categories."""
+        return self._names[index]
 
     def of_labels(self, labels: Sequence[int], probabilities: Sequence[float]) -> list[str]:
         """The tags of a caption's labels (best first, with their probabilities): the
@@ -135,6 +142,11 @@ def label_names(name: str, first_word: str = "") -> list[str]:
         if words and words not in found:
             found.append(words)
     return found
+
+
+def imagenet_synsets() -> list[int]:
+    """The WordNet noun synset (data.noun offset) of each ImageNet-1k class."""
+    return [int(wnid.removeprefix("n")) for wnid in _imagenet_wnids()]
 
 
 def _imagenet_wnids() -> list[str]:

@@ -30,6 +30,7 @@ from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
 from semfs.search.index import IndexOptions, VectorIndex
+from semfs.search.relevance import NounCut
 from semfs.search.searcher import Searcher
 from semfs.search.space import SearchSpace
 
@@ -114,6 +115,7 @@ class Engine:
                 index,
                 QueryCache(self.embedder, self.settings.query_cache),
                 self.embedder.name,
+                noun_cut=self._noun_cut(),
             ),
             max_distance=text_cut(self.settings),
         )
@@ -121,6 +123,23 @@ class Engine:
         log.info("embedder %s and index ready in %.1f s",
                  self.embedder.name, time.monotonic() - started)  # fmt: skip
         self._ready.set()
+
+    def _noun_cut(self) -> NounCut | None:
+        """The per-query relevance cut (search/relevance.py), if set and if the captions
+        are the offline captioner's labels, whose tags it weighs; else None: the fixed cut."""
+        if self.settings.relevance_cut != "nouns":
+            return None
+        if not self.settings.captioner.startswith("classifier"):
+            log.info("relevance_cut = nouns needs the classifier captioner: the fixed cut decides")
+            return None
+        from semfs.ml.query_nouns import LabelEvidence
+
+        try:
+            evidence = LabelEvidence()
+        except ModelError as error:
+            log.warning("relevance cut fixed, not per query: %s", error)
+            return None
+        return NounCut(evidence.of, self.catalog.reads.tagged_among)
 
     def load_image_index(self, read_only: bool = False) -> None:
         """The index of image features (search by example), if the setting asks for it."""

@@ -20,10 +20,12 @@ from semfs.ml.embedder import QueryCache
 from semfs.ml.triplets import agreement, triplets
 from semfs.search.index import VectorIndex
 from semfs.search.query import Query
+from semfs.search.relevance import LOOSE_ABOVE, NounCut
 from semfs.search.shortlist import Candidate
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
 SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given
+SHORTLIST_PER_RESULT = 4  # the noun cut looks for evidence among 4 hits per result wanted
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,14 @@ class Searcher:
         queries: QueryCache | None,
         embedder: str,
         table: str = "vectors",
+        noun_cut: NounCut | None = None,
     ) -> None:
         self._reads = reads
         self._index = index
         self._queries = queries
         self._embedder = embedder
         self._table = table
+        self._noun_cut = noun_cut  # None: the one cut given decides for every query
 
     @property
     def version(self) -> int:
@@ -115,7 +119,12 @@ class Searcher:
         # `-word` leaves out what would be a result for `word` at the usual cut, whatever
         # cut the query sets for itself.
         negation_cut = max_distance if math.isfinite(max_distance) else SEED_CUT
-        hits = self.search(query.text, k, cut, self._keep(query, negation_cut))
+        keep = self._keep(query, negation_cut)
+        if self._noun_cut is not None and query.max_distance is None and math.isfinite(cut):
+            shortlist = self.search(query.text, SHORTLIST_PER_RESULT * k, cut + LOOSE_ABOVE, keep)
+            hits = self._noun_cut.select(query.text, shortlist, k, cut)
+        else:  # a cut the query sets (@t=) is the user's: it decides alone
+            hits = self.search(query.text, k, cut, keep)
         if query.sort == "score":
             return by_roles(hits, query.text)
         return sort_hits(hits, query.sort)
