@@ -2,11 +2,14 @@
 
     .venv/bin/python scripts/eval_cut.py [--json out.json]
 
-Issue 19, item 2. Today search/<q>/ lists the top_k (50) hits within one fixed angular
+Issue 19, item 2. search/<q>/ listed the top_k (50) hits within one fixed angular
 distance per captioner/embedder pair (semfs.ml.calibration.default_cut: 1.125 for the
-default pair). Each candidate below decides, from one query's distances (and, for the
-vocabulary test, the query's distance to the captioner's words), which of the top_k it
-lists; the measures are taken on what it lists:
+default pair; relevance_cut = fixed); since 2026-12-07 it applies the nouns cut
+(semfs.search.relevance), measured here as "nouns" (tuned) and "nouns (semfs,
+default)" (the product's own code). Each candidate below decides, from one query's
+distances (and, for the vocabulary test, the query's distance to the captioner's words;
+for the nouns, the photos' tags), which of the top_k it lists; the measures are taken on
+what it lists:
 
 - no-match: queries for things absent from the sets (NO_MATCH, written down and checked
   against both sets' file names and sentences before any result was seen; six dropped by
@@ -20,7 +23,9 @@ The candidates (CANDIDATES): one fixed cut, retuned; gate + gap (nothing if the 
 is further than a gate, else the hits within a gap of it); z-scores over the query's own
 distances; vocabulary coverage (the query's distance to the nearest of the 1000 labels'
 names and kinds, semfs.ml.label_tags); and query-side expansion of broad words (a query
-that names one of the tags' kinds lists the photos tagged with it first).
+that names one of the tags' kinds lists the photos tagged with it first); and the nouns
+cut: a query's concrete nouns (WordNet) cover labels, photos near the query tagged with
+them are evidence, none means the thing is absent.
 
 Queries are split by a hash of their text (30% held out, fixed before running). Each
 candidate's parameters are chosen on the tuning part only: the best category mAP@R among
@@ -33,6 +38,7 @@ default captioner (classifier = efficientnet-lite0+wide+gloss) and embedder
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -40,7 +46,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +61,15 @@ import numpy as np
 
 from semfs.ml.calibration import default_cut
 from semfs.ml.embedder import embedder_factory
+from semfs.search.relevance import LOOSE_ABOVE, NounCut
+from semfs.search.searcher import SHORTLIST_PER_RESULT
 
 CAPTIONER = eval_descriptions.CAPTIONER
 EMBEDDER = eval_descriptions.EMBEDDER
 TOP_K = 50
 HELD_OUT = 0.30
 TARGET_EMPTY = 0.85
+SHORTLIST = SHORTLIST_PER_RESULT * TOP_K  # the nearest hits where nouns look for evidence
 
 # Things absent from both sets, written before any run (see the docstring for the six
 # dropped when the sets' names and sentences were checked).
@@ -95,6 +104,17 @@ class Row:
     vocabulary: float
     relevant: frozenset[int]
     tagged: frozenset[int] | None = None  # the query names a kind: the photos tagged so
+    evidence: frozenset[int] = frozenset()  # photos tagged with a label a query noun covers
+    terms: int = 0  # the query's concrete nouns
+    photo_tags: tuple[frozenset[str], ...] = ()  # every photo's tags, in the set's order
+
+    def verdict_of(self, loose: float = 1.3) -> str:
+        """What `nouns` decides: evidence near the query, absent, or unknown."""
+        near = [int(i) for i in np.argsort(self.distances, kind="stable")[:SHORTLIST]
+                if self.distances[i] <= loose]  # fmt: skip
+        if any(i in self.evidence for i in near):
+            return "grounded"
+        return "absent" if self.terms else "unknown"
 
 
 Rule = Callable[[Row, dict[str, float]], list[int]]
@@ -151,6 +171,54 @@ def kinds(row: Row, p: dict[str, float]) -> list[int]:
     return (first + [i for i in rest if i not in row.tagged])[:TOP_K]
 
 
+def nouns(row: Row, p: dict[str, float]) -> list[int]:
+    """The query's concrete nouns decide (semfs.ml.query_nouns, Row.verdict_of), with
+    the photos among the SHORTLIST nearest within `loose` as evidence. Photos carrying a
+    label the nouns cover (or a noun as a tag): if `first` says so (1: a query of one
+    noun, 2: any), those first, then the hits within `cut`. Else, concrete nouns: the
+    thing is absent (the captioner could have said it and did not, or cannot say it),
+    only hits within `strict`. No concrete noun: the hits within `cut`."""
+    verdict = row.verdict_of(p["loose"])
+    order = np.argsort(row.distances, kind="stable")
+    if verdict == "absent":
+        return [int(i) for i in order[:TOP_K] if row.distances[i] <= p["strict"]]
+    rest = [int(i) for i in order[:TOP_K] if row.distances[i] <= p["cut"]]
+    if verdict != "grounded" or p["first"] == 0 or (p["first"] == 1 and row.terms > 1):
+        return rest
+    first = [int(i) for i in order[:SHORTLIST]
+             if int(i) in row.evidence and row.distances[i] <= p["loose"]]  # fmt: skip
+    return (first + [i for i in rest if i not in row.evidence])[:TOP_K]
+
+
+@dataclass(frozen=True)
+class Scored:
+    file_id: int
+    distance: float
+
+
+def semfs_nouns(row: Row, p: dict[str, float]) -> list[int]:
+    """What semfs itself lists (semfs.search.relevance.NounCut at its defaults, with
+    semfs.ml.query_nouns.LabelEvidence), to check `nouns` measures the product."""
+    cut = p["cut"]
+    order = np.argsort(row.distances, kind="stable")[:SHORTLIST]
+    hits = [Scored(int(i), float(row.distances[i])) for i in order
+            if row.distances[i] <= cut + LOOSE_ABOVE]  # fmt: skip
+
+    def tagged_among(file_ids: Collection[int], words: Collection[str]) -> set[int]:
+        wanted = set(words)
+        return {i for i in file_ids if row.photo_tags[i] & wanted}
+
+    selected = NounCut(label_evidence().of, tagged_among).select(row.text, hits, TOP_K, cut)
+    return [hit.file_id for hit in selected]
+
+
+@functools.cache
+def label_evidence() -> Any:
+    from semfs.ml.query_nouns import LabelEvidence
+
+    return LabelEvidence()
+
+
 def named_kind(text: str, known: set[str]) -> str | None:
     """The kind a query names, if it is one word or phrase of `known`, singular or
     plural, with or without an article ("birds", "a tool", "vegetables")."""
@@ -186,6 +254,10 @@ CANDIDATES: dict[str, tuple[Rule, list[dict[str, float]]]] = {
         grid(vocab=STEPS[4:], gate=STEPS[4:], gap=[0.1, 0.2, 0.3, 2.0]),
     ),
     "kinds + gate + gap": (kinds, grid(gate=STEPS, gap=[0.05, 0.1, 0.15, 0.2, 0.3, 2.0])),
+    "nouns": (
+        nouns,
+        grid(strict=[0.0, 0.8, 0.9, 1.0], cut=STEPS[6:], first=[0, 1, 2], loose=[1.2, 1.3, 2.0]),
+    ),
 }
 
 
@@ -256,6 +328,14 @@ def tagged_with(tags: list[tuple[str, ...]]) -> dict[str, frozenset[int]]:
     return {tag: frozenset(ids) for tag, ids in by_tag.items()}
 
 
+def query_nouns() -> tuple[Any, Callable[[int], tuple[str, ...]]]:
+    from semfs.ml.label_tags import LabelTags, _imagenet_wnids
+    from semfs.ml.query_nouns import QueryNouns
+
+    finder = QueryNouns([int(wnid.removeprefix("n")) for wnid in _imagenet_wnids()])
+    return finder, LabelTags().names_of_label
+
+
 def vocabulary_words() -> list[str]:
     from semfs.ml.label_tags import LabelTags
 
@@ -286,6 +366,7 @@ def main() -> None:
 
     known_kinds = set(CATEGORIES.values())
 
+    noun_finder, label_names = query_nouns()
     embedder = embedder_factory(EMBEDDER)()
     words = vocabulary_words()
     vocab = embedder.embed(words)
@@ -296,12 +377,20 @@ def main() -> None:
         distances = measures.angular(vectors, matrix)
         nearest = measures.angular(vectors, vocab).min(axis=1)
         by_tag = tagged_with(tags)
+        tag_sets = tuple(frozenset(t) for t in tags)
         rows = []
         for (text, relevant), d, v in zip(queries, distances, nearest, strict=True):
             named = named_kind(text, known_kinds)
             tagged = None if named is None else by_tag.get(named, frozenset())
             row_kind = kind if relevant or kind == "no-match" else "no-match"
-            rows.append(Row(text, row_kind, d, float(v), relevant, tagged))
+            terms = noun_finder.terms(text)
+            evidence: set[int] = set(by_tag.get(text.lower(), ()))
+            for term in terms:
+                names = {term.words} | {n for i in term.labels for n in label_names(i)}
+                for name in names:
+                    evidence |= by_tag.get(name, frozenset())
+            rows.append(Row(text, row_kind, d, float(v), relevant, tagged,
+                            frozenset(evidence), len(terms), tag_sets))  # fmt: skip
         named_counts[kind] = named_counts.get(kind, 0) + sum(r.tagged is not None for r in rows)
         return rows
 
@@ -319,6 +408,10 @@ def main() -> None:
     rows += rows_of("no-match", absent, photo_matrix, photo_tags)
 
     CANDIDATES["fixed (now)"] = (fixed, [{"cut": default_cut(CAPTIONER, EMBEDDER)}])
+    CANDIDATES["nouns (semfs, default)"] = (
+        semfs_nouns,
+        [{"cut": default_cut(CAPTIONER, EMBEDDER)}],
+    )
     results: dict[str, Any] = {}
     for name, (rule, settings) in CANDIDATES.items():
         chosen = tune(rows, rule, settings)
@@ -329,6 +422,41 @@ def main() -> None:
             "all": measure(rows, rule, chosen),
         }
         print(name, json.dumps(results[name]), flush=True)
+    verdicts = {k: {v: sum(1 for r in rows if r.kind == k and r.verdict_of() == v)
+                    for v in ("grounded", "absent", "unknown")}
+                for k in ("no-match", "categories", "sentences", "photos")}  # fmt: skip
+    print("verdicts:", verdicts)
+    print(
+        "no-match grounded:",
+        sorted({r.text for r in rows if r.kind == "no-match" and r.verdict_of() != "absent"}),
+    )
+    print(
+        "categories absent/unknown:",
+        sorted(
+            {
+                (r.text, r.verdict_of())
+                for r in rows
+                if r.kind == "categories" and r.verdict_of() != "grounded"
+            }
+        ),
+    )
+    by_verdict: dict[str, dict[str, Any]] = {}
+    for kind in ("categories", "sentences", "photos"):
+        for verdict in ("grounded", "absent", "unknown"):
+            part = [r for r in rows if r.kind == kind and r.verdict_of() == verdict]
+            if part:
+                by_verdict[f"{kind} {verdict}"] = {
+                    name: round(
+                        measure(part, rule, results[name]["parameters"])[f"{kind} mAP@R"], 3
+                    )
+                    for name, (rule, _) in CANDIDATES.items()
+                    if name in ("no cut", "fixed (now)", "nouns")
+                } | {"queries": len(part)}
+    print("mAP@R by the nouns' verdict:", json.dumps(by_verdict))
+    absent_photos = sorted(
+        r.text for r in rows if r.kind == "photos" and r.verdict_of() == "absent"
+    )
+    print("photos queries judged absent:", absent_photos)
     listed = {name: {r.text: len(rule(r, results[name]["parameters"])) for r in rows
                      if r.kind == "no-match" and rule(r, results[name]["parameters"])}
               for name, (rule, _) in CANDIDATES.items()}  # fmt: skip
