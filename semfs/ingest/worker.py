@@ -1,11 +1,12 @@
 """The ingest worker: turns queued images into captions, keywords and vectors.
 
 One coordinator thread takes batches off the catalog's durable queue; a bounded pool of
-threads reads and decodes them (Pillow); the models then run on the whole batch; each
-result is written to the catalog together with taking the file off the queue (one
-transaction), then added to the index. A kill -9 at any point loses nothing: what was
-not committed is still queued, and what was committed is in the catalog, from which the
-index's delta is rebuilt at the next start. Nothing runs on the trio thread.
+threads reads and decodes them (Pillow) and computes their facets; the models then run
+on the whole batch while the pool reads the next one; each result is written to the
+catalog together with taking the file off the queue (one transaction), then added to
+the index. A kill -9 at any point loses nothing: what was not committed is still
+queued, and what was committed is in the catalog, from which the index's delta is
+rebuilt at the next start. Nothing runs on the trio thread.
 
 A bad image (truncated, not an image, a decompression bomb, 0 bytes) is recorded as
 failed with its reason; an unexpected error is retried later, a few times.
@@ -19,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -68,6 +69,19 @@ class Prepared:
     facets: Facets | None = None  # None: a copy's description, facets included, is reused
 
 
+@dataclass
+class ReadAhead:
+    """A batch handed to the decoders before the models are free for it: on 2 cores,
+    reading and decoding (and the people facet) overlap the models' work instead of
+    waiting for it."""
+
+    items: list[QueueItem]
+    futures: list[Future[Prepared | None]]
+
+    def prepared(self) -> list[Prepared]:
+        return [p for p in (future.result() for future in self.futures) if p is not None]
+
+
 class IngestWorker:
     def __init__(
         self, engine: Engine, store: BackingStore, on_indexed: Callable[[], None] = lambda: None
@@ -83,6 +97,9 @@ class IngestWorker:
             max_workers=self._settings.ingest_workers, thread_name_prefix="semfs-decode"
         )
         self._rebuilder: threading.Thread | None = None
+        # The next batch, taken off the queue and being read by the decoders while the
+        # models describe the current one. Only the coordinator thread touches it.
+        self._ahead: ReadAhead | None = None
         # Files not found where queued (decoder threads write): file id -> when.
         self._vanished_at: dict[int, float] = {}
         self._vanished_lock = threading.Lock()
@@ -250,12 +267,16 @@ class IngestWorker:
         Raises CaptionerUnavailable, leaving the batch queued, when the captioner cannot
         load: that is no image's fault, and counting it against them would fail them all.
         """
-        items = self._catalog.queue.queue_items(
-            self._settings.ingest_batch, skip=self._waiting_for_tracker()
-        )
-        if not items:
-            return 0
-        prepared = [p for p in self._decoders.map(self._prepare_safely, items) if p is not None]
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            ahead = self._read_ahead(skip=[])
+            if ahead is None:
+                return 0
+        items = ahead.items
+        prepared = ahead.prepared()
+        # The next batch is read while the models describe this one (its files skipped:
+        # still queued until stored).
+        self._ahead = self._read_ahead(skip=[item.record.id for item in items])
         try:
             self._describe_and_store(prepared)
         except (CaptionerUnavailable, sqlite3.OperationalError):
@@ -267,6 +288,15 @@ class IngestWorker:
         self._on_indexed()
         self.maybe_rebuild()
         return len(items)
+
+    def _read_ahead(self, skip: list[int]) -> ReadAhead | None:
+        """The next batch off the queue, handed to the decoders; None if none is queued."""
+        items = self._catalog.queue.queue_items(
+            self._settings.ingest_batch, skip=[*skip, *self._waiting_for_tracker()]
+        )
+        if not items:
+            return None
+        return ReadAhead(items, [self._decoders.submit(self._prepare_safely, i) for i in items])
 
     def wait_for_rebuild(self) -> None:
         """Let a running index rebuild finish (so `semfs index` leaves a published base)."""
