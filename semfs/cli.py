@@ -57,8 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         dest="options",
         metavar="OPTIONS",
-        help="comma-separated mount options: ro, debug, allow_other, nonempty (mount over "
-        "files), or any setting of config.toml as name=value (top_k=20,ingest_workers=1)",
+        action=JoinedOptions,
+        help="comma-separated mount options, -o repeated adds up: ro, debug, allow_other, "
+        "nonempty (mount over files), or any setting of config.toml as name=value "
+        "(top_k=20,ingest_workers=1)",
     )
     # Set by `semfs mount` on the daemon it starts: stderr is then the log file itself.
     mount_cmd.add_argument("--daemon-child", action="store_true", help=argparse.SUPPRESS)
@@ -124,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     install_cmd.add_argument(
         "--fstab", action="store_true", help="an /etc/fstab line (mount -t fuse.semfs) instead"
     )
-    install_cmd.add_argument("-o", dest="options", default="", help="mount options, as for mount")
+    install_cmd.add_argument(
+        "-o", dest="options", default="", action=JoinedOptions, help="mount options, as for mount"
+    )
     install_cmd.add_argument(
         "--no-enable", action="store_true", help="write the files only; do not start it"
     )
@@ -165,6 +169,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+class JoinedOptions(argparse.Action):
+    """-o given more than once adds up, as mount(8) reads it: `-o ro -o top_k=5` is
+    `-o ro,top_k=5` (argparse alone would keep only the last)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{before},{values}" if before else str(values))
 
 
 def _add_model_options(command: argparse.ArgumentParser) -> None:

@@ -110,6 +110,21 @@ def test_mount_options_parse_settings_and_ignore_what_mount_adds() -> None:
             parse_mount_options(bad)
 
 
+def test_mount_options_given_more_than_once_add_up() -> None:
+    """As mount(8) reads them; argparse alone kept the last -o only, so a second one
+    silently dropped the first's settings."""
+    args = _parser().parse_args(
+        ["mount", "/srv/photos", "/mnt/p", "-o", "ro,top_k=7", "-o", "facet_people=off"]
+    )
+    options = parse_mount_options(args.options)
+    assert options.read_only and options.settings == {"top_k": 7, "facet_people": "off"}
+    once = _parser().parse_args(
+        ["install-service", "/srv/photos", "/mnt/p", "-o", "ro", "-o", "debug"]
+    )
+    assert once.options == "ro,debug"
+    assert _parser().parse_args(["mount", "/srv/photos", "/mnt/p"]).options is None
+
+
 def test_mount_helper_form_is_a_mount_command() -> None:
     assert as_mount_helper(["/srv/photos", "/mnt/p", "-o", "rw"]) == [
         "mount", "/srv/photos", "/mnt/p", "-o", "rw",
