@@ -312,7 +312,12 @@ class QueryTree:
         folder.results = results
         folder.by_name = {result.name: result for result in results}
         shown = [result.hit.file_id for result in results]
-        if shown != folder.shown:
+        if folder.version < 0:
+            # The first search: nothing was listed before, so the kernel holds no stale
+            # page or mtime of it, and the watch has nothing to redo (waking it made it
+            # go over every folder after each new query).
+            folder.shown = shown
+        elif shown != folder.shown:
             folder.shown, folder.changed_ns = shown, time.time_ns()
             # The kernel may cache the old mtime: the watcher drops it, from a thread
             # (doing it here, inside a request on this directory, could deadlock).
@@ -408,9 +413,16 @@ class QueryTree:
             await self._changed.wait()
             self._changed = trio.Event()
             await trio.sleep(0.2)  # one pass for a burst of changes
-            for folder in list(self.folders.values()):
-                if folder.lookups == 0 or folder.version < 0:
-                    continue  # not shown anywhere, or never searched: nothing to redo
+            version = self._source.version()
+            # Not shown anywhere, never searched, or current: nothing to redo. (Ingest
+            # tells of work that changes no result, e.g. OCR that found no text; taking
+            # every folder's lock to find that out took the trio thread's time.)
+            behind = [
+                folder for folder in self.folders.values()
+                if folder.lookups and folder.version >= 0
+                and (folder.version != version or version < 0)
+            ]  # fmt: skip
+            for folder in behind:
                 try:
                     await self.refresh(folder)  # marks it stale if its results moved
                 except OSError as error:
