@@ -204,10 +204,20 @@ def _feature_queue(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM feature_queue").fetchone()[0])
 
 
+def _text_queue(db: sqlite3.Connection) -> int:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_queue'").fetchone():
+        return 0
+    return int(db.execute("SELECT count(*) FROM text_queue").fetchone()[0])
+
+
 def _set_busy(db: sqlite3.Connection, busy: bool) -> None:
     """Queue every described image's features again (busy) or none (idle), in one
-    transaction of this process; busy waits until the daemon takes from the queue."""
+    transaction of this process; busy waits until the daemon takes from the queue. The
+    text pass (OCR, after the features) is emptied in both: a store made before it had a
+    queue of every image, which kept an 'idle' daemon reading the empty images."""
     with db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_queue'").fetchone():
+            db.execute("DELETE FROM text_queue")
         if busy:
             db.execute(
                 "INSERT OR REPLACE INTO feature_queue (file_id, generation) SELECT file_id, "
@@ -262,6 +272,7 @@ def measure_states(
                 "state": "busy" if busy else "idle", "queries": queries, "new": times,
                 "in_daemon": timing.in_daemon, "queue_before": before, "queue_after": after,
                 "seconds": seconds, "load_average": os.getloadavg(),
+                "text_queue_after": _text_queue(db),
             })  # fmt: skip
             print(f"  {result.blocks[-1]['state']}: p50 {p50(times) * 1000:.1f} ms, queue "
                   f"{before} -> {after}", flush=True)  # fmt: skip
