@@ -346,6 +346,7 @@ def vocabulary_words() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--embedder", default=EMBEDDER, help="the embedder (default: semfs's)")
     args = parser.parse_args()
     if not eval_retrieval.STAMPS.is_dir():
         sys.exit("no data: apt-get install --no-install-recommends tuxpaint-stamps-default")
@@ -367,7 +368,7 @@ def main() -> None:
     known_kinds = set(CATEGORIES.values())
 
     noun_finder, label_names = query_nouns()
-    embedder = embedder_factory(EMBEDDER)()
+    embedder = embedder_factory(args.embedder)()
     words = vocabulary_words()
     vocab = embedder.embed(words)
 
@@ -407,10 +408,10 @@ def main() -> None:
     rows += rows_of("no-match", absent, tux_matrix, tux_tags)
     rows += rows_of("no-match", absent, photo_matrix, photo_tags)
 
-    CANDIDATES["fixed (now)"] = (fixed, [{"cut": default_cut(CAPTIONER, EMBEDDER)}])
+    CANDIDATES["fixed (now)"] = (fixed, [{"cut": default_cut(CAPTIONER, args.embedder)}])
     CANDIDATES["nouns (semfs, default)"] = (
         semfs_nouns,
-        [{"cut": default_cut(CAPTIONER, EMBEDDER)}],
+        [{"cut": default_cut(CAPTIONER, args.embedder)}],
     )
     results: dict[str, Any] = {}
     for name, (rule, settings) in CANDIDATES.items():
@@ -462,7 +463,7 @@ def main() -> None:
               for name, (rule, _) in CANDIDATES.items()}  # fmt: skip
     counts = {k: sum(1 for r in rows if r.kind == k and held_out(r.text)) for k in
               ("no-match", "categories", "sentences", "photos")}  # fmt: skip
-    report = {"captioner": CAPTIONER, "embedder": EMBEDDER, "vocabulary": len(words),
+    report = {"captioner": CAPTIONER, "embedder": args.embedder, "vocabulary": len(words),
               "held out": counts, "queries naming a kind": named_counts,
               "kinds named": sorted({r.text for r in rows if r.tagged is not None}),
               "results": results, "no-match listed": listed,

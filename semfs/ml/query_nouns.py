@@ -16,6 +16,7 @@ labels never name.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,8 +120,10 @@ class LabelEvidence:
     def __init__(self, wordnet: Path = WORDNET_DIR) -> None:
         self._nouns = QueryNouns(imagenet_synsets(), wordnet)
         self._tags = LabelTags(wordnet)
+        # ~1 ms of lookups a query; file managers ask the same query again and again.
+        self.of = functools.lru_cache(maxsize=1024)(self._evidence)
 
-    def of(self, text: str) -> QueryEvidence:
+    def _evidence(self, text: str) -> QueryEvidence:
         terms = self._nouns.terms(text)
         tags = {" ".join(text.lower().split())}
         for term in terms:
