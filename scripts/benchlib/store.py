@@ -6,20 +6,28 @@ it unchanged), a model description and a vector (seq = file id), and the index d
 a base Annoy file built exactly as `VectorIndex._rebuild` builds one (on disk, 25 trees,
 one job), named `base-<seq>-<dims>d-<items>n.ann` so that the mount loads it as its base
 and nothing waits in the delta.
+
+A label caption's description carries the labels' tags as its keywords, as ingest gives
+them (ml/label_tags.py): the relevance cut weighs them (search/relevance.py), and a
+store without them would judge every query's things absent and list next to nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchlib.vectors import Collection
+from benchlib.vectors import Collection, labels
 from semfs.catalog.database import Catalog
 from semfs.config import Settings
+from semfs.ml.captioner import caption_from_labels
+from semfs.ml.label_tags import LabelTags
 from semfs.search.bases import base_bytes, base_files
 from semfs.search.engine import index_options
 from semfs.search.index import VectorIndex
@@ -46,7 +54,9 @@ def build_store(
     marker = root / "built.json"
     if marker.exists():  # reused with --work: the figures are those of the build
         data = json.loads(marker.read_text())
-        return BuiltStore(**{**data, "store": Path(data["store"])})
+        built = BuiltStore(**{**data, "store": Path(data["store"])})
+        _add_missing_keywords(Settings.load(built.store).catalog_path)
+        return built
     store = root / "store"
     count = len(collection.vectors)
     started = time.perf_counter()
@@ -97,6 +107,7 @@ def _write_catalog(
     path: Path, collection: Collection, embedder: str, stats: list[tuple[int, int]]
 ) -> None:
     Catalog.open(path).close()  # the schema, by the real migrations
+    keywords = label_keywords()
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA synchronous = OFF")  # a benchmark store: rebuilt if a crash hits
@@ -110,8 +121,11 @@ def _write_catalog(
             )
             db.executemany(
                 "INSERT INTO descriptions (file_id, caption, source, captioner, keywords) "
-                "VALUES (?, ?, 'model', ?, '[]')",
-                ((i, collection.captions[i - 1], CAPTIONER) for i in ids),
+                "VALUES (?, ?, 'model', ?, ?)",
+                (
+                    (i, collection.captions[i - 1], CAPTIONER, keywords(collection.captions[i - 1]))
+                    for i in ids
+                ),
             )
             db.executemany(
                 "INSERT INTO vectors (seq, file_id, embedder, vector) VALUES (?, ?, ?, ?)",
@@ -141,3 +155,40 @@ def annoy_file(built: BuiltStore) -> Path | None:
     """The store's base, if it is an Annoy file."""
     path = Settings.load(built.store).index_dir / built.base_file
     return path if path.suffix == ".ann" else None
+
+
+def label_keywords() -> Callable[[str], str]:
+    """The keywords (JSON) of a label caption ("a photo of a tabby, or a pug"): its
+    labels' tags, as ingest stores them; [] for any other caption."""
+    tags = LabelTags()
+    by_phrase = {caption_from_labels([name]): i for i, name in enumerate(labels())}
+
+    @functools.cache
+    def keywords(caption: str) -> str:
+        phrases = ["a photo of " + p for p in caption.removeprefix("a photo of ").split(", or ")]
+        found = [by_phrase[p] for p in phrases if p in by_phrase]
+        return json.dumps(tags.of_labels(found, [1.0] * len(found)))
+
+    return keywords
+
+
+def _add_missing_keywords(path: Path) -> None:
+    """Give a store built before keywords were written its descriptions' keywords."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        if db.execute("SELECT 1 FROM keywords LIMIT 1").fetchone() is not None:
+            return
+        started = time.perf_counter()
+        keywords = label_keywords()
+        captions = [c for (c,) in db.execute("SELECT DISTINCT caption FROM descriptions")]
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute("BEGIN")
+        db.executemany(
+            "UPDATE descriptions SET keywords = ? WHERE caption = ?",
+            ((keywords(c), c) for c in captions),
+        )
+        db.execute("COMMIT")
+        print(f"bench store: keywords added to {len(captions):,} captions' descriptions "
+              f"in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+    finally:
+        db.close()
