@@ -204,11 +204,11 @@ def semfs_nouns(row: Row, p: dict[str, float]) -> list[int]:
     hits = [Scored(int(i), float(row.distances[i])) for i in order
             if row.distances[i] <= cut + LOOSE_ABOVE]  # fmt: skip
 
-    def tagged_among(file_ids: Collection[int], words: Collection[str]) -> set[int]:
-        wanted = set(words)
+    def carrying(file_ids: Collection[int], tags: Collection[str], _: Collection[str]) -> set[int]:
+        wanted = set(tags)  # no text is read in these drawings and photos
         return {i for i in file_ids if row.photo_tags[i] & wanted}
 
-    selected = NounCut(label_evidence().of, tagged_among).select(row.text, hits, TOP_K, cut)
+    selected = NounCut(label_evidence().of, carrying).select(row.text, hits, TOP_K, cut)
     return [hit.file_id for hit in selected]
 
 

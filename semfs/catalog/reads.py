@@ -147,17 +147,31 @@ class SearchReads:
             ).fetchall()
         return [_stored_hit(row) for row in rows]
 
-    def tagged_among(self, file_ids: Collection[int], keywords: Collection[str]) -> set[int]:
-        """Those of `file_ids` that have one of `keywords` (the relevance cut's evidence)."""
-        if not file_ids or not keywords:
+    def carrying(
+        self, file_ids: Collection[int], keywords: Collection[str], words: Collection[str]
+    ) -> set[int]:
+        """Those of `file_ids` that have one of `keywords`, or whose text read in the
+        image holds one of `words` as a word (the relevance cut's evidence)."""
+        if not file_ids:
             return set()
+        ids = json.dumps(sorted(file_ids))
         with self._connection.own_read() as db:
-            rows = db.execute(
+            tagged = db.execute(
                 "SELECT DISTINCT file_id FROM keywords WHERE file_id IN "
                 "(SELECT value FROM json_each(?)) AND keyword IN (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(file_ids)), json.dumps(sorted(keywords))),
+                (ids, json.dumps(sorted(keywords))),
             ).fetchall()
-        return {int(file_id) for (file_id,) in rows}
+            texts = db.execute(
+                "SELECT file_id, text FROM descriptions WHERE file_id IN "
+                "(SELECT value FROM json_each(?)) AND text != ''",
+                (ids,),
+            ).fetchall() if words else []  # fmt: skip
+        found = {int(file_id) for (file_id,) in tagged}
+        wanted = {word.lower() for word in words}
+        for file_id, text in texts:
+            if wanted & set(text.lower().split()):
+                found.add(int(file_id))
+        return found
 
     def token_counts(self, prefix: str) -> list[tuple[str, int]]:
         """The facet tokens that start with `prefix` (e.g. "where:"), with how many

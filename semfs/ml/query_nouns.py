@@ -66,14 +66,17 @@ class QueryNouns:
 
     def terms(self, text: str) -> list[Term]:
         """The concrete things `text` names, in order, each once."""
+        return self.terms_of(self.lemmas(text))
+
+    def terms_of(self, lemmas: list[str]) -> list[Term]:
         found: list[Term] = []
-        for lemma in self._lemmas(text):
+        for lemma in lemmas:
             term = self._term(lemma)
             if term is not None and term not in found:
                 found.append(term)
         return found
 
-    def _lemmas(self, text: str) -> list[str]:
+    def lemmas(self, text: str) -> list[str]:
         """The nouns of `text`, longest phrase first, as WordNet lemmas."""
         words = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text.lower().replace("'s ", " "))
         lemmas: list[str] = []
@@ -110,6 +113,7 @@ class QueryEvidence:
 
     nouns: int  # the concrete nouns the query names
     tags: frozenset[str]  # a photo tagged with one of these carries one of their labels
+    words: frozenset[str]  # its nouns: a photo whose text read in it holds one says it
 
 
 class LabelEvidence:
@@ -124,10 +128,12 @@ class LabelEvidence:
         self.of = functools.lru_cache(maxsize=1024)(self._evidence)
 
     def _evidence(self, text: str) -> QueryEvidence:
-        terms = self._nouns.terms(text)
+        lemmas = self._nouns.lemmas(text)
+        terms = self._nouns.terms_of(lemmas)
         tags = {" ".join(text.lower().split())}
         for term in terms:
             tags.add(term.words)
             for label in term.labels:
                 tags.update(self._tags.names_of_label(label))
-        return QueryEvidence(len(terms), frozenset(tags))
+        words = {lemma for lemma in lemmas if "_" not in lemma}  # abstract ones too: "invoice"
+        return QueryEvidence(len(terms), frozenset(tags), frozenset(words))

@@ -139,7 +139,7 @@ class Engine:
         except ModelError as error:
             log.warning("relevance cut fixed, not per query: %s", error)
             return None
-        return NounCut(evidence.of, self.catalog.reads.tagged_among)
+        return NounCut(evidence.of, self.catalog.reads.carrying)
 
     def load_image_index(self, read_only: bool = False) -> None:
         """The index of image features (search by example), if the setting asks for it."""

@@ -4,7 +4,8 @@ One angular distance for every query was wrong both ways (issue 19): it listed t
 nearest junk for a thing absent from the store ("scissors": a hammer, a tape measure)
 and cut broad words short ("animals": 9 of 48). With the offline captioner a query's
 nouns say more than its distances (semfs/ml/query_nouns.py): each covers the labels
-that are it or a kind of it, and a photo tagged with one of those labels carries it.
+that are it or a kind of it, and a photo tagged with one of those labels carries it, as
+does a photo whose text read in the image (OCR) holds the noun ("invoice").
 Among the hits within a loose cut (`LOOSE_ABOVE` the calibrated one):
 
 - some carry what the query names: it is here. The hits within the calibrated cut are
@@ -35,6 +36,8 @@ class Evidence(Protocol):
     def nouns(self) -> int: ...  # the concrete nouns the query names
     @property
     def tags(self) -> frozenset[str]: ...  # a photo tagged with one carries one of them
+    @property
+    def words(self) -> frozenset[str]: ...  # a photo whose text says one carries it
 
 
 class ScoredHit(Protocol):
@@ -44,7 +47,8 @@ class ScoredHit(Protocol):
     def distance(self) -> float: ...
 
 
-Tagged = Callable[[Collection[int], Collection[str]], set[int]]
+# (file ids, tags, words) -> those of the files that carry one (SearchReads.carrying)
+Carrying = Callable[[Collection[int], Collection[str], Collection[str]], set[int]]
 H = TypeVar("H", bound=ScoredHit)
 
 
@@ -53,12 +57,13 @@ class NounCut:
     """The cut of one search space: how a query's evidence is found and looked up."""
 
     evidence_of: Callable[[str], Evidence]  # LabelEvidence.of
-    tagged_among: Tagged  # SearchReads.tagged_among
+    carrying: Carrying  # SearchReads.carrying
 
     def select(self, text: str, hits: Sequence[H], k: int, cut: float) -> list[H]:
         """What to list of `hits` (nearest first, out to cut + LOOSE_ABOVE) for `text`."""
         evidence = self.evidence_of(text)
-        carrying = self.tagged_among([hit.file_id for hit in hits], evidence.tags)
+        ids = [hit.file_id for hit in hits]
+        carrying = self.carrying(ids, evidence.tags, evidence.words)
         if not carrying:
             if evidence.nouns:
                 cut -= STRICT_BELOW

@@ -66,7 +66,8 @@ def test_evidence_is_the_tags_that_carry_what_a_query_names(evidence: LabelEvide
     assert {"golden retriever", "pug", "dog", "dogs"} <= found.tags
     assert "tabby cat" not in found.tags
     people = evidence.of("people")  # no concrete noun: the whole query may be a tag
-    assert people.nouns == 0 and people.tags == {"people"}
+    assert people.nouns == 0 and people.tags == {"people"} == people.words
+    assert evidence.of("an invoice").words == {"invoice"}
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,18 @@ class FakeHit:
 def test_the_noun_cut_lists_broad_words_first_and_absent_things_not_at_all(
     evidence: LabelEvidence,
 ) -> None:
-    """Photo 1 is a pug, 2 a hammer, 3 a tabby cat; the catalog's tags as stored."""
+    """Photo 1 is a pug, 2 a hammer, 3 a tabby cat; the catalog's tags as stored. On
+    the hammer's handle, the words "invoice paid" (read by OCR)."""
     tags = {1: {"pug", "dog", "animal"}, 2: {"hammer", "tool"}, 3: {"tabby cat", "cat"}}
+    texts = {2: "invoice paid"}
 
-    def tagged_among(file_ids: Collection[int], words: Collection[str]) -> set[int]:
-        return {i for i in file_ids if tags[i] & set(words)}
+    def carrying(
+        file_ids: Collection[int], keywords: Collection[str], words: Collection[str]
+    ) -> set[int]:
+        return {i for i in file_ids if tags[i] & set(keywords)
+                or set(words) & set(texts.get(i, "").split())}  # fmt: skip
 
-    cut = NounCut(evidence.of, tagged_among)
+    cut = NounCut(evidence.of, carrying)
     c = 1.125
     near, far = FakeHit(2, c - 0.1), FakeHit(3, c - 0.05)
     dog_beyond_the_cut = FakeHit(1, c + LOOSE_ABOVE / 2)
@@ -100,6 +106,9 @@ def test_the_noun_cut_lists_broad_words_first_and_absent_things_not_at_all(
     close = FakeHit(2, c - STRICT_BELOW - 0.01)
     assert cut.select("a fire hydrant", [close, far], 50, c) == [close]
     assert cut.select("a lighthouse", hits, 50, c) == []  # a label, carried by none
+    # A noun no label covers, but the text read in a photo says it: that photo first.
+    assert cut.select("invoices", hits, 50, c) == [near, far]
+    assert cut.select("an invoice", [far, dog_beyond_the_cut, near], 50, c) == [near, far]
     # No concrete noun: the calibrated cut.
     assert cut.select("a birthday party", hits, 50, c) == [near, far]
     assert cut.select("animals", hits, 2, c) == [far, dog_beyond_the_cut]  # k still holds
