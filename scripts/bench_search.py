@@ -190,6 +190,7 @@ class Bench:
         collection = vectors.realistic(pool, captions, size, seed=size)
         root = self.work / f"realistic-{size}-{spec.replace(':', '-')}-{self.args.engine}"
         root.mkdir(exist_ok=True)
+        root = root.resolve()  # semfs mount names the mountpoint by its real path
         built = build_store(root, collection, self.embedder(spec).name, self.args.engine)
         print(f"[{size}] store built: {built}", flush=True)
         if spec == self.args.embedder:
