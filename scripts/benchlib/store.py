@@ -183,9 +183,15 @@ def _add_missing_keywords(path: Path) -> None:
         captions = [c for (c,) in db.execute("SELECT DISTINCT caption FROM descriptions")]
         db.execute("PRAGMA synchronous = OFF")
         db.execute("BEGIN")
+        # One pass over the descriptions, each caption's keywords found by its key (an
+        # UPDATE per caption would scan every description once per caption).
+        db.execute("CREATE TEMP TABLE caption_keywords (caption TEXT PRIMARY KEY, keywords TEXT)")
         db.executemany(
-            "UPDATE descriptions SET keywords = ? WHERE caption = ?",
-            ((keywords(c), c) for c in captions),
+            "INSERT INTO caption_keywords VALUES (?, ?)", ((c, keywords(c)) for c in captions)
+        )
+        db.execute(
+            "UPDATE descriptions SET keywords = (SELECT k.keywords FROM caption_keywords k "
+            "WHERE k.caption = descriptions.caption)"
         )
         db.execute("COMMIT")
         print(f"bench store: keywords added to {len(captions):,} captions' descriptions "
