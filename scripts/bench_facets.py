@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -132,6 +133,13 @@ def per_image_costs(photos: Path) -> dict[str, float]:
             "place_lookup_ms": (time.perf_counter() - started) * 1000 / 2000}  # fmt: skip
 
 
+def commit() -> str:
+    here = str(Path(__file__).resolve().parent)
+    found = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True)  # fmt: skip
+    return found.stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=1000)
@@ -141,6 +149,7 @@ def main() -> int:
     started = time.perf_counter()
     rates: dict[str, list[float]] = {"on": [], "off": []}
     cpu_ms: dict[str, list[float]] = {"on": [], "off": []}
+    loads = [os.getloadavg()[0]]  # 1 minute, at the start and after each run
     with tempfile.TemporaryDirectory(prefix="semfs-bench-facets-") as temporary:
         work = Path(temporary)
         for run in range(options.repeat):
@@ -152,14 +161,16 @@ def main() -> int:
                 rate, cpu = ingest_rate(work, f"{mode}{run}", photos, options.photos, flags)
                 rates[mode].append(rate)
                 cpu_ms[mode].append(cpu)
+                loads.append(os.getloadavg()[0])
                 print(f"facets {mode}, run {run + 1}: {rate:.1f} images/s, {cpu:.1f} CPU ms "
-                      "an image", flush=True)  # fmt: skip
+                      f"an image; load average {loads[-1]:.2f}", flush=True)  # fmt: skip
         costs = per_image_costs(work / "photos-on-0")
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Measured {when} by scripts/bench_facets.py on {platform.machine()}, "
-        f"{len(os.sched_getaffinity(0))} cores (shared with other jobs), "
+        f"{len(os.sched_getaffinity(0))} cores, commit {commit()}, load average "
+        f"{min(loads):.1f}-{max(loads):.1f} (other jobs' too; ingest runs at nice 10), "
         f"{options.photos} photos of 1,200-1,600 px with EXIF time and GPS, "
         f"{options.repeat} runs each, alternating; {time.perf_counter() - started:.0f} s in all.",
         "",
