@@ -113,7 +113,11 @@ class ExactBase:
     def search(self, vector: Vector, n: int, seq: int) -> list[Candidate]:
         distances = angular_distances(self._vectors, vector)
         distances[~self._present] = np.inf
-        return [Candidate(int(i), float(distances[i]), seq, True) for i in nearest(distances, n)]
+        rows = nearest(distances, n)
+        return [
+            Candidate(i, d, seq, True)
+            for i, d in zip(rows.tolist(), distances[rows].tolist(), strict=True)
+        ]
 
 
 # An Annoy angular node: int32 n_descendants, int32 children[2], then float32 v[dims].
@@ -197,8 +201,8 @@ class IvfBase:
         found = ids[0] >= 0  # fewer than n in the probed lists: the rest are -1
         distances = angular_from_cosines(cosines[0][found])
         return [
-            Candidate(int(i), float(d), seq, True)
-            for i, d in zip(ids[0][found], distances, strict=True)
+            Candidate(i, d, seq, True)
+            for i, d in zip(ids[0][found].tolist(), distances.tolist(), strict=True)
         ]
 
 

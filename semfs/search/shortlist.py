@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A tuple, not a dataclass: hundreds are made per search (416 for the noun cut),
+    and a frozen dataclass took 0.27 ms for them against 0.10 (from `tolist()`)."""
+
     file_id: int
     distance: float  # angular: sqrt(2 - 2 cos), 0 (same) .. 2 (opposite), as Annoy reports
     seq: int  # delta: exact seq of the vector; base: the base's seq (an upper bound)
