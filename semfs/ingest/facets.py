@@ -50,7 +50,7 @@ _PERIOD_WORDS = {"night": "at night", "morning": "in the morning",
 # Northern-hemisphere season of each month (1-12); the south's is six months on.
 # At 320 pixels the cascade costs 35 ms of CPU an image instead of 52 at 384 (measured
 # 2026-12-07 00:15 UTC, docs/facets.md); with it, ingest made 20.8-22.5 images/s on a
-# nearly quiet 2-core machine, 15-16 under other jobs' load (docs/facets.md).
+# nearly quiet 2-core machine, 15.4-17.5 under other jobs' load (docs/facets.md).
 PEOPLE_SIDE = 320
 _SEASONS = ("winter", "winter", "spring", "spring", "spring", "summer", "summer", "summer",
             "autumn", "autumn", "autumn", "winter")  # fmt: skip
