@@ -53,23 +53,36 @@ H = TypeVar("H", bound=ScoredHit)
 
 
 @dataclass(frozen=True)
+class Listing:
+    """What a query lists: the hits within `cut`, after those of `first` (nearest first,
+    out to the loose cut) if there are any."""
+
+    cut: float
+    first: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
 class NounCut:
     """The cut of one search space: how a query's evidence is found and looked up."""
 
     evidence_of: Callable[[str], Evidence]  # LabelEvidence.of
     carrying: Carrying  # SearchReads.carrying
 
-    def select(self, text: str, hits: Sequence[H], k: int, cut: float) -> list[H]:
-        """What to list of `hits` (nearest first, out to cut + LOOSE_ABOVE) for `text`."""
+    def plan(self, text: str, near: Collection[int], cut: float) -> Listing:
+        """The listing of `text`, given the files `near` it: the SHORTLIST nearest
+        candidates within cut + LOOSE_ABOVE."""
         evidence = self.evidence_of(text)
-        ids = [hit.file_id for hit in hits]
-        carrying = self.carrying(ids, evidence.tags, evidence.words)
+        carrying = self.carrying(near, evidence.tags, evidence.words)
         if not carrying:
-            if evidence.nouns:
-                cut -= STRICT_BELOW
-            return [hit for hit in hits[:k] if hit.distance <= cut]
-        within = [hit for hit in hits[:k] if hit.distance <= cut]
+            return Listing(cut - STRICT_BELOW if evidence.nouns else cut)
         if evidence.nouns > 1:
-            return within
-        first = [hit for hit in hits if hit.file_id in carrying]
-        return (first + [hit for hit in within if hit.file_id not in carrying])[:k]
+            return Listing(cut)
+        return Listing(cut, frozenset(carrying))
+
+    def select(self, text: str, hits: Sequence[H], k: int, cut: float) -> list[H]:
+        """What to list of `hits` (nearest first, out to cut + LOOSE_ABOVE) for `text`:
+        the plan applied to a list (Searcher applies it to the index's candidates)."""
+        listing = self.plan(text, [hit.file_id for hit in hits], cut)
+        within = [hit for hit in hits[:k] if hit.distance <= listing.cut]
+        first = [hit for hit in hits if hit.file_id in listing.first]
+        return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]

@@ -21,7 +21,7 @@ from semfs.ml.triplets import agreement, triplets
 from semfs.search.index import VectorIndex
 from semfs.search.query import Query
 from semfs.search.relevance import LOOSE_ABOVE, NounCut
-from semfs.search.shortlist import Candidate
+from semfs.search.shortlist import Candidate, Shortlist
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
 SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given
@@ -82,9 +82,11 @@ class Searcher:
     ) -> list[Hit]:
         """Up to k hits within max_distance (and passing `keep`), nearest first.
         Blocking: call in a thread."""
+        return self.search_vector(self._vector(text), k, max_distance, keep)
+
+    def _vector(self, text: str) -> np.ndarray:
         assert self._queries is not None
-        vector = self._queries.vector(" ".join(text.split())[:MAX_QUERY_CHARS])
-        return self.search_vector(vector, k, max_distance, keep)
+        return self._queries.vector(" ".join(text.split())[:MAX_QUERY_CHARS])
 
     def search_vector(
         self,
@@ -92,17 +94,24 @@ class Searcher:
         k: int,
         max_distance: float = math.inf,
         keep: HitFilter | None = None,
+        shortlist: Shortlist | None = None,
     ) -> list[Hit]:
         """Up to k hits nearest to a query vector. Distances are exact: Annoy computes
         them on the stored vectors of its shortlist, the delta and small bases are
-        scanned exactly, and the merged shortlist is sorted by them."""
+        scanned exactly, and the merged shortlist is sorted by them. A `shortlist` the
+        caller got from the index already serves if it is long enough."""
         wanted = 2 * k + 16
+        if shortlist is not None and shortlist.wanted < wanted:
+            shortlist = None
         while True:
-            shortlist = self._index.search(vector, wanted)
+            if shortlist is None:
+                shortlist = self._index.search(vector, wanted)
+            wanted = max(wanted, shortlist.wanted)
             hits = self._first_valid(shortlist.merged(), max_distance, k, keep)
             if len(hits) >= k or shortlist.exhausted(max_distance) or wanted > 64 * k + 1024:
                 return hits[:k]
             wanted *= 4  # stale or filtered candidates crowded the shortlist out: look further
+            shortlist = None
 
     def search_query(self, query: Query, k: int, max_distance: float) -> list[Hit]:
         """A query with modifiers (semfs/search/query.py): its own k, cut, filters, exclusions
@@ -120,13 +129,31 @@ class Searcher:
         negation_cut = max_distance if math.isfinite(max_distance) else SEED_CUT
         keep = self._keep(query, negation_cut)
         if self._noun_cut is not None and query.max_distance is None and math.isfinite(cut):
-            shortlist = self.search(query.text, SHORTLIST_PER_RESULT * k, cut + LOOSE_ABOVE, keep)
-            hits = self._noun_cut.select(query.text, shortlist, k, cut)
+            hits = self._search_by_nouns(self._noun_cut, query.text, k, cut, keep)
         else:  # a cut the query sets (@t=) is the user's: it decides alone
             hits = self.search(query.text, k, cut, keep)
         if query.sort == "score":
             return by_roles(hits, query.text)
         return sort_hits(hits, query.sort)
+
+    def _search_by_nouns(
+        self, nouns: NounCut, text: str, k: int, cut: float, keep: HitFilter | None
+    ) -> list[Hit]:
+        """The noun cut (search/relevance.py), as NounCut.select would list the valid
+        hits, but with the catalog rows read only of what is listed: the evidence is
+        looked up among the index's candidates themselves."""
+        vector = self._vector(text)
+        loose = cut + LOOSE_ABOVE
+        wanted = SHORTLIST_PER_RESULT * k
+        shortlist = self._index.search(vector, wanted)
+        near = [c for c in shortlist.merged() if c.distance <= loose][:wanted]
+        listing = nouns.plan(text, [c.file_id for c in near], cut)
+        within = self.search_vector(vector, k, listing.cut, keep, shortlist)
+        if not listing.first:
+            return within
+        carriers = [c for c in near if c.file_id in listing.first]
+        first = self._first_valid(carriers, loose, len(carriers), keep)
+        return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]
 
     def search_example(
         self,
