@@ -155,3 +155,18 @@ def test_config_template_documents_every_setting_at_its_default(tmp_path: Path) 
     settings = Settings(store=tmp_path)
     assert write_config_template(settings) and not write_config_template(settings)
     assert Settings.load(tmp_path) == settings  # all commented out: the defaults
+
+
+def test_the_daemon_keeps_numpys_blas_to_one_thread() -> None:
+    """Its second thread spins on 2 cores the daemon's threads already share."""
+    import numpy  # noqa: F401  (loads OpenBLAS, whose threads are limited)
+    from threadpoolctl import threadpool_info
+
+    from semfs.daemon.mount import limit_blas_threads
+
+    limiter = limit_blas_threads()
+    try:
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    finally:
+        limiter.restore_original_limits()
