@@ -48,9 +48,8 @@ _PERIODS = ((5, "night"), (12, "morning"), (17, "afternoon"), (22, "evening"), (
 _PERIOD_WORDS = {"night": "at night", "morning": "in the morning",
                  "afternoon": "in the afternoon", "evening": "in the evening"}  # fmt: skip
 # Northern-hemisphere season of each month (1-12); the south's is six months on.
-# At 320 pixels the cascade costs 35 ms of CPU an image instead of 52 at 384 (measured
-# 2026-12-07 00:15 UTC, docs/facets.md); with it, ingest made 20.8-22.5 images/s on a
-# nearly quiet 2-core machine, 15.4-17.5 under other jobs' load (docs/facets.md).
+# At 320 pixels the cascade costs 11-13 ms of CPU an image (steps of 1.3, ml/people.py)
+# against 27-33 ms with steps of 1.1, and 52 at 384 (docs/facets.md, "People").
 PEOPLE_SIDE = 320
 _SEASONS = ("winter", "winter", "spring", "spring", "spring", "summer", "summer", "summer",
             "autumn", "autumn", "autumn", "winter")  # fmt: skip

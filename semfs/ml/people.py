@@ -5,10 +5,10 @@ apart: OpenCV's Haar cascade for frontal faces (haarcascade_frontalface_alt2, tr
 OpenCV and shipped inside the opencv-python-headless wheel: nothing comes from a model
 hub). It was chosen by measurement (scripts/eval_people.py, docs/facets-detectors.md):
 on 71 public photos labelled by hand before any detector ran, it had the best precision
-of the candidates that install cleanly beside torch and numpy 2, at a few tens of CPU ms
-on the 384-pixel image the pipeline already decodes. It sees faces: people seen from
-behind, from far away (a face under 6% of the longer side) or in profile are missed, so "no people"
-means "no face found", not "nobody there".
+of the candidates that install cleanly beside torch and numpy 2. Ingest runs it at 320
+pixels on the 384-pixel image it already decodes, ~12 ms of CPU an image. It sees faces:
+people seen from behind, from far away (a face under 7.5% of the longer side at 320
+pixels) or in profile are missed, so "no people" means "no face found", not "nobody there".
 
 OpenCV 5 dropped the cascades (and HOG): the dependency is opencv-python-headless < 5.
 """
@@ -26,10 +26,14 @@ from semfs.errors import ModelError
 from semfs.ml.lazy import Lazy
 
 # Measured on the pipeline's 384-pixel images (docs/facets-detectors.md): faces from 24
-# pixels found the same photos as from 20 (the cascade's window) for 80% of the time;
-# 320 pixels or steps of 1.15 were cheaper still but lost small faces (1-2 of 13 photos).
+# pixels found the same photos as from 20 (the cascade's window) for 80% of the time.
+# Steps of 1.3 between face sizes with 3 neighbours cost 11-13 ms of CPU an image against
+# 27-33 for 1.1 with 5, and found the same labelled photos (6 of 13, no false alarm, on
+# the ingest's 384-pixel decode; 2026-12-07, docs/facets.md "People"): a coarser step
+# finds each face at fewer sizes, so fewer neighbours are asked for.
 DETECT_SIDE = 384  # pixels on the longer side the detector looks at
-SCALE_STEP = 1.1  # the cascade's step between the face sizes it tries
+SCALE_STEP = 1.3  # the cascade's step between the face sizes it tries
+NEIGHBOURS = 3  # overlapping detections a face needs (OpenCV's minNeighbors)
 MIN_FACE = 24  # the smallest face, in pixels at DETECT_SIDE: 6% of the image's longer side
 PORTRAIT_FACE = 0.15  # a lone face this tall (of the image's height): head and shoulders
 CASCADE = "haarcascade_frontalface_alt2.xml"
@@ -75,7 +79,7 @@ def people_keyword(people: People) -> str | None:
 class PeopleDetector:
     """Frontal faces by OpenCV's Haar cascade. Safe to share between threads."""
 
-    def __init__(self, side: int = DETECT_SIDE, min_neighbours: int = 5) -> None:
+    def __init__(self, side: int = DETECT_SIDE, min_neighbours: int = NEIGHBOURS) -> None:
         self.side = side
         self.min_neighbours = min_neighbours
         self._local = threading.local()  # a cascade per thread: not documented thread-safe
