@@ -7,6 +7,10 @@ above zero. Printed and written: precision, recall and the cost per image (ms, m
 median, on the threads given, 2 by default), plus each candidate's misses.
 
     nice .venv/bin/python scripts/eval_people.py --out docs/eval/people.json
+    .venv/bin/python scripts/eval_people.py --ingest --candidates "cascade*"
+
+``--ingest`` gives each photo as ingest gives it to the facets (decoded by semfs at 384
+pixels); "cascade*" is semfs's detector at ingest's 320 pixels with other settings.
 
 Candidates that need a package semfs does not install are skipped with the reason:
 MTCNN (``pip install --no-deps --target DIR facenet-pytorch==2.6.0`` and DIR on
@@ -158,6 +162,20 @@ def semfs_people() -> Detector:
     return lambda image: detect_people(image).count
 
 
+def semfs_cascade(step: float, neighbours: int) -> Detector:
+    """semfs's detector as ingest makes it (320 pixels), with another step or neighbours."""
+    from semfs.ingest.facets import PEOPLE_SIDE
+    from semfs.ml.people import PeopleDetector
+
+    detector = PeopleDetector(side=PEOPLE_SIDE, min_neighbours=neighbours, step=step)
+    return lambda image: detector.detect(image).count
+
+
+# The cascade's step between face sizes and the neighbours a face needs (2026-12-07: 1.1
+# and 5 before, 1.3 and 3 since); --candidates "cascade*" runs them all.
+CASCADE_SETTINGS = ((1.1, 5), (1.15, 4), (1.2, 3), (1.25, 3), (1.3, 2), (1.3, 3), (1.3, 4))
+
+
 CANDIDATES: dict[str, Callable[[], Detector]] = {
     "haar frontal (default)": lambda: haar("haarcascade_frontalface_default.xml"),
     "haar frontal (alt2)": lambda: haar("haarcascade_frontalface_alt2.xml"),
@@ -171,7 +189,25 @@ CANDIDATES: dict[str, Callable[[], Detector]] = {
     "mediapipe face short-range": lambda: mediapipe_faces(0),
     "mediapipe face full-range": lambda: mediapipe_faces(1),
     "semfs.ml.people": semfs_people,
+    **{
+        f"cascade step {step}, {neighbours} neighbours": (
+            lambda step=step, neighbours=neighbours: semfs_cascade(step, neighbours)
+        )
+        for step, neighbours in CASCADE_SETTINGS
+    },
 }
+
+
+def as_ingest_decodes(image: Image.Image) -> Image.Image:
+    """The image as ingest hands it to the facets: saved, then decoded by semfs (384 px)."""
+    import io
+
+    from semfs.ml.imaging import decode
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG")
+    buffer.seek(0)
+    return decode(buffer, 250_000_000, 100_000_000).image
 
 
 def fit(image: Image.Image, max_side: int) -> Image.Image:
@@ -223,8 +259,9 @@ def evaluate(
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['images']} photos ({meta['positives']} with people), "
-        f"max side {meta['max_side']} px, {meta['threads']} threads, load average "
-        f"{meta['load']} on {meta['cpus']} CPUs (wall times stretch with load; CPU times less).",
+        f"max side {meta['max_side']} px{meta.get('input', '')}, {meta['threads']} threads, "
+        f"load average {meta['load']} on {meta['cpus']} CPUs "
+        "(wall times stretch with load; CPU times less).",
         "",
         "| candidate | precision | recall | TP | FP | FN | TN | CPU ms/image | wall ms (mean) "
         "| wall ms (median) | measured |",
@@ -244,8 +281,18 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    parser.add_argument(
+        "--candidates",
+        nargs="*",
+        default=list(CANDIDATES),
+        help="names, or a name ending in * for all that start so",
+    )
     parser.add_argument("--max-side", type=int, default=1024)
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="give each photo as ingest decodes it (384 px), not --max-side",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the results as JSON here (and .md)")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other runs' JSON")
@@ -265,9 +312,19 @@ def main() -> None:
         pass
 
     labels = people_labels()
-    images = [(name, label, fit(load(name), args.max_side)) for name, label, _ in labels]
+    prepare = as_ingest_decodes if args.ingest else lambda image: fit(image, args.max_side)
+    images = [(name, label, prepare(load(name))) for name, label, _ in labels]
+    if args.ingest:
+        args.max_side = max(max(image.size) for _, _, image in images)
+    names = [
+        known
+        for name in args.candidates
+        for known in (
+            [c for c in CANDIDATES if c.startswith(name[:-1])] if name.endswith("*") else [name]
+        )
+    ]
     results: list[dict[str, Any]] = []
-    for name in args.candidates:
+    for name in names:
         try:
             detector = CANDIDATES[name]()
         except Exception as error:  # a candidate whose package is missing is reported
@@ -294,6 +351,7 @@ def main() -> None:
         "images": len(images),
         "positives": sum(label for _, label, _ in images),
         "max_side": args.max_side,
+        "input": " (as ingest decodes them)" if args.ingest else "",
         "threads": args.threads,
         "load": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),

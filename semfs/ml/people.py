@@ -79,9 +79,12 @@ def people_keyword(people: People) -> str | None:
 class PeopleDetector:
     """Frontal faces by OpenCV's Haar cascade. Safe to share between threads."""
 
-    def __init__(self, side: int = DETECT_SIDE, min_neighbours: int = NEIGHBOURS) -> None:
+    def __init__(
+        self, side: int = DETECT_SIDE, min_neighbours: int = NEIGHBOURS, step: float = SCALE_STEP
+    ) -> None:
         self.side = side
         self.min_neighbours = min_neighbours
+        self.step = step
         self._local = threading.local()  # a cascade per thread: not documented thread-safe
         self._cascade()  # load (and check) the model now, in the caller's thread
 
@@ -115,7 +118,7 @@ class PeopleDetector:
 
         boxes = self._cascade().detectMultiScale(
             cv2.equalizeHist(gray),
-            scaleFactor=SCALE_STEP,
+            scaleFactor=self.step,
             minNeighbors=self.min_neighbours,
             minSize=(MIN_FACE, MIN_FACE),
         )
