@@ -328,14 +328,6 @@ def tagged_with(tags: list[tuple[str, ...]]) -> dict[str, frozenset[int]]:
     return {tag: frozenset(ids) for tag, ids in by_tag.items()}
 
 
-def query_nouns() -> tuple[Any, Callable[[int], tuple[str, ...]]]:
-    from semfs.ml.label_tags import LabelTags, _imagenet_wnids
-    from semfs.ml.query_nouns import QueryNouns
-
-    finder = QueryNouns([int(wnid.removeprefix("n")) for wnid in _imagenet_wnids()])
-    return finder, LabelTags().names_of_label
-
-
 def vocabulary_words() -> list[str]:
     from semfs.ml.label_tags import LabelTags
 
@@ -367,7 +359,7 @@ def main() -> None:
 
     known_kinds = set(CATEGORIES.values())
 
-    noun_finder, label_names = query_nouns()
+    evidence_of = label_evidence().of
     embedder = embedder_factory(args.embedder)()
     words = vocabulary_words()
     vocab = embedder.embed(words)
@@ -384,14 +376,10 @@ def main() -> None:
             named = named_kind(text, known_kinds)
             tagged = None if named is None else by_tag.get(named, frozenset())
             row_kind = kind if relevant or kind == "no-match" else "no-match"
-            terms = noun_finder.terms(text)
-            evidence: set[int] = set(by_tag.get(text.lower(), ()))
-            for term in terms:
-                names = {term.words} | {n for i in term.labels for n in label_names(i)}
-                for name in names:
-                    evidence |= by_tag.get(name, frozenset())
+            found = evidence_of(text)  # the product's: semfs.ml.query_nouns.LabelEvidence
+            evidence = frozenset(i for tag in found.tags for i in by_tag.get(tag, ()))
             rows.append(Row(text, row_kind, d, float(v), relevant, tagged,
-                            frozenset(evidence), len(terms), tag_sets))  # fmt: skip
+                            evidence, found.nouns, tag_sets))  # fmt: skip
         named_counts[kind] = named_counts.get(kind, 0) + sum(r.tagged is not None for r in rows)
         return rows
 

@@ -28,9 +28,13 @@ def mapped(path: Path) -> mmap.mmap:
         with path.open("rb") as file:
             return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as error:
-        raise ModelError(
-            f"WordNet is not installed ({path}: {error.strerror}): apt-get install wordnet-base"
-        ) from error
+        raise not_installed(path, error) from error
+
+
+def not_installed(path: Path, error: OSError) -> ModelError:
+    return ModelError(
+        f"WordNet is not installed ({path}: {error.strerror}): apt-get install wordnet-base"
+    )
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,7 @@ class NounIndex:
         try:
             exceptions = (directory / "noun.exc").read_text()
         except OSError as error:
-            raise ModelError(
-                f"WordNet is not installed ({error.filename}: {error.strerror}): "
-                "apt-get install wordnet-base"
-            ) from error
+            raise not_installed(directory / "noun.exc", error) from error
         for line in exceptions.splitlines():
             inflected, *bases = line.split()
             self._irregular.setdefault(inflected, []).extend(bases)
