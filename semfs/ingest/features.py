@@ -42,13 +42,21 @@ def compute_features(engine: Engine, store: BackingStore, mapper: Mapper = map) 
     if not tasks:
         return 0
     limits = (engine.settings.max_image_pixels, engine.settings.max_full_decode_pixels)
-    images = list(mapper(lambda task: _decode(store, task, *limits), tasks))
+    step_aside = engine.foreground.step_aside  # for searches, before each image's work
+
+    def decoded_image(task: FeatureTask) -> Image.Image | None:
+        step_aside()
+        return _decode(store, task, *limits)
+
+    images = list(mapper(decoded_image, tasks))
     decoded = [image for image in images if image is not None]
     features = engine.image_features()
+    step_aside()
     rows = iter(features.features(decoded)) if decoded else iter(())
     vectors: list[bytes | None] = [
         None if image is None else next(rows).tobytes() for image in images
     ]
+    step_aside()
     stored = engine.catalog.features.store_features(
         features.name, list(zip(tasks, vectors, strict=True))
     )

@@ -54,15 +54,23 @@ def read_texts(engine: Engine, store: BackingStore, mapper: Mapper = map) -> int
     if not tasks:
         return 0
     limits = (settings.max_image_pixels, settings.max_full_decode_pixels)
-    texts = list(mapper(lambda task: _read(store, task, *limits), tasks))
+    step_aside = engine.foreground.step_aside  # for searches, before each image's work
+
+    def read(task: TextTask) -> str:
+        step_aside()
+        return _read(store, task, *limits)
+
+    texts = list(mapper(read, tasks))
     results = [text_result(task, text, settings) for task, text in zip(tasks, texts, strict=True)]
     to_embed = [i for i, result in enumerate(results) if result.caption is not None]
     if to_embed:
+        step_aside()
         captions = [results[i].caption or "" for i in to_embed]
         for i, vector in zip(to_embed, engine.embedder.embed(captions), strict=True):
             results[i] = TextResult(results[i].task, results[i].text, results[i].keywords,
                                     results[i].caption, vector.tobytes())  # fmt: skip
     vectors = {result.task.file_id: result.vector for result in results if result.vector}
+    step_aside()
     for file_id, seq in engine.catalog.texts.store_texts(engine.embedder.name, results):
         vector = vectors[file_id]
         engine.text.index.add(file_id, seq, np.frombuffer(vector, dtype=np.float32))

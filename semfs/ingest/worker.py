@@ -6,7 +6,8 @@ on the whole batch while the pool reads the next one; each result is written to 
 catalog together with taking the file off the queue (one transaction), then added to
 the index. A kill -9 at any point loses nothing: what was not committed is still
 queued, and what was committed is in the catalog, from which the index's delta is
-rebuilt at the next start. Nothing runs on the trio thread.
+rebuilt at the next start. Nothing runs on the trio thread, and every thread here steps
+aside between images while a search runs (search/foreground.py).
 
 A bad image (truncated, not an image, a decompression bomb, 0 bytes) is recorded as
 failed with its reason; an unexpected error is retried later, a few times.
@@ -236,6 +237,7 @@ class IngestWorker:
         files = self._catalog.queue.described_after(int(start), BACKFILL_BATCH)
         facts = []
         for file_id, path in files:
+            self._engine.foreground.step_aside()
             try:
                 fd = self._store.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError:
@@ -306,6 +308,7 @@ class IngestWorker:
     # --- reading -----------------------------------------------------------------------
 
     def _prepare_safely(self, item: QueueItem) -> Prepared | None:
+        self._engine.foreground.step_aside()
         try:
             return self._prepare(item)
         except sqlite3.OperationalError:
@@ -382,6 +385,7 @@ class IngestWorker:
     # --- the models ----------------------------------------------------------------------
 
     def _describe_and_store(self, prepared: list[Prepared]) -> None:
+        step_aside = self._engine.foreground.step_aside  # for searches, between the steps
         needing_caption = [p for p in prepared if p.image is not None]
         # file id -> image vector, made with its caption or reused from a copy
         features = {p.item.record.id: p.image_vector for p in prepared if p.image_vector}
@@ -391,6 +395,7 @@ class IngestWorker:
             except ModelError as error:
                 raise CaptionerUnavailable(str(error)) from error
             images = [p.image.image for p in needing_caption if p.image]
+            step_aside()
             if sharing := self._engine.captioner_giving_features(captioner):
                 captions, pooled = sharing.caption_with_features(images)
                 try:
@@ -410,6 +415,7 @@ class IngestWorker:
                 entry.description = with_facets(entry.description, entry.facets, self._settings)
         to_embed = [p for p in prepared if p.vector is None]
         if to_embed:
+            step_aside()
             texts = [p.description.caption if p.description else "" for p in to_embed]
             vectors = self._engine.embedder.embed(texts)
             for entry, vector in zip(to_embed, vectors, strict=True):
@@ -417,6 +423,7 @@ class IngestWorker:
         embedder = self._engine.embedder.name
         described = []
         for entry in prepared:
+            step_aside()
             assert entry.description is not None and entry.vector is not None
             description = replace(entry.description, taken_ns=entry.facts.taken_ns,
                                   camera=entry.facts.camera)  # fmt: skip

@@ -29,6 +29,7 @@ from semfs.ml.embedder import Embedder, QueryCache, make_embedder
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
+from semfs.search.foreground import Foreground
 from semfs.search.index import IndexOptions, VectorIndex
 from semfs.search.relevance import NounCut
 from semfs.search.searcher import Searcher
@@ -58,6 +59,7 @@ class Engine:
         self._image_features: ImageFeatures | None = None  # GUARDED_BY(_captioner_lock)
         self._loader: threading.Thread | None = None  # loads the models in the background
         self._closing = False
+        self.foreground = Foreground()  # searches in flight, which background work yields to
         # Set by load():
         self.embedder: Embedder
         self.text: SearchSpace

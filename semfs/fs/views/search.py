@@ -54,7 +54,10 @@ class TextSearch:
         version = space.searcher.version  # before searching: a change during it triggers another
         started = time.perf_counter()
         query = parse_query(text)  # valid: query_text checked it
-        hits = space.searcher.search_query(query, self._engine.settings.top_k, space.max_distance)
+        with self._engine.foreground.searching():  # ingest's threads step aside meanwhile
+            hits = space.searcher.search_query(
+                query, self._engine.settings.top_k, space.max_distance
+            )
         log.info("search %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
         return hits, version

@@ -98,10 +98,11 @@ class ExampleSearch:
         if example is None or vector is None:
             return [], version  # its features are not computed yet: refreshed when they are
         modifiers = _modifiers_of(text)
-        hits = images.searcher.search_example(
-            vector, modifiers, self._engine.settings.top_k, images.max_distance,
-            leave_out=example.file_id,
-        )  # fmt: skip
+        with self._engine.foreground.searching():  # ingest's threads step aside meanwhile
+            hits = images.searcher.search_example(
+                vector, modifiers, self._engine.settings.top_k, images.max_distance,
+                leave_out=example.file_id,
+            )  # fmt: skip
         log.info("similar %r: %d results in %.1f ms",
                  text, len(hits), (time.perf_counter() - started) * 1000)  # fmt: skip
         return hits, version
