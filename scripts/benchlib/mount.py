@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -186,11 +187,32 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+# The daemon's states in the --states blocks (measure_states): what each means.
+STATES = {
+    "busy": "ingest running: real photos copied in through the mount just before, being "
+    "decoded, captioned, embedded and given facets (the classifier captioner gives their "
+    "image features too; the features and text passes run only when no image waits)",
+    "idle": "every queue of the daemon empty",
+    "stress": "a worst case of Python-level churn, not a user's daemon: every image's "
+    "features queued again, and the backfill fails on the store's empty images at thousands "
+    "a second (catalog reads and writes, logging), where real photos go ~30 a second",
+}
+BUSY_PREFIX = "bench-busy-"  # the directories busy copies photos into, at the mount's root
+_QUEUES = {"ingest": "ingest_queue", "features": "feature_queue", "text": "text_queue"}
+
+
+@dataclass(frozen=True)
+class Block:
+    state: str  # a key of STATES
+    queries: list[str]
+    photos: Path | None = None  # busy: a directory of photos, copied in under its name
+
+
 @dataclass
 class StatesResult:
-    """New queries through one mount in alternating blocks, the daemon busy (every
-    image's features queued again, so the features backfill runs) or idle (the queue
-    emptied): `feature_queue` counted before and after each block shows which it was."""
+    """New queries through one mount in blocks, each in a state of STATES. Every queue is
+    counted before and after each block (`queues_before`, `queues_after`), and the CPU time
+    of ingest's threads during it, so that the state is checked, not assumed (state_held)."""
 
     blocks: list[dict[str, object]] = field(default_factory=list)
     daemon_semfs: str = ""  # where the daemon imports semfs from (PYTHONPATH, cwd)
@@ -198,44 +220,134 @@ class StatesResult:
     memory_before: dict[str, float] = field(default_factory=dict)
     memory_after: dict[str, float] = field(default_factory=dict)
     memory_queries: int = 0
+    files_at_start: int = 0  # the catalog's files: the busy photos leave none behind
+    files_at_end: int = 0
 
 
-def _feature_queue(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT count(*) FROM feature_queue").fetchone()[0])
+def queues(db: sqlite3.Connection) -> dict[str, int]:
+    """How many items wait in each of the daemon's queues (a store made before the text
+    pass has no text queue)."""
+    counts = {}
+    for name, table in _QUEUES.items():
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+            counts[name] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return counts
 
 
-def _text_queue(db: sqlite3.Connection) -> int:
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_queue'").fetchone():
-        return 0
-    return int(db.execute("SELECT count(*) FROM text_queue").fetchone()[0])
+def _files(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM files").fetchone()[0])
 
 
-def _set_busy(db: sqlite3.Connection, busy: bool) -> None:
-    """Queue every described image's features again (busy) or none (idle), in one
-    transaction of this process; busy waits until the daemon takes from the queue. The
-    text pass (OCR, after the features) is emptied in both: a store made before it had a
-    queue of every image, which kept an 'idle' daemon reading the empty images."""
-    with db:
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_queue'").fetchone():
-            db.execute("DELETE FROM text_queue")
-        if busy:
-            db.execute(
+def _photos(db: sqlite3.Connection) -> int:
+    """The catalog's files under the busy directories ("." follows "-")."""
+    low, high = BUSY_PREFIX.encode(), BUSY_PREFIX[:-1].encode() + b"."
+    query = "SELECT count(*) FROM files WHERE dir >= ? AND dir < ?"
+    return int(db.execute(query, (low, high)).fetchone()[0])
+
+
+def state_held(
+    state: str, before: dict[str, int], after: dict[str, int], ingest_share: float
+) -> bool:
+    """Busy: photos still waited for ingest at the end of the block, and ingest worked
+    during it: its queue shrank, or its threads ran at least a tenth of the block's wall
+    time (`ingest_share`: a block of fast queries can end before ingest stores its next
+    batch of 8, which it does every ~0.3-0.6 s). Stress: the features queue shrank. Idle:
+    every queue empty before and after."""
+    if state == "busy":
+        worked = after["ingest"] < before["ingest"] or ingest_share >= 0.1
+        return after["ingest"] > 0 and worked
+    if state == "stress":
+        return after["features"] < before["features"]
+    return not any(before.values()) and not any(after.values())
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of the daemon's threads: ingest's (those at a niceness above 0: the
+    ingest thread and the decoders it starts) and all of them."""
+    ingest = total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            try:  # precise where the kernel has it (CONFIG_SCHED_DEBUG), else ticks
+                sched = (task / "sched").read_text()
+                ran = float(sched.split("se.sum_exec_runtime")[1].split(":")[1].split()[0]) / 1000
+            except (OSError, IndexError):
+                ran = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            continue  # the thread ended
+        total += ran
+        if int(fields[16]) > 0:
+            ingest += ran
+    return ingest, total
+
+
+class DaemonStates:
+    """Puts the mounted daemon in a state of STATES, through the mount and its catalog."""
+
+    def __init__(self, db: sqlite3.Connection, mountpoint: Path, pid: int) -> None:
+        self.db = db
+        self.mountpoint = mountpoint
+        self.pid = pid
+
+    def enter(self, block: Block) -> None:
+        """Busy and stress return as soon as the daemon is seen working (stress at a small
+        size drains its queue within seconds)."""
+        self.idle()
+        if block.state == "busy":
+            assert block.photos is not None, "busy needs photos"
+            self._copy_photos(block.photos)
+        elif block.state == "stress":
+            self._queue_every_feature()
+        else:
+            time.sleep(1.0)  # what the removal set going settles
+
+    def idle(self) -> None:
+        """Removes the busy photos through the mount (the catalog follows: their queue
+        entries go with them) and empties the features and text queues, in one
+        transaction of this process. Emptying the text queue matters for old stores: one
+        made before the text pass had a queue of every image."""
+        photos = self.leftovers()
+        for directory in photos:
+            shutil.rmtree(directory)
+        _wait_for(lambda: not _photos(self.db) and not queues(self.db)["ingest"], 300,
+                  "the catalog to forget the busy photos")  # fmt: skip
+        if photos:
+            time.sleep(0.5)  # a batch taken before the removal finishes (and is dropped)
+        with self.db:
+            for name in ("features", "text"):
+                if name in queues(self.db):
+                    self.db.execute(f"DELETE FROM {_QUEUES[name]}")
+
+    def leftovers(self) -> list[Path]:
+        return sorted(self.mountpoint.glob(f"{BUSY_PREFIX}*"))
+
+    def _copy_photos(self, photos: Path) -> None:
+        """Copies the photos in as `cp -r` would, then waits until the catalog has every
+        one and ingest has taken some (its models loaded)."""
+        count = sum(1 for _ in photos.iterdir())
+        shutil.copytree(photos, self.mountpoint / photos.name, copy_function=shutil.copyfile)
+        _wait_for(lambda: _photos(self.db) >= count and queues(self.db)["ingest"] < count,
+                  300, "ingest to start")  # fmt: skip
+
+    def _queue_every_feature(self) -> None:
+        """Queues every described image's features again; waits until the daemon takes
+        from the queue."""
+        with self.db:
+            self.db.execute(
                 "INSERT OR REPLACE INTO feature_queue (file_id, generation) SELECT file_id, "
                 "(SELECT coalesce(max(generation), 0) + 1 FROM feature_queue) FROM descriptions"
             )
-        else:
-            db.execute("DELETE FROM feature_queue")
-    if busy:
-        full = _feature_queue(db)
-        _wait_for(lambda: _feature_queue(db) < full, 600, "the features backfill to start")
-    time.sleep(1.0)
+        full = queues(self.db)["features"]
+        _wait_for(lambda: queues(self.db)["features"] < full, 600,
+                  "the features backfill to start")  # fmt: skip
 
 
 def measure_states(
     store: Path,
     mountpoint: Path,
     embedder: str,
-    blocks: list[tuple[bool, list[str]]],
+    blocks: list[Block],
     memory_queries: list[str] | None = None,
 ) -> StatesResult:
     result = StatesResult()
@@ -261,31 +373,60 @@ def measure_states(
             return _RECONCILE_LOG.search(_log_text(store, log_start)) is not None
 
         _wait_for(reconciled, 1800, "the reconcile scan")
-        for busy, queries in blocks:
-            _set_busy(db, busy)
-            before, started = _feature_queue(db), time.perf_counter()
-            times = [timed(lambda q=q: os.listdir(search / q)) for q in queries]
-            seconds, after = time.perf_counter() - started, _feature_queue(db)
-            timing = MountResult()
-            _read_daemon_times(timing, _log_text(store, log_start), queries)
-            result.blocks.append({
-                "state": "busy" if busy else "idle", "queries": queries, "new": times,
-                "in_daemon": timing.in_daemon, "queue_before": before, "queue_after": after,
-                "seconds": seconds, "load_average": os.getloadavg(),
-                "text_queue_after": _text_queue(db),
-            })  # fmt: skip
-            print(f"  {result.blocks[-1]['state']}: p50 {p50(times) * 1000:.1f} ms, queue "
-                  f"{before} -> {after}", flush=True)  # fmt: skip
-        if memory_queries:
-            _set_busy(db, False)
-            result.memory_before = memory_mib(pid)
-            for query in memory_queries:
-                os.listdir(search / query)
-            result.memory_after = memory_mib(pid)
-            result.memory_queries = len(memory_queries)
-            print(f"  memory after {len(memory_queries)} more queries: {result.memory_after}",
-                  flush=True)  # fmt: skip
+        states = DaemonStates(db, mountpoint, pid)
+        for leftover in states.leftovers():  # an interrupted run's photos
+            print(f"  removing {leftover.name}, left by an earlier run", flush=True)
+        states.idle()
+        result.files_at_start = _files(db)
+        try:
+            for block in blocks:
+                _measure_block(result, states, block, search, store, log_start)
+            if memory_queries:
+                states.idle()
+                result.memory_before = memory_mib(pid)
+                for query in memory_queries:
+                    os.listdir(search / query)
+                result.memory_after = memory_mib(pid)
+                result.memory_queries = len(memory_queries)
+                print(f"  memory after {len(memory_queries)} more queries: "
+                      f"{result.memory_after}", flush=True)  # fmt: skip
+        finally:
+            states.idle()  # the photos out, the queues empty: the store as it was
+            result.files_at_end = _files(db)
     finally:
         db.close()
         subprocess.run([sys.executable, "-m", "semfs", "unmount", str(mountpoint)], check=False)
     return result
+
+
+def _measure_block(
+    result: StatesResult,
+    states: DaemonStates,
+    block: Block,
+    search: Path,
+    store: Path,
+    log_start: int,
+) -> None:
+    states.enter(block)
+    before, load_before = queues(states.db), os.getloadavg()
+    cpu_before, started = thread_cpu(states.pid), time.perf_counter()
+    times = [timed(lambda q=q: os.listdir(search / q)) for q in block.queries]
+    seconds, cpu_after = time.perf_counter() - started, thread_cpu(states.pid)
+    after = queues(states.db)
+    ingest_cpu, daemon_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+    timing = MountResult()
+    _read_daemon_times(timing, _log_text(store, log_start), block.queries)
+    held = state_held(block.state, before, after, ingest_cpu / seconds)
+    result.blocks.append({
+        "state": block.state, "queries": block.queries, "new": times,
+        "in_daemon": timing.in_daemon, "queues_before": before, "queues_after": after,
+        "non_empty": sorted(n for n in before if before[n] or after[n]), "state_held": held,
+        "photos": sum(1 for _ in block.photos.iterdir()) if block.photos else 0,
+        "seconds": seconds, "ingest_cpu_s": ingest_cpu, "daemon_cpu_s": daemon_cpu,
+        "load_average_before": load_before, "load_average": os.getloadavg(),
+    })  # fmt: skip
+    print(f"  {block.state}: p50 {p50(times) * 1000:.1f} ms (daemon "
+          f"{p50(timing.in_daemon) * 1000:.1f}), queues {before} -> {after}, ingest's "
+          f"threads {ingest_cpu:.2f} CPU s of the block's {seconds:.2f} s, load "
+          f"{os.getloadavg()[0]:.2f}: {'' if held else 'NOT '}{block.state}",
+          flush=True)  # fmt: skip

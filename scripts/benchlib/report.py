@@ -130,9 +130,11 @@ ISSUE_RSS_MIB = 500.0  # daemon VmRSS at 1 M after 1,000 queries (default profil
 
 
 def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
-    """Per size: the default index's recall@10, ls p50/p95 busy and idle, memory."""
+    """Per size: the default index's recall@10, ls p50/p95 idle and busy (the targets),
+    under stress (a worst case, not held to them), memory."""
     header = ["Images", "index", "recall@10 (>= .95)", "ls p50 / p95 idle", "ls p50 / p95 busy",
-              "p95 <= 2x p50", "daemon memory after queries (anon + file)"]  # fmt: skip
+              "p95 <= 2x p50", "ls p50 / p95 stress (worst case)",
+              "daemon memory after queries (anon + file)"]  # fmt: skip
     rows = []
     for size, t in sorted(targets.items(), key=lambda item: int(item[0])):
         goal = ISSUE_P50_MS.get(int(size))
@@ -141,7 +143,8 @@ def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
             if state not in t:
                 return "-"
             p50, p95 = t[state]["ls_p50_ms"], t[state]["ls_p95_ms"]
-            met = "" if goal is None else (" (met)" if p50 <= goal else " (**missed**)")
+            met = "" if goal is None or state == "stress" else (
+                " (met)" if p50 <= goal else " (**missed**)")  # fmt: skip
             held = "" if t[state]["state_held"] else ", state not held"
             return f"{p50:.1f} / {p95:.1f} ms{met}{held}"
 
@@ -155,11 +158,11 @@ def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
             f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
             else "-",
             latency("idle"), latency("busy"),
-            "yes" if spread and all(spread) else "**no**" if spread else "-",
+            "yes" if spread and all(spread) else "**no**" if spread else "-", latency("stress"),
             f"{memory['VmRSS']:.0f} ({memory['RssAnon']:.0f} + {memory['RssFile']:.0f}) "
             f"MiB after {memory['after_queries']:,}" if memory else "-",
         ])  # fmt: skip
-    return table(header, "rlrrrlr", rows)
+    return table(header, "rlrrrlrr", rows)
 
 
 def plot(results: dict[str, Any], prefix: Path) -> list[Path]:

@@ -1,10 +1,13 @@
-"""scripts/benchlib/tables.py: the Markdown tables every benchmark report writes."""
+"""scripts/benchlib: the Markdown tables every benchmark report writes, the search bench's
+targets table and its check that each daemon state held."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +34,34 @@ def test_a_table_has_its_header_alignment_and_rows(table: Callable[..., list[str
 def test_an_alignment_a_column(table: Callable[..., list[str]]) -> None:
     with pytest.raises(ValueError, match="3 columns but 2 alignments"):
         table(["a", "b", "c"], "rl", [])
+
+
+@pytest.fixture
+def benchlib() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    importlib.import_module("benchlib.mount")  # scripts/ is not type-checked
+    importlib.import_module("benchlib.report")
+    return importlib.import_module("benchlib")
+
+
+def test_busy_holds_while_ingest_has_photos_left_and_works(benchlib: Any) -> None:
+    held = benchlib.mount.state_held
+    queued = {"ingest": 300, "features": 0, "text": 40}
+    assert held("busy", queued, {**queued, "ingest": 292}, 0.0)  # a batch stored
+    assert held("busy", queued, queued, 0.3)  # no batch stored yet, but its threads ran
+    assert not held("busy", queued, queued, 0.02)  # queued, but ingest did nothing
+    assert not held("busy", {**queued, "ingest": 8}, {**queued, "ingest": 0}, 0.9)  # ran out
+    assert held("stress", {"ingest": 0, "features": 900}, {"ingest": 0, "features": 10}, 0)
+    assert not held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 1}, 0)
+    assert held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 0}, 0)
+
+
+def test_the_targets_table_holds_busy_and_idle_to_the_goal_not_stress(benchlib: Any) -> None:
+    def state(p50: float) -> dict[str, Any]:
+        return {"ls_p50_ms": p50, "ls_p95_ms": 1.5 * p50, "n": 20, "state_held": True}
+
+    targets = {"100000": {"recall_at_10": 0.99, "idle": state(9.0), "busy": state(12.0),
+                          "stress": state(60.0)}}  # fmt: skip
+    *_, row = benchlib.report.issue_targets(targets)
+    assert "9.0 / 13.5 ms (met)" in row and "12.0 / 18.0 ms (**missed**)" in row
+    assert row.endswith("| yes | 60.0 / 90.0 ms | - |")
