@@ -36,8 +36,10 @@ class FeatureRecords:
         """Indexed images waiting for their features, oldest first."""
         with self._connection.read() as db:
             rows = db.execute(
+                # CROSS JOIN: the queue drives the join, in its generation order (as
+                # IngestQueue.queue_items; left to choose, SQLite scans every file).
                 "SELECT q.file_id, q.generation, f.dir, f.name "
-                "FROM feature_queue q JOIN files f ON f.id = q.file_id "
+                "FROM feature_queue q CROSS JOIN files f ON f.id = q.file_id "
                 "WHERE f.state = 'indexed' ORDER BY q.generation LIMIT ?",
                 (limit,),
             ).fetchall()

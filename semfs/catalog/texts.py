@@ -50,8 +50,11 @@ class TextRecords:
         """Indexed images waiting to be read, oldest first."""
         with self._connection.read() as db:
             rows = db.execute(
+                # CROSS JOIN: the queue drives the join, in its generation order. Left to
+                # choose, SQLite scanned every file: 10 ms a call at 100 k files with the
+                # queue empty, every IDLE_POLL, taking a core from the searches.
                 "SELECT q.file_id, q.generation, f.dir, f.name, d.caption, d.source, d.keywords "
-                "FROM text_queue q JOIN files f ON f.id = q.file_id "
+                "FROM text_queue q CROSS JOIN files f ON f.id = q.file_id "
                 "JOIN descriptions d ON d.file_id = q.file_id "
                 "WHERE f.state = 'indexed' ORDER BY q.generation LIMIT ?",
                 (limit,),
