@@ -26,7 +26,8 @@ from semfs.catalog.database import Catalog
 from semfs.config import Settings
 from semfs.search.engine import Engine
 
-_SEARCH_LOG = re.compile(r"search '(.*)': (\d+) results in ([0-9.]+) ms")
+# The daemon logs the query with %r: in double quotes if it holds an apostrophe.
+_SEARCH_LOG = re.compile(r"""search (?:'(.*)'|"(.*)"): (\d+) results in ([0-9.]+) ms""")
 _RECONCILE_LOG = re.compile(r"reconcile finished in ([0-9.]+) s: (.*)")
 
 
@@ -142,7 +143,7 @@ def measure_mount(
 
 
 def _read_daemon_times(result: MountResult, log: str, queries: list[str]) -> None:
-    logged = {m.group(1): (int(m.group(2)), float(m.group(3)) / 1000)
+    logged = {m.group(1) or m.group(2): (int(m.group(3)), float(m.group(4)) / 1000)
               for m in _SEARCH_LOG.finditer(log)}  # fmt: skip
     for query in queries:
         hits, seconds = logged.get(query, (-1, float("nan")))

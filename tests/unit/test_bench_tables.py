@@ -65,3 +65,13 @@ def test_the_targets_table_holds_busy_and_idle_to_the_goal_not_stress(benchlib: 
     *_, row = benchlib.report.issue_targets(targets)
     assert "9.0 / 13.5 ms (met)" in row and "12.0 / 18.0 ms (**missed**)" in row
     assert row.endswith("| yes | 60.0 / 90.0 ms | - |")
+
+
+def test_the_daemons_search_times_are_read_in_either_quotes(benchlib: Any) -> None:
+    log = (
+        "INFO semfs.fs.views.search: search 'a cat': 3 results in 7.5 ms\n"
+        'INFO semfs.fs.views.search: search "a dog\'s bowl": 0 results in 6.0 ms\n'
+    )  # the daemon logs the query with %r
+    result = benchlib.mount.MountResult()
+    benchlib.mount._read_daemon_times(result, log, ["a dog's bowl", "a cat", "never asked"])
+    assert result.hits == [0, 3, -1] and result.in_daemon[:2] == [0.006, 0.0075]
