@@ -148,11 +148,16 @@ class Searcher:
         shortlist = self._index.search(vector, wanted)
         near = [c for c in shortlist.merged() if c.distance <= loose][:wanted]
         listing = nouns.plan(text, [c.file_id for c in near], cut)
-        within = self.search_vector(vector, k, listing.cut, keep, shortlist)
         if not listing.first:
-            return within
+            return self.search_vector(vector, k, listing.cut, keep, shortlist)
+        # The carriers go first: when k of them are valid they are the whole listing, so
+        # only the rows of the first k are read, and the hits within the cut not at all
+        # (at 1 M most of the 200 candidates carry the query's tag: 266 rows read, now 66).
         carriers = [c for c in near if c.file_id in listing.first]
-        first = self._first_valid(carriers, loose, len(carriers), keep)
+        first = self._first_valid(carriers, loose, k, keep)
+        if len(first) >= k:
+            return first[:k]
+        within = self.search_vector(vector, k, listing.cut, keep, shortlist)
         return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]
 
     def search_example(
