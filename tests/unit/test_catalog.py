@@ -184,3 +184,28 @@ def test_a_commit_that_fails_leaves_no_transaction_open(catalog: Catalog) -> Non
         db.execute("INSERT INTO ingest_queue (file_id, enqueued_ns) VALUES (999, 1)")
     catalog.reads.save_query(b"still writable")
     assert catalog.reads.saved_queries() == [b"still writable"]
+
+
+def test_files_carry_a_query_by_keyword_or_by_a_word_of_their_text(catalog: Catalog) -> None:
+    """The relevance cut's evidence (SearchReads.carrying): a keyword among those asked
+    for, or one of the words asked for in the text read in the image (any case)."""
+    rows = {"tagged": ('["dog", "lawn"]', ""), "sign": ('["board"]', "STOP here"),
+            "both": ('["dog"]', "stop"), "word_inside": ('["board"]', "stopping"),
+            "plain": ('["cat"]', "")}  # fmt: skip
+    ids = {}
+    for name, (keywords, text) in rows.items():
+        catalog.files.upsert(name.encode() + b".jpg", 1, 1, name)
+        ids[name] = catalog.files.get(name.encode() + b".jpg").id  # type: ignore[union-attr]
+        with catalog._connection.write() as db:
+            db.execute(
+                "INSERT INTO descriptions (file_id, caption, source, captioner, keywords, text) "
+                "VALUES (?, '', 'model', 'test', ?, ?)",
+                (ids[name], keywords, text),
+            )
+    everyone = list(ids.values())
+    carrying = catalog.reads.carrying
+    assert carrying(everyone, ["dog"], []) == {ids["tagged"], ids["both"]}
+    assert carrying(everyone, ["dog"], ["Stop"]) == {ids["tagged"], ids["sign"], ids["both"]}
+    assert carrying(everyone, [], ["stop"]) == {ids["sign"], ids["both"]}
+    assert carrying([ids["plain"]], ["dog", "cat"], ["stop"]) == {ids["plain"]}
+    assert carrying([], ["dog"], ["stop"]) == set()
