@@ -28,6 +28,11 @@ SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is 
 CHUNK_MARGIN = 16  # catalog rows read beyond those still wanted, for stale candidates
 SHORTLIST_PER_RESULT = 4  # the noun cut looks for evidence among 4 hits per result wanted
 
+# The catalog rows one search has read, by file id (None: no current vector by the
+# embedder): a candidate read for one list (the noun cut's carriers, a shorter shortlist)
+# is not read again for the next.
+Rows = dict[int, StoredHit | None]
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -100,6 +105,17 @@ class Searcher:
         them on the stored vectors of its shortlist, the delta and small bases are
         scanned exactly, and the merged shortlist is sorted by them. A `shortlist` the
         caller got from the index already serves if it is long enough."""
+        return self._search_vector(vector, k, max_distance, keep, shortlist, {})
+
+    def _search_vector(
+        self,
+        vector: np.ndarray,
+        k: int,
+        max_distance: float,
+        keep: HitFilter | None,
+        shortlist: Shortlist | None,
+        rows: Rows,
+    ) -> list[Hit]:
         wanted = 2 * k + 16
         if shortlist is not None and shortlist.wanted < wanted:
             shortlist = None
@@ -107,7 +123,7 @@ class Searcher:
             if shortlist is None:
                 shortlist = self._index.search(vector, wanted)
             wanted = max(wanted, shortlist.wanted)
-            hits = self._first_valid(shortlist.merged(), max_distance, k, keep)
+            hits = self._first_valid(shortlist.merged(), max_distance, k, keep, rows)
             if len(hits) >= k or shortlist.exhausted(max_distance) or wanted > 64 * k + 1024:
                 return hits[:k]
             wanted *= 4  # stale or filtered candidates crowded the shortlist out: look further
@@ -148,16 +164,17 @@ class Searcher:
         shortlist = self._index.search(vector, wanted)
         near = [c for c in shortlist.merged() if c.distance <= loose][:wanted]
         listing = nouns.plan(text, [c.file_id for c in near], cut)
+        rows: Rows = {}
         if not listing.first:
-            return self.search_vector(vector, k, listing.cut, keep, shortlist)
+            return self._search_vector(vector, k, listing.cut, keep, shortlist, rows)
         # The carriers go first: when k of them are valid they are the whole listing, so
         # only the rows of the first k are read, and the hits within the cut not at all
         # (at 1 M most of the 200 candidates carry the query's tag: 266 rows read, now 66).
         carriers = [c for c in near if c.file_id in listing.first]
-        first = self._first_valid(carriers, loose, k, keep)
+        first = self._first_valid(carriers, loose, k, keep, rows)
         if len(first) >= k:
             return first[:k]
-        within = self.search_vector(vector, k, listing.cut, keep, shortlist)
+        within = self._search_vector(vector, k, listing.cut, keep, shortlist, rows)
         return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]
 
     def search_example(
@@ -207,7 +224,12 @@ class Searcher:
         return keep
 
     def _first_valid(
-        self, candidates: list[Candidate], max_distance: float, k: int, keep: HitFilter | None
+        self,
+        candidates: list[Candidate],
+        max_distance: float,
+        k: int,
+        keep: HitFilter | None,
+        rows: Rows,
     ) -> list[Hit]:
         """The valid candidates within max_distance that pass `keep`, nearest first, at
         least the first k of them if there are k. The catalog is read a chunk at a time,
@@ -221,19 +243,23 @@ class Searcher:
         start = 0
         while start < len(close) and len(hits) < k:
             end = start + k - len(hits) + CHUNK_MARGIN
-            found = self._valid(close[start:end], seen)
+            found = self._valid(close[start:end], seen, rows)
             hits.extend(found if keep is None else keep(found))
             start = end
         return hits
 
-    def _valid(self, close: list[Candidate], seen: set[int]) -> list[Hit]:
+    def _valid(self, close: list[Candidate], seen: set[int], rows: Rows) -> list[Hit]:
         """Candidates whose vector is still the file's current one (the rest are
         tombstoned: deleted, changed or re-embedded since they were indexed), each file
-        once: `seen` holds the files found before and gets these."""
-        stored = self._reads.hits({c.file_id for c in close}, self._embedder, self._table)
+        once: `seen` holds the files found before and gets these. Rows not in `rows` are
+        read, and added to it."""
+        unread = {c.file_id for c in close if c.file_id not in rows}
+        if unread:
+            stored = self._reads.hits(unread, self._embedder, self._table)
+            rows.update((file_id, stored.get(file_id)) for file_id in unread)
         hits: list[Hit] = []
         for candidate in close:
-            hit = stored.get(candidate.file_id)
+            hit = rows[candidate.file_id]
             if hit is None or candidate.file_id in seen:
                 continue
             current = hit.seq <= candidate.seq if candidate.from_base else hit.seq == candidate.seq
