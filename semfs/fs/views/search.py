@@ -72,6 +72,7 @@ class SearchView(TreeView):
         entry_timeout: float,
     ) -> None:
         self.name = os.fsencode(engine.settings.search_dir_name)
+        self._engine = engine
         self._catalog = engine.catalog
         self._entry_timeout = entry_timeout
         self._limiter = trio.CapacityLimiter(4)
@@ -101,6 +102,7 @@ class SearchView(TreeView):
         if is_probe(name):
             return negative_entry(self._entry_timeout)  # kept by the kernel: never a search
         text = query_text(name)
+        self._engine.foreground.expect()  # a listing (a search) most often follows
         if not tree.is_saved(name) and caller_is_making(pid, name):
             # Absent for this caller only, and not cached: the kernel goes on to mkdir,
             # which saves the query, or to symlink, mknod, link, rename or create, which
