@@ -96,7 +96,7 @@ def index_store(
                 except CaptionerUnavailable as error:
                     raise QuietError(f"cannot caption: {error}") from None
             _compute_all_features(engine, store, progress)
-            worker.maybe_rebuild()
+            worker.maybe_rebuild(count_dead=True)
             worker.wait_for_rebuild()
             return _summary(catalog)
         finally:
