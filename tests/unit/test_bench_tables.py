@@ -52,6 +52,9 @@ def test_busy_holds_while_ingest_has_photos_left_and_works(benchlib: Any) -> Non
     assert not held("busy", queued, queued, 0.02)  # queued, but ingest did nothing
     assert not held("busy", {**queued, "ingest": 8}, {**queued, "ingest": 0}, 0.9)  # ran out
     assert held("stress", {"ingest": 0, "features": 900}, {"ingest": 0, "features": 10}, 0)
+    stressed = {"ingest": 0, "features": 900}
+    assert held("stress", stressed, stressed, 0.08)  # parked by searches, but it ran
+    assert not held("stress", stressed, stressed, 0.0)
     assert not held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 1}, 0)
     assert held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 0}, 0)
 
