@@ -72,12 +72,7 @@ class NounCut:
         """The listing of `text`, given the files `near` it: the SHORTLIST nearest
         candidates within cut + LOOSE_ABOVE."""
         evidence = self.evidence_of(text)
-        carrying = self.carrying(near, evidence.tags, evidence.words)
-        if not carrying:
-            return Listing(cut - STRICT_BELOW if evidence.nouns else cut)
-        if evidence.nouns > 1:
-            return Listing(cut)
-        return Listing(cut, frozenset(carrying))
+        return listing(evidence, self.carrying(near, evidence.tags, evidence.words), cut)
 
     def select(self, text: str, hits: Sequence[H], k: int, cut: float) -> list[H]:
         """What to list of `hits` (nearest first, out to cut + LOOSE_ABOVE) for `text`:
@@ -86,3 +81,13 @@ class NounCut:
         within = [hit for hit in hits[:k] if hit.distance <= listing.cut]
         first = [hit for hit in hits if hit.file_id in listing.first]
         return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]
+
+
+def listing(evidence: Evidence, carrying: Collection[int], cut: float) -> Listing:
+    """The listing of a query with this evidence, given those of the files near it
+    that carry it."""
+    if not carrying:
+        return Listing(cut - STRICT_BELOW if evidence.nouns else cut)
+    if evidence.nouns > 1:
+        return Listing(cut)
+    return Listing(cut, frozenset(carrying))

@@ -20,7 +20,7 @@ from semfs.ml.embedder import QueryCache
 from semfs.ml.triplets import agreement, triplets
 from semfs.search.index import VectorIndex
 from semfs.search.query import Query
-from semfs.search.relevance import LOOSE_ABOVE, NounCut
+from semfs.search.relevance import LOOSE_ABOVE, NounCut, listing
 from semfs.search.shortlist import Candidate, Shortlist
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
@@ -157,25 +157,35 @@ class Searcher:
     ) -> list[Hit]:
         """The noun cut (search/relevance.py), as NounCut.select would list the valid
         hits, but with the catalog rows read only of what is listed: the evidence is
-        looked up among the index's candidates themselves."""
+        looked up among the index's candidates themselves, the nearest k + CHUNK_MARGIN
+        first. The carriers go first, so once k of them are valid they are the whole
+        listing: the rest of the candidates are not looked up (at 1 M most of the 200
+        carry the query's tag), nor the hits within the cut read."""
         vector = self._vector(text)
         loose = cut + LOOSE_ABOVE
         wanted = SHORTLIST_PER_RESULT * k
         shortlist = self._index.search(vector, wanted)
         near = [c for c in shortlist.merged() if c.distance <= loose][:wanted]
-        listing = nouns.plan(text, [c.file_id for c in near], cut)
+        evidence = nouns.evidence_of(text)
         rows: Rows = {}
-        if not listing.first:
-            return self._search_vector(vector, k, listing.cut, keep, shortlist, rows)
-        # The carriers go first: when k of them are valid they are the whole listing, so
-        # only the rows of the first k are read, and the hits within the cut not at all
-        # (at 1 M most of the 200 candidates carry the query's tag: 266 rows read, now 66).
-        carriers = [c for c in near if c.file_id in listing.first]
-        first = self._first_valid(carriers, loose, k, keep, rows)
-        if len(first) >= k:
-            return first[:k]
-        within = self._search_vector(vector, k, listing.cut, keep, shortlist, rows)
-        return (first + [hit for hit in within if hit.file_id not in listing.first])[:k]
+        carrying: set[int] = set()
+        first: list[Hit] = []  # the valid carriers, nearest first
+        seen: set[int] = set()
+        for part in (near[: k + CHUNK_MARGIN], near[k + CHUNK_MARGIN :]):
+            found = nouns.carrying([c.file_id for c in part], evidence.tags, evidence.words)
+            carrying |= found
+            if found and evidence.nouns > 1:
+                break  # decided: the calibrated cut, no carrier first
+            if found:
+                carriers = [c for c in part if c.file_id in found]
+                first += self._first_valid(carriers, loose, k - len(first), keep, rows, seen)
+                if len(first) >= k:
+                    return first[:k]
+        plan = listing(evidence, carrying, cut)
+        within = self._search_vector(vector, k, plan.cut, keep, shortlist, rows)
+        if not plan.first:
+            return within
+        return (first + [hit for hit in within if hit.file_id not in plan.first])[:k]
 
     def search_example(
         self,
@@ -230,16 +240,18 @@ class Searcher:
         k: int,
         keep: HitFilter | None,
         rows: Rows,
+        seen: set[int] | None = None,
     ) -> list[Hit]:
         """The valid candidates within max_distance that pass `keep`, nearest first, at
         least the first k of them if there are k. The catalog is read a chunk at a time,
         the nearest first, until k are found: the shortlist holds about twice k, and
         reading every row took most of a search (200 of them for the noun cut: 7 ms at
         100 k, loaded machine). `keep` judges each hit on its own, so the first k are
-        those a single read of every candidate would give."""
+        those a single read of every candidate would give. `seen`: the files found valid
+        before (each is listed once), updated."""
         close = [c for c in candidates if c.distance <= max_distance]
         hits: list[Hit] = []
-        seen: set[int] = set()
+        seen = set() if seen is None else seen
         start = 0
         while start < len(close) and len(hits) < k:
             end = start + k - len(hits) + CHUNK_MARGIN
