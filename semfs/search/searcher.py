@@ -25,7 +25,11 @@ from semfs.search.shortlist import Candidate, Shortlist
 
 MAX_QUERY_CHARS = 1000  # longer text adds nothing to a 128-token embedding
 SEED_CUT = 1.0  # the storage design's relevance cut, when no calibrated one is given
-CHUNK_MARGIN = 16  # catalog rows read beyond those still wanted, for stale candidates
+# Catalog rows read beyond those still wanted, for stale candidates: few are stale (none
+# in an idle store), and each row read costs its pages (~5 of them, most often cold at
+# 1 M images); a stale one costs another, smaller read.
+CHUNK_MARGIN = 4
+EVIDENCE_MARGIN = 16  # the noun cut looks for evidence among the nearest k + 16 first
 SHORTLIST_PER_RESULT = 4  # the noun cut looks for evidence among 4 hits per result wanted
 
 # The catalog rows one search has read, by file id (None: no current vector by the
@@ -157,7 +161,7 @@ class Searcher:
     ) -> list[Hit]:
         """The noun cut (search/relevance.py), as NounCut.select would list the valid
         hits, but with the catalog rows read only of what is listed: the evidence is
-        looked up among the index's candidates themselves, the nearest k + CHUNK_MARGIN
+        looked up among the index's candidates themselves, the nearest k + EVIDENCE_MARGIN
         first. The carriers go first, so once k of them are valid they are the whole
         listing: the rest of the candidates are not looked up (at 1 M most of the 200
         carry the query's tag), nor the hits within the cut read."""
@@ -171,7 +175,7 @@ class Searcher:
         carrying: set[int] = set()
         first: list[Hit] = []  # the valid carriers, nearest first
         seen: set[int] = set()
-        for part in (near[: k + CHUNK_MARGIN], near[k + CHUNK_MARGIN :]):
+        for part in (near[: k + EVIDENCE_MARGIN], near[k + EVIDENCE_MARGIN :]):
             found = nouns.carrying([c.file_id for c in part], evidence.tags, evidence.words)
             carrying |= found
             if found and evidence.nouns > 1:
