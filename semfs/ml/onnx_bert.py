@@ -26,8 +26,9 @@ INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 class OnnxBertEncoder:
-    """Token embeddings from an ONNX BERT, mean-pooled and normalised. Not thread-safe:
-    the embedders around it hold a lock."""
+    """Token embeddings from an ONNX BERT, mean-pooled and normalised. Thread-safe:
+    onnxruntime's `run` may be called from several threads at once, and the tokenizer's
+    truncation and padding are set here, once, never while it encodes."""
 
     def __init__(self, model_session: Any, tokenizer: Any, max_tokens: int) -> None:
         self._session = model_session

@@ -177,3 +177,18 @@ def test_the_features_projection_is_orthonormal_signed_and_cached(tmp_path: Path
     cached.write_bytes(b"not an array")
     repaired = feature_projection.cached_projection("efficientnet-lite0", weights, tmp_path)
     assert np.array_equal(repaired, projection)
+
+
+def test_onnx_embedders_embed_from_several_threads_at_once() -> None:
+    """A query is not queued behind ingest's batch of captions: the ONNX embedders have
+    no lock, and concurrent calls give the vectors a lone call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    embedder = make_embedder("onnx:paraphrase-MiniLM-L3-v2")
+    batches = [[f"a photo of {n} cats on a red sofa", "snow"] for n in range(40)]
+    batches += [[f"query {n}"] for n in range(40)]
+    alone = [embedder.embed(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(embedder.embed, batches))
+    for one, other in zip(alone, together, strict=True):
+        np.testing.assert_allclose(one, other, atol=1e-6)
