@@ -478,6 +478,8 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     print(json.dumps({"targets": results["targets"]}, indent=1))
     if args.states_only:
+        if args.output:  # the page is written by a whole run; its plot of the states is not
+            print(f"wrote {report.plot_states(results, args.output.with_suffix(''))}")
         return
     text = render(results, args.output)
     print(text)

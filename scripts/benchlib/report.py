@@ -232,6 +232,43 @@ def plot(results: dict[str, Any], prefix: Path) -> list[Path]:
     return written
 
 
+STATE_ORDER = ("idle", "busy", "stress")
+
+
+def plot_states(results: dict[str, Any], prefix: Path) -> Path:
+    """`ls search/<new q>/` of every query of the --states blocks, per size and state
+    (each dot a query; the bar its state's p50), against the size's p50 target and twice
+    it (the p95 bound)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    runs = results["states"]
+    figure, axes_row = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 4), squeeze=False)
+    for axes, run in zip(axes_row[0], runs, strict=True):
+        states = [s for s in STATE_ORDER if any(b["state"] == s for b in run["blocks"])]
+        for x, state in enumerate(states):
+            times = sorted(t * 1000 for b in run["blocks"] if b["state"] == state
+                           for t in b["new"])  # fmt: skip
+            spread = [x + 0.3 * ((i % 7) / 6 - 0.5) for i in range(len(times))]
+            axes.plot(spread, times, ".", alpha=0.5)
+            median = times[len(times) // 2]
+            axes.plot([x - 0.25, x + 0.25], [median, median], "k-", linewidth=2)
+        goal = TARGET_P50_MS.get(run["size"])
+        if goal:
+            axes.axhline(goal, color="grey", linestyle=":", label=f"p50 target {goal:.0f} ms")
+        axes.set_xticks(range(len(states)), states)
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        axes.set_ylabel("ms per new query")
+        axes.set_title(f"{size_name(run['size'])} images", fontsize=9)
+        axes.legend(fontsize=7)
+    return _save(figure, prefix, "states")
+
+
 def _save(figure: Any, prefix: Path, name: str) -> Path:
     path = prefix.with_name(f"{prefix.name}-{name}.png")
     figure.tight_layout()
