@@ -35,8 +35,9 @@ default index; every figure measured in one run.
    afterwards (the catalog follows: a --work store stays as it was). Then
    --memory-queries more new queries, idle, and the daemon's memory after them.
    --states-only measures only 3 and 5: with --json, the issue-21 targets (recall_at_10,
-   ls_p50_ms / ls_p95_ms for each state measured, memory) per size. --round varies the
-   queries and photos between runs on one --work.
+   ls_p50_ms / ls_p95_ms for each state measured, memory) per size; with --output, only a
+   plot of every query per size and state (<output>-states.png), not the page. --round
+   varies the queries and photos between runs on one --work.
 
 --peers: also Annoy, hnswlib and FAISS as libraries on the same vectors (benchlib/
 peers.py; scripts/bench_index_sweep.py is the full sweep of index designs).
