@@ -179,6 +179,7 @@ class QueryTree:
 
     def look_up_folder(self, folder: QueryFolder) -> pyfuse3.EntryAttributes:
         folder.lookups += 1
+        folder.used = time.monotonic()  # not a listing of its parent: that uses no folder
         return self.folder_attributes(folder)
 
     async def look_up_in_folder(self, parent: int, name: bytes) -> pyfuse3.EntryAttributes:
@@ -193,6 +194,7 @@ class QueryTree:
         return await self.look_up_result(folder, name)
 
     async def look_up_result(self, folder: QueryFolder, name: bytes) -> pyfuse3.EntryAttributes:
+        folder.used = time.monotonic()
         await self.refresh(folder)
         result = folder.by_name.get(name)
         if result is None:
@@ -205,7 +207,9 @@ class QueryTree:
         if inode == self.root_inode:
             return self.directory_attributes(inode, self._root_changed_ns)
         if inode in self._folder_by_inode:
-            return self.folder_attributes(self._folder_by_inode[inode])
+            folder = self._folder_by_inode[inode]
+            folder.used = time.monotonic()
+            return self.folder_attributes(folder)
         _, result = self._result_by_inode[inode]
         return self._result_attributes(result)
 
@@ -214,6 +218,7 @@ class QueryTree:
         if inode == self.root_inode:
             return self.saved_folders()
         folder = self._folder_by_inode[inode]
+        folder.used = time.monotonic()  # not in refresh(): the watch's own must not count
         await self.refresh(folder)
         entries = []
         for result in folder.results:
@@ -288,7 +293,6 @@ class QueryTree:
 
     async def refresh(self, folder: QueryFolder) -> None:
         """Run the folder's query unless its results are current."""
-        folder.used = time.monotonic()
         async with folder.lock:
             version = self._source.version()
             if folder.version == version and version >= 0:
@@ -361,7 +365,6 @@ class QueryTree:
         return attr
 
     def folder_attributes(self, folder: QueryFolder) -> pyfuse3.EntryAttributes:
-        folder.used = time.monotonic()
         attr = self.directory_attributes(folder.inode, folder.changed_ns)
         if not folder.saved:
             # Not cached: a cached entry would answer a later `mkdir` with EEXIST
