@@ -189,33 +189,10 @@ def plot(results: dict[str, Any], prefix: Path) -> list[Path]:
     axes.set_title("ls MOUNT/search/<new query>/: where the time goes")
     axes.legend(fontsize=8)
     written.append(_save(figure, prefix, "latency"))
-    # 2. recall against time per query, per index and size
+    # 2. recall against time per query, per index and size (--peers only)
     peers = results["peers"]
-    figure, axes_row = plt.subplots(1, len(peers), figsize=(4.2 * len(peers), 4), squeeze=False)
-    for axes, (label, entries) in zip(axes_row[0], peers.items(), strict=True):
-        methods = sorted({(e["method"], e["setting"].split(",")[0]) for e in entries})
-        for method, family in methods:
-            points = [
-                e
-                for e in entries
-                if e["method"] == method
-                and e["setting"].split(",")[0] == family
-                and not math.isnan(e["recall"])
-            ]
-            if points:
-                axes.plot(
-                    [e["p50_ms"] for e in points],
-                    [e["recall"] for e in points],
-                    "o-",
-                    label=f"{method} {family}" if method == "faiss" else method,
-                )
-        axes.axhline(TARGET_RECALL, color="grey", linestyle=":")
-        axes.set_xscale("log")
-        axes.set_title(label, fontsize=9)
-        axes.set_xlabel("ms per query (p50, one thread)")
-        axes.set_ylabel("recall@10")
-        axes.legend(fontsize=7)
-    written.append(_save(figure, prefix, "recall"))
+    if peers:
+        written.append(_plot_peers(plt, peers, prefix))
     # 3. memory
     figure, axes = plt.subplots(figsize=(7, 4))
     anon = [r["mount"]["rss_mib"]["idle RssAnon"] for r in runs]
@@ -237,8 +214,7 @@ STATE_ORDER = ("idle", "busy", "stress")
 
 def plot_states(results: dict[str, Any], prefix: Path) -> Path:
     """`ls search/<new q>/` of every query of the --states blocks, per size and state
-    (each dot a query; the bar its state's p50), against the size's p50 target and twice
-    it (the p95 bound)."""
+    (each dot a query; the bar its state's p50), against the size's p50 target."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,6 +243,34 @@ def plot_states(results: dict[str, Any], prefix: Path) -> Path:
         axes.set_title(f"{size_name(run['size'])} images", fontsize=9)
         axes.legend(fontsize=7)
     return _save(figure, prefix, "states")
+
+
+def _plot_peers(plt: Any, peers: dict[str, list[dict[str, Any]]], prefix: Path) -> Path:
+    figure, axes_row = plt.subplots(1, len(peers), figsize=(4.2 * len(peers), 4), squeeze=False)
+    for axes, (label, entries) in zip(axes_row[0], peers.items(), strict=True):
+        methods = sorted({(e["method"], e["setting"].split(",")[0]) for e in entries})
+        for method, family in methods:
+            points = [
+                e
+                for e in entries
+                if e["method"] == method
+                and e["setting"].split(",")[0] == family
+                and not math.isnan(e["recall"])
+            ]
+            if points:
+                axes.plot(
+                    [e["p50_ms"] for e in points],
+                    [e["recall"] for e in points],
+                    "o-",
+                    label=f"{method} {family}" if method == "faiss" else method,
+                )
+        axes.axhline(TARGET_RECALL, color="grey", linestyle=":")
+        axes.set_xscale("log")
+        axes.set_title(label, fontsize=9)
+        axes.set_xlabel("ms per query (p50, one thread)")
+        axes.set_ylabel("recall@10")
+        axes.legend(fontsize=7)
+    return _save(figure, prefix, "recall")
 
 
 def _save(figure: Any, prefix: Path, name: str) -> Path:

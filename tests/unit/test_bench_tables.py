@@ -78,3 +78,19 @@ def test_the_daemons_search_times_are_read_in_either_quotes(benchlib: Any) -> No
     result = benchlib.mount.MountResult()
     benchlib.mount._read_daemon_times(result, log, ["a dog's bowl", "a cat", "never asked"])
     assert result.hits == [0, 3, -1] and result.in_daemon[:2] == [0.006, 0.0075]
+
+
+def test_the_plots_of_a_run_without_peers(benchlib: Any, tmp_path: Path) -> None:
+    """`scripts/bench search --sizes 100000 --json F` measures no peers (--peers does): its
+    page's plots were made with zero columns of peers and the run died at the end."""
+    run = {
+        "size": 100_000,
+        "embedder_short": "L3 (onnx)",
+        "summary": {"encode_p50": 0.002, "lookup_p50": 0.004, "fuse_p50": 0.001,
+                    "new_p50": 0.007},
+        "mount": {"rss_mib": {"idle RssAnon": 250.0, "idle RssFile": 90.0,
+                              "queries VmHWM": 400.0}},
+    }  # fmt: skip
+    written = benchlib.report.plot({"runs": [run], "peers": {}}, tmp_path / "bench")
+    assert sorted(path.name for path in written) == ["bench-latency.png", "bench-memory.png"]
+    assert all(path.stat().st_size > 0 for path in written)
