@@ -178,7 +178,7 @@ class Settings:
         " the value calibrated for image_features (docs/search-by-example.md; 2: no cut)",
     )
     ingest_workers: int = setting(2, "threads that read and decode images for the models")
-    ingest_batch: int = setting(8, "images per model call")
+    ingest_batch: int = setting(8, "images ingest takes at a time (the captioner, 2 per call)")
     torch_threads: int = setting(0, "torch's threads, for models that run on torch (0: its choice)")
     # Cameras reach 100-240 Mpx (11648x8736, 14204x10652; pixel-shift composites): a
     # baseline JPEG is decoded at 1/8 size, so they cost time, not memory.
