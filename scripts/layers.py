@@ -18,10 +18,10 @@ from collections import defaultdict
 import grimp
 
 PACKAGE = "semfs"
-# Lowest first. `base` is the three modules everything may use (config, errors, the
-# package's own __init__); `cli` is the top, which may use everything.
+# Lowest first. `base` is the modules everything may use (config, errors, the
+# package's own __init__, the heap's collector); `cli` is the top, which may use everything.
 LAYERS = ["store", "base", "ml", "catalog", "search", "ingest", "fs", "daemon", "commands", "cli"]
-BASE_MODULES = {"semfs", "semfs.config", "semfs.errors"}
+BASE_MODULES = {"semfs", "semfs.config", "semfs.errors", "semfs.heap"}
 TOP_MODULES = {"semfs.cli", "semfs.__main__"}
 FS_IMPORTERS = {"fs", "daemon"}  # the FUSE adapter is private to the mount
 

@@ -20,12 +20,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import pyfuse3
 import trio
 
+from semfs import heap
 from semfs.catalog.database import Catalog
 from semfs.catalog.tracker import ChangeTracker
 from semfs.config import FSTYPE, Settings, private_opener, write_config_template
@@ -34,6 +36,7 @@ from semfs.daemon.mounttable import find_mount, fuse_unmount, is_stale
 from semfs.daemon.options import MountOptions, format_mount_options
 from semfs.daemon.reports import root_reports
 from semfs.daemon.sdnotify import notify
+from semfs.daemon.tidy import tidy_heap
 from semfs.errors import QuietError
 from semfs.fs.descriptions import StoredDescriptions
 from semfs.fs.operations import SemfsOperations
@@ -48,6 +51,7 @@ from semfs.ingest.worker import IngestWorker
 from semfs.ml.captioner import captioner_factory
 from semfs.ml.embedder import embedder_factory
 from semfs.search.engine import Engine
+from semfs.search.foreground import Foreground
 from semfs.store.backing import BackingStore
 
 log = logging.getLogger(__name__)
@@ -215,6 +219,7 @@ def serve(request: MountRequest) -> None:
     # Two arenas: the low-memory profile's many threads keep less of what they freed.
     tune_malloc(arenas=2 if settings.profile == "low-memory" else None)
     limit_blas_threads()
+    heap.freeze_after_full_collections()  # full collections' pauses stay short
     recent = keep_recent_records()
     lock = _take_lock(settings, request.mountpoint)
     write_config_template(settings)
@@ -252,7 +257,7 @@ def serve(request: MountRequest) -> None:
     engine.start_loading()
     ingest_thread = threading.Thread(target=ingest.run, name="semfs-ingest", daemon=True)
     try:
-        trio.run(_main_loop, tracker, views, notifier, ingest_thread)
+        trio.run(_main_loop, tracker, views, notifier, ingest_thread, engine.foreground)
     finally:
         passthrough.close_all()
         pyfuse3.close(unmount=True)
@@ -262,6 +267,7 @@ def serve(request: MountRequest) -> None:
         ingest_store.close()
         catalog.close()
         lock.close()
+        heap.stop_freezing()
         log.info("unmounted %s", request.mountpoint)
 
 
@@ -326,6 +332,7 @@ async def _main_loop(
     views: list[TreeView],
     notifier: TrioNotifier,
     ingest_thread: threading.Thread,
+    foreground: Foreground,
 ) -> None:
     async with trio.open_nursery() as nursery:
         notifier.attach(views)
@@ -334,12 +341,14 @@ async def _main_loop(
         watchers = [trio.CancelScope() for _ in views]
         for watcher, view in zip(watchers, views, strict=True):
             nursery.start_soon(_run_in_scope, watcher, view.watch)
-        signals = trio.CancelScope()
+        signals, tidying = trio.CancelScope(), trio.CancelScope()
         nursery.start_soon(_terminate_on_signal, signals)
+        nursery.start_soon(_run_in_scope, tidying, partial(tidy_heap, foreground))
         try:
             await pyfuse3.main()
         finally:
             signals.cancel()
+            tidying.cancel()
             for watcher in watchers:
                 watcher.cancel()
             tracker.close()  # the tracker applies what is pending, then ends

@@ -11,7 +11,6 @@ only when ingest first needs it.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semfs import heap
 from semfs.catalog.database import Catalog
 from semfs.config import Settings
 from semfs.errors import ModelError
@@ -260,7 +260,7 @@ class Engine:
             for model in LITE_MODELS:  # the network they shared
                 release_shared(model)
         if released:
-            gc.collect()  # the model's arrays go now, not at some later collection
+            heap.collect_all()  # the model's arrays go now (frozen ones too: heap.py)
             log.info("captioner released while idle")
         return released
 

@@ -65,6 +65,12 @@ class Foreground:
         with self._changed:
             return self._searches > 0 or time.monotonic() < self._quiet_until
 
+    def quiet_for(self, seconds: float) -> bool:
+        """Whether no search is in flight and none ended in the last `seconds`."""
+        with self._changed:
+            last_end = self._quiet_until - self._linger
+            return self._searches == 0 and time.monotonic() >= last_end + seconds
+
     def step_aside(self) -> float:
         """Wait while searches run (a background thread, between two pieces of work);
         returns the seconds waited."""

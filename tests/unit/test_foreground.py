@@ -75,3 +75,15 @@ def test_a_search_without_end_cannot_starve_the_background() -> None:
     finally:
         finish.set()
         searcher.join()
+
+
+def test_quiet_for_counts_from_the_last_search() -> None:
+    foreground = Foreground(linger=0.01, max_wait=1.0)
+    assert foreground.quiet_for(3600.0)  # no search yet
+    with foreground.searching():
+        assert not foreground.quiet_for(0.0)
+    assert not foreground.quiet_for(60.0)
+    time.sleep(0.05)
+    assert foreground.quiet_for(0.03)
+    foreground.expect()  # a query folder looked up: a search is on its way
+    assert not foreground.quiet_for(0.03)
