@@ -32,8 +32,10 @@ default index; every figure measured in one run.
    load average and the CPU time of ingest's threads, so that the state is checked, not
    assumed (benchlib/mount.py state_held: busy holds when photos still waited at the end
    and ingest worked during the block). The photos are removed through the mount
-   afterwards (the catalog follows: a --work store stays as it was). Then
-   --memory-queries more new queries, idle, and the daemon's memory after them.
+   afterwards (the catalog follows: a --work store stays as it was). The queries of a
+   block run back to back, or --pause-ms apart (a person's pace: caches go cold
+   between them). Then --memory-queries more new queries, idle, and the daemon's memory
+   after them.
    --states-only measures only 3 and 5: with --json, the issue-21 targets (recall_at_10,
    ls_p50_ms / ls_p95_ms for each state measured, memory) per size; with --output, only a
    plot of every query per size and state (<output>-states.png), not the page. --round
@@ -144,6 +146,12 @@ def parse_args() -> argparse.Namespace:
         help="index_engine of the stores (written in their config.toml)",
     )
     parser.add_argument("--block-queries", type=int, default=20)
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="pause between two --states queries (0: back to back)",
+    )
     parser.add_argument("--round", type=int, default=0, help="seeds the --states queries")
     parser.add_argument("--peers-only", action="store_true", help="no mount: the index alone")
     parser.add_argument("--from-json", type=Path, help="only write the report of saved results")
@@ -283,7 +291,7 @@ class Bench:
         with tempfile.TemporaryDirectory(prefix="busy-photos-", dir=self.work) as photos:
             blocks = [Block(state, self.new_queries(self.args.block_queries, seed + i),
                             self.busy_photos(Path(photos), i, seed + i) if state == "busy"
-                            else None)
+                            else None, self.args.pause_ms / 1000)
                       for i, state in enumerate(states)]  # fmt: skip
             memory = self.new_queries(self.args.memory_queries, seed + 500)
             config = Settings.load(store).state_dir / "config.toml"
@@ -306,6 +314,7 @@ class Bench:
                 "ls_p95_ms": measured["new_p95"] * 1000,
                 "n": measured["n"],
                 "state_held": measured["state_held"],
+                "pause_ms": self.args.pause_ms,  # between queries (0: back to back)
             }
         if found.memory_queries:
             target["memory_mib"] = {"after_queries": found.memory_queries,
