@@ -47,13 +47,12 @@ def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
 
 
 def collect_all() -> int:
-    """A full collection of everything, the frozen objects included, whose survivors are
-    frozen again. Pauses every thread (about 10 ms per 100,000 objects): call it when no
-    search runs. Returns the objects collected."""
+    """A full collection of everything, the frozen objects included (whose survivors are
+    frozen again, if freezing is on). Pauses every thread (about 10 ms per 100,000
+    objects): call it when no search runs. Returns the objects collected."""
     started = time.perf_counter()
     gc.unfreeze()
     collected = gc.collect()
-    gc.freeze()
-    log.debug("heap: %d objects collected, %d alive, in %.1f ms", collected,
+    log.debug("heap: %d objects collected, %d frozen, in %.1f ms", collected,
               gc.get_freeze_count(), (time.perf_counter() - started) * 1000)  # fmt: skip
     return collected

@@ -102,3 +102,8 @@ def test_tidy_runs_anyway_after_the_longest_deferral(monkeypatch: pytest.MonkeyP
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_collect_all_freezes_nothing_when_freezing_is_off() -> None:
+    heap.collect_all()  # as `semfs` commands and the tests call it (the captioner's release)
+    assert gc.get_freeze_count() == 0
