@@ -143,8 +143,11 @@ def measure_mount(
 
 
 def _read_daemon_times(result: MountResult, log: str, queries: list[str]) -> None:
-    logged = {m.group(1) or m.group(2): (int(m.group(3)), float(m.group(4)) / 1000)
-              for m in _SEARCH_LOG.finditer(log)}  # fmt: skip
+    # The first search of each query is the `ls`'s own; while ingest indexes photos the
+    # watch searches a folder again (its query vector cached: 2-3 ms), and those come after.
+    logged: dict[str, tuple[int, float]] = {}
+    for m in _SEARCH_LOG.finditer(log):
+        logged.setdefault(m.group(1) or m.group(2), (int(m.group(3)), float(m.group(4)) / 1000))
     for query in queries:
         hits, seconds = logged.get(query, (-1, float("nan")))
         result.hits.append(hits)

@@ -94,3 +94,16 @@ def test_the_plots_of_a_run_without_peers(benchlib: Any, tmp_path: Path) -> None
     written = benchlib.report.plot({"runs": [run], "peers": {}}, tmp_path / "bench")
     assert sorted(path.name for path in written) == ["bench-latency.png", "bench-memory.png"]
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_the_daemon_time_of_a_query_is_its_first_search(benchlib: Any) -> None:
+    line = "2026-12-07 13:30:00,001 INFO semfs.fs.views.search: search {}: {} results in {} ms\n"
+    log = (
+        line.format("'a dog'", 50, 7.5)
+        + line.format('"a cat\'s toy"', 3, 6.0)
+        + line.format("'a dog'", 50, 2.1)  # the watch, again after the index changed
+    )
+    result = benchlib.mount.MountResult()
+    benchlib.mount._read_daemon_times(result, log, ["a dog", "a cat's toy", "a bird"])
+    assert result.in_daemon[:2] == [0.0075, 0.006]
+    assert result.hits == [50, 3, -1]
