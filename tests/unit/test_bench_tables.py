@@ -57,6 +57,8 @@ def test_busy_holds_while_ingest_has_photos_left_and_works(benchlib: Any) -> Non
     assert not held("stress", stressed, stressed, 0.0)
     assert not held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 1}, 0)
     assert held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 0}, 0)
+    # queues empty, but an idle pass (a new store's EXIF facts) kept ingest's threads busy
+    assert not held("idle", {"ingest": 0, "features": 0}, {"ingest": 0, "features": 0}, 0.4)
 
 
 def test_the_targets_table_holds_busy_and_idle_to_the_goal_not_stress(benchlib: Any) -> None:
