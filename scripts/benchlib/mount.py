@@ -201,7 +201,9 @@ STATES = {
     "features queued again, and the backfill fails on the store's empty images at thousands "
     "a second (catalog reads and writes, logging), where real photos go ~30 a second",
 }
-MIN_INGEST_SHARE = 0.05  # of a block's wall time, ingest's threads' CPU: the least busy, the most idle
+# Of a block's wall time, ingest's threads' CPU: the least a busy block holds, the
+# most an idle one does.
+MIN_INGEST_SHARE = 0.05
 BUSY_PREFIX = "bench-busy-"  # the directories busy copies photos into, at the mount's root
 _QUEUES = {"ingest": "ingest_queue", "features": "feature_queue", "text": "text_queue"}
 
