@@ -197,17 +197,6 @@ def test_file_manager_probes_are_absent_and_cost_no_search(mounted: Mount) -> No
     assert not any(f" search '{probe}'" in log for probe in FILE_MANAGER_PROBES)
 
 
-def test_looking_a_query_folder_up_starts_its_search(mounted: Mount) -> None:
-    """The lookup starts the search that its listing will most often ask for, so the
-    listing does not wait for the round trips before it; the listing then reuses it."""
-    search = mounted.mountpoint / "search"
-    wait_indexed(mounted, 3)
-    assert os.path.isdir(search / "a hot espresso")  # a lookup, no listing
-    wait_for(lambda: " search 'a hot espresso'" in mounted.log_text(), what="the search")
-    assert "01 coffee.png" in os.listdir(search / "a hot espresso")
-    assert mounted.log_text().count(" search 'a hot espresso'") == 1  # not searched again
-
-
 def test_bad_images_are_recorded_with_reasons_and_skipped(
     mounted: Mount, photos: dict[str, Path]
 ) -> None:

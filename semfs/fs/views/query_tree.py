@@ -291,23 +291,6 @@ class QueryTree:
 
     # --- results ----------------------------------------------------------------------
 
-    def prefetch(self, folder: QueryFolder) -> None:
-        """Start the folder's search now, in the background, unless its results are current
-        or on their way: the listing that most often follows a folder's lookup (opendir,
-        readdir) then finds it running or done, rather than starting it after those round
-        trips. Not while the models load (the listing waits for them, and says if they
-        fail)."""
-        version = self._source.version()
-        if version < 0 or folder.version == version or folder.lock.locked():
-            return
-        trio.lowlevel.spawn_system_task(self._prefetch, folder, name="semfs-prefetch")
-
-    async def _prefetch(self, folder: QueryFolder) -> None:
-        try:
-            await self.refresh(folder)
-        except Exception as error:  # the listing searches again and answers with it
-            log.debug("search %r ahead of its listing: %s", folder.text, error)
-
     async def refresh(self, folder: QueryFolder) -> None:
         """Run the folder's query unless its results are current."""
         async with folder.lock:

@@ -3,12 +3,10 @@ the query, best first, each named behind its rank (`01 coffee.png`; plain `coffe
 with the result_names setting "plain").
 
 Every name looked up under `search/` is a query, except dot-names and the names file
-managers probe for (names.py), which are absent. The lookup of a query folder starts its
-search in the background (its listing most often follows, and then need not wait for the
-round trips of opendir and readdir); reading the directory or looking up an entry in it
-waits for that search, and its answer is kept until the index changes.
-`mkdir search/<query>` saves a query (it is listed in `search/` and survives remounts);
-`rmdir` removes it. The folders, their result entries and the
+managers probe for (names.py), which are absent. A lookup is cheap; the search runs when
+the directory is read or an entry in it is looked up, and its answer is kept until the
+index changes. `mkdir search/<query>` saves a query (it is listed in `search/` and
+survives remounts); `rmdir` removes it. The folders, their result entries and the
 kernel's counts of them are the view's QueryTree (query_tree.py).
 
 Only the trio thread touches this state; searches run in worker threads.
@@ -110,10 +108,7 @@ class SearchView(TreeView):
             # which saves the query, or to symlink, mknod, link, rename or create, which
             # a view refuses (EROFS) rather than the kernel's EEXIST for a name unlisted.
             return negative_entry(0)
-        folder = tree.folder(name, text)
-        attributes = tree.look_up_folder(folder)
-        tree.prefetch(folder)  # its listing most often follows
-        return attributes
+        return tree.look_up_folder(tree.folder(name, text))
 
     # --- saved queries -------------------------------------------------------------------
 
