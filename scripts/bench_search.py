@@ -24,7 +24,8 @@ default index; every figure measured in one run.
      embeds them and gives them facets during the block, as a user's daemon does after a
      `cp -r`; no other queue is filled (the classifier captioner gives each photo's
      image features with its caption; their text, OCR, waits for the idle pass);
-   - idle: every queue empty;
+   - idle: every queue empty, and ingest's threads resting (the bench waits for an idle
+     pass, such as a new store's EXIF facts, to end);
    - stress: every image's features queued again, so that the features backfill fails on
      the store's empty images at thousands a second: a worst case of Python-level churn
      (catalog reads and writes, logging), not what a user's daemon does.

@@ -318,8 +318,9 @@ class DaemonStates:
     def idle(self) -> None:
         """Removes the busy photos through the mount (the catalog follows: their queue
         entries go with them) and empties the features and text queues, in one
-        transaction of this process. Emptying the text queue matters for old stores: one
-        made before the text pass had a queue of every image."""
+        transaction of this process (emptying the text queue matters for old stores: one
+        made before the text pass had a queue of every image); then waits for ingest's
+        threads to rest."""
         photos = self.leftovers()
         for directory in photos:
             shutil.rmtree(directory)
@@ -331,6 +332,15 @@ class DaemonStates:
             for name in ("features", "text"):
                 if name in queues(self.db):
                     self.db.execute(f"DELETE FROM {_QUEUES[name]}")
+        _wait_for(self._ingest_rests, 900, "ingest's idle passes (a new store's EXIF facts)")
+
+    def _ingest_rests(self, window: float = 0.5) -> bool:
+        """Whether ingest's threads ran under MIN_INGEST_SHARE of the next `window`: an
+        idle pass (such as the EXIF facts of a new store's images) runs with every queue
+        empty."""
+        before = thread_cpu(self.pid)[0]
+        time.sleep(window)
+        return (thread_cpu(self.pid)[0] - before) / window < MIN_INGEST_SHARE
 
     def leftovers(self) -> list[Path]:
         return sorted(self.mountpoint.glob(f"{BUSY_PREFIX}*"))
