@@ -69,9 +69,15 @@ def test_stop_freezing_undoes_it() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_tidy_waits_for_searches_to_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    collections: list[float] = []
-    monkeypatch.setattr(heap, "collect_all", lambda: collections.append(trio.current_time()))
+@pytest.fixture
+def collections(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the tidy ran heap.collect_all (trio's clock), instead of running it."""
+    ran: list[float] = []
+    monkeypatch.setattr(heap, "collect_all", lambda: ran.append(trio.current_time()))
+    return ran
+
+
+def test_tidy_waits_for_searches_to_pause(collections: list[float]) -> None:
     foreground = Foreground(linger=0.0)
 
     async def main() -> None:
@@ -87,9 +93,7 @@ def test_tidy_waits_for_searches_to_pause(monkeypatch: pytest.MonkeyPatch) -> No
     trio.run(main)
 
 
-def test_tidy_runs_anyway_after_the_longest_deferral(monkeypatch: pytest.MonkeyPatch) -> None:
-    collections: list[float] = []
-    monkeypatch.setattr(heap, "collect_all", lambda: collections.append(trio.current_time()))
+def test_tidy_runs_anyway_after_the_longest_deferral(collections: list[float]) -> None:
     foreground = Foreground(linger=0.0)
 
     async def main() -> None:
