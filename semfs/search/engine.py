@@ -105,7 +105,7 @@ class Engine:
             import torch
 
             torch.set_num_threads(self.settings.torch_threads)
-        self.embedder = make_embedder(self.settings.embedder, self.settings.embedder_threads)
+        self.embedder = make_embedder(self.settings.embedder)
         index = self._load_index(
             self.settings.index_dir, self.embedder.name, self.embedder.dimensions, read_only
         )
