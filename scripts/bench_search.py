@@ -83,7 +83,7 @@ from benchlib.store import annoy_file, build_store
 
 import semfs
 from semfs.catalog.database import Catalog
-from semfs.config import INDEX_ENGINES, Settings
+from semfs.config import INDEX_ENGINES, QUERY_ENCODERS, Settings
 from semfs.ml.embedder import make_embedder
 from semfs.search.engine import index_options
 from semfs.search.index import VectorIndex
@@ -139,6 +139,11 @@ def parse_args() -> argparse.Namespace:
         "--profile",
         help="the states mount's profile (low-memory); its "
         "embedder stays --embedder: the store's vectors are that one's",
+    )
+    parser.add_argument(
+        "--query-encoder",
+        choices=QUERY_ENCODERS,
+        help="the states mount's query_encoder setting (default: the store's, float)",
     )
     parser.add_argument(
         "--engine",
@@ -297,8 +302,12 @@ class Bench:
             memory = self.new_queries(self.args.memory_queries, seed + 500)
             config = Settings.load(store).state_dir / "config.toml"
             kept = config.read_text() if config.exists() else ""
-            if self.args.profile:  # for this mount only (the embedder stays --embedder)
-                config.write_text(f'profile = "{self.args.profile}"\n{kept}')
+            mount_only = ""  # for this mount only (the embedder stays --embedder)
+            if self.args.profile:
+                mount_only += f'profile = "{self.args.profile}"\n'
+            if self.args.query_encoder:
+                mount_only += f'query_encoder = "{self.args.query_encoder}"\n'
+            config.write_text(mount_only + kept)
             try:
                 found = measure_states(store, mountpoint, spec, blocks, memory)
             finally:
@@ -321,6 +330,7 @@ class Bench:
             target["memory_mib"] = {"after_queries": found.memory_queries,
                                     **found.memory_after}  # fmt: skip
         target["profile"] = self.args.profile or "default"
+        target["query_encoder"] = self.args.query_encoder or Settings.query_encoder
         self.results["states"].append({"size": size, "embedder": spec, "summary": summary,
                                        **dataclasses.asdict(found)})  # fmt: skip
 

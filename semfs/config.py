@@ -36,6 +36,7 @@ RELEVANCE_CUTS = ("nouns", "fixed")  # the values of the relevance_cut setting
 # keywords and filters; nothing (not computed).
 FACET_MODES = ("caption", "tags", "off")
 INDEX_ENGINES = ("auto", "ivf", "annoy")  # the values of the index_engine setting
+QUERY_ENCODERS = ("float", "int8")  # the values of the query_encoder setting
 
 # What a profile changes of the defaults. low-memory: the storage design's small-device
 # set-up (an SSD's ARM cores); docs/low-memory.md has what it costs and saves.
@@ -109,6 +110,12 @@ class Settings:
     embedder: str = setting(
         "sentence-transformers:all-MiniLM-L6-v2",
         "sentence-transformers:<name or directory>, or onnx:paraphrase-MiniLM-L3-v2 (low memory)",
+    )
+    query_encoder: str = setting(
+        "float",
+        "float (the embedder itself) or int8: queries encoded by an int8 copy of an ONNX"
+        " embedder, in under half the time; its top 10 differs in about 1 place in 15"
+        " (docs/evaluation.md)",
     )
     search_dir_name: str = setting("search", "the name of the search directory at the mount's root")
     tags_dir_name: str = setting("tags", "the name of the tags directory at the mount's root")
@@ -232,6 +239,10 @@ class Settings:
         if self.index_engine not in INDEX_ENGINES:
             raise QuietError(
                 f"index_engine = {self.index_engine!r}: it is one of {', '.join(INDEX_ENGINES)}"
+            )
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise QuietError(
+                f"query_encoder = {self.query_encoder!r}: it is one of {', '.join(QUERY_ENCODERS)}"
             )
 
     @property

@@ -153,7 +153,8 @@ def issue_targets(targets: dict[str, dict[str, Any]]) -> list[str]:
         recall = t.get("recall_at_10")
         rows.append([
             size_name(int(size))
-            + (f" ({t['profile']})" if t.get("profile", "default") != "default" else ""),
+            + (f" ({t['profile']})" if t.get("profile", "default") != "default" else "")
+            + (" (int8 queries)" if t.get("query_encoder", "float") != "float" else ""),
             t.get("engine", "-"),
             f"{recall:.3f}{'' if recall >= 0.95 else ' (**missed**)'}" if recall is not None
             else "-",

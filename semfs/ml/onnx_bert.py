@@ -8,6 +8,7 @@ sentence-transformers does.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,11 @@ class OnnxBertEncoder:
     onnxruntime's `run` may be called from several threads at once, and the tokenizer's
     truncation and padding are set here, once, never while it encodes."""
 
-    def __init__(self, model_session: Any, tokenizer: Any, max_tokens: int) -> None:
+    def __init__(
+        self, model_session: Any, tokenizer: Any, max_tokens: int, model_file: Path | None = None
+    ) -> None:
+        self.model_file = model_file  # the session's, where known
+        self._max_tokens = max_tokens
         self._session = model_session
         self._inputs = {item.name for item in self._session.get_inputs()}
         # The token embeddings: the one output of shape (batch, tokens, dimensions).
@@ -42,7 +47,13 @@ class OnnxBertEncoder:
 
     @classmethod
     def from_file(cls, model_file: Path, tokenizer: Any, max_tokens: int) -> OnnxBertEncoder:
-        return cls(session(model_file), tokenizer, max_tokens)
+        return cls(session(model_file), tokenizer, max_tokens, model_file)
+
+    def with_weights(self, model_file: Path) -> OnnxBertEncoder:
+        """The same encoder on another file of the same model (an int8 copy): a tokenizer
+        of its own, so that this one's settings are never touched while it encodes."""
+        tokenizer = copy.deepcopy(self._tokenizer)
+        return OnnxBertEncoder.from_file(model_file, tokenizer, self._max_tokens)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -72,7 +83,7 @@ def sentence_transformer_encoder(model_dir: Path, name: str, cache_dir: Path) ->
     model_file = export_file(model_dir, name, cache_dir)
     model_session = cached_session(model_file, lambda: _bert_export(model_dir))
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir))
+    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir), model_file)
 
 
 def export_file(model_dir: Path, name: str, cache_dir: Path) -> Path:

@@ -167,10 +167,13 @@ def _check(what: Export, exported: Path) -> None:
             raise RuntimeError(f"the ONNX export differs from torch (by up to {worst:.4g})")
 
 
-def quantized(model_file: Path) -> Path:
+def quantized(model_file: Path, per_channel: bool = False) -> Path:
     """An int8 copy of an ONNX model (dynamic quantisation of its weights: about a
-    quarter of the memory), made once beside the other exports."""
-    target = user_cache_dir() / "onnx" / f"{model_file.stem}-int8-{weights_key(model_file)}.onnx"
+    quarter of the memory), made once beside the other exports. `per_channel`: a scale
+    for each output channel of a weight matrix, not one for the whole matrix (vectors
+    within cosine .99 of the float model's for all-MiniLM-L6-v2, against .96)."""
+    kind = "int8-channel" if per_channel else "int8"
+    target = user_cache_dir() / "onnx" / f"{model_file.stem}-{kind}-{weights_key(model_file)}.onnx"
     if target.exists():
         mark_used(target)
         return target
@@ -182,7 +185,9 @@ def quantized(model_file: Path) -> Path:
     os.close(handle)
     try:
         with _quiet():
-            quantize_dynamic(model_file, temporary, weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                model_file, temporary, weight_type=QuantType.QInt8, per_channel=per_channel
+            )
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)

@@ -25,7 +25,7 @@ from semfs.config import Settings
 from semfs.errors import ModelError
 from semfs.ml.calibration import default_cut, example_cut
 from semfs.ml.captioner import Captioner, ClassifierCaptioner, giving_features, make_captioner
-from semfs.ml.embedder import Embedder, QueryCache, make_embedder
+from semfs.ml.embedder import Embedder, QueryCache, make_embedder, query_embedder
 from semfs.ml.feature_projection import POOLED_DIMENSIONS
 from semfs.ml.image_features import ImageFeatures, check_dimensions, image_features_name
 from semfs.ml.lite_classifier import LITE_MODELS, release_shared
@@ -115,7 +115,10 @@ class Engine:
             searcher=Searcher(
                 self.catalog.reads,
                 index,
-                QueryCache(self.embedder, self.settings.query_cache),
+                QueryCache(
+                    query_embedder(self.embedder, self.settings.query_encoder),
+                    self.settings.query_cache,
+                ),
                 self.embedder.name,
                 noun_cut=self._noun_cut(),
             ),

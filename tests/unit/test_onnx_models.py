@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semfs.config import Settings
+from semfs.errors import QuietError
 from semfs.ml import embedder as embedder_module
 from semfs.ml import lite_classifier, onnx_export
 from semfs.ml.captioner import CaptionOptions, ClassifierCaptioner
@@ -192,3 +194,34 @@ def test_onnx_embedders_embed_from_several_threads_at_once() -> None:
         together = list(pool.map(embedder.embed, batches))
     for one, other in zip(alone, together, strict=True):
         np.testing.assert_allclose(one, other, atol=1e-6)
+
+
+def test_queries_can_be_encoded_by_an_int8_copy_of_the_embedder(tmp_path: Path) -> None:
+    """query_encoder = "int8": the searches' query vectors come from an int8 copy of the
+    ONNX model (made once, per channel, beside its export), close to the model's but not
+    the same; the model itself still embeds the captions. Models already int8 keep
+    their own."""
+    from semfs.catalog.database import Catalog
+    from semfs.search.engine import Engine
+
+    store = tmp_path / "store"
+    store.mkdir()
+    settings = Settings.load(store, query_encoder="int8")
+    catalog = Catalog.open(settings.catalog_path)
+    try:
+        engine = Engine(settings, catalog)
+        engine.load()
+        assert engine.text.searcher._queries is not None
+        queries = [engine.text.searcher._queries.vector(text) for text in TEXTS]
+        models = engine.embedder.embed(TEXTS)
+    finally:
+        catalog.close()
+    cosines = np.sum(np.stack(queries) * models, axis=1)
+    assert cosines.min() > 0.95 and cosines.max() < 0.99999
+    assert isinstance(engine.embedder, OnnxEmbedder)
+    assert embedder_module.query_embedder(engine.embedder, "float") is engine.embedder
+    assert list((onnx_export.user_cache_dir() / "onnx").glob(f"{PACKAGED_MINILM}-*-int8-channel-*"))
+    small = make_embedder("onnx:paraphrase-MiniLM-L3-v2-int8")
+    assert embedder_module.query_embedder(small, "int8") is small
+    with pytest.raises(QuietError, match="query_encoder = 'int4': it is one of float, int8"):
+        Settings(store=store, query_encoder="int4")
