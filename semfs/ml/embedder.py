@@ -128,7 +128,10 @@ def query_embedder(embedder: Embedder, query_encoder: str) -> Embedder:
     differed from the model's in about 1 place in 15 and mAP@10 and R@10 did not move
     (docs/evaluation.md). Models on torch or already int8 encode their own queries."""
     if query_encoder == "int8" and isinstance(embedder, OnnxEmbedder):
-        return embedder.int8_copy()
+        try:
+            return embedder.int8_copy()
+        except (OSError, RuntimeError, ImportError) as error:  # searches go on, a bit slower
+            log.warning("queries encoded by %s itself: no int8 copy (%s)", embedder.name, error)
     return embedder
 
 

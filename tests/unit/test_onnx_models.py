@@ -225,3 +225,15 @@ def test_queries_can_be_encoded_by_an_int8_copy_of_the_embedder(tmp_path: Path) 
     assert embedder_module.query_embedder(small, "int8") is small
     with pytest.raises(QuietError, match="query_encoder = 'int4': it is one of float, int8"):
         Settings(store=store, query_encoder="int4")
+
+
+def test_without_an_int8_copy_queries_are_encoded_by_the_model(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cannot_quantise(*_: object, **__: object) -> None:
+        raise RuntimeError("no quantiser here")
+
+    monkeypatch.setattr(embedder_module, "quantized", cannot_quantise)
+    model = make_embedder("onnx:paraphrase-MiniLM-L3-v2")
+    assert embedder_module.query_embedder(model, "int8") is model
+    assert "no int8 copy (no quantiser here)" in caplog.text
