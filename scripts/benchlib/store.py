@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -55,8 +56,14 @@ def build_store(
     if marker.exists():  # reused with --work: the figures are those of the build
         data = json.loads(marker.read_text())
         built = BuiltStore(**{**data, "store": Path(data["store"])})
-        _add_missing_keywords(Settings.load(built.store).catalog_path)
-        return built
+        catalog = Settings.load(built.store).catalog_path
+        if _vectors_as_built(catalog, embedder, built.items):
+            _add_missing_keywords(catalog)
+            return built
+        print(f"{root}: its vectors were changed since it was built (a mount with another "
+              "embedder re-embeds them): building it again", flush=True)  # fmt: skip
+        shutil.rmtree(root / "store")
+        marker.unlink()
     store = root / "store"
     count = len(collection.vectors)
     started = time.perf_counter()
@@ -78,6 +85,20 @@ def build_store(
     )  # fmt: skip
     marker.write_text(json.dumps({**asdict(built), "store": str(store)}))
     return built
+
+
+def _vectors_as_built(catalog: Path, embedder: str, items: int) -> bool:
+    """Whether every image still has the vector the build wrote (seq = file id, by
+    `embedder`): a re-embedded one gets a new seq and waits in the delta, and the
+    bench's recall and latency would be those of another store."""
+    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+    try:
+        (kept,) = db.execute(
+            "SELECT count(*) FROM vectors WHERE embedder = ? AND seq <= ?", (embedder, items)
+        ).fetchone()
+    finally:
+        db.close()
+    return int(kept) == items
 
 
 def file_path(file_id: int) -> tuple[bytes, bytes]:
