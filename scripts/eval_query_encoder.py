@@ -9,7 +9,7 @@ short text; its encoder streams the model's 44 MB of float weights for a handful
 tokens. An int8 copy (onnxruntime's dynamic quantisation of the weights) streams a
 quarter of that. The stored vectors stay the float model's: nothing is re-embedded.
 
-The rule, written down before any retrieval result below was seen (2026-12-07, 15:55 UTC):
+The rule, written down before any retrieval result below was seen (2026-12-07, about 15:35 UTC):
 - Development split: tuxpaint's 430 sentence and 44 category queries over its ~430
   photos, captioned by the default captioner. Of the int8 variants (weights int8 per
   tensor or per output channel; uint8 per tensor) the one whose mAP@10 there is closest
