@@ -40,9 +40,9 @@ import eval_measures as measures
 import numpy as np
 from benchlib import vectors
 
-from semfs.ml.embedder import PACKAGED_MINILM, _packaged_minilm_dir, packaged_minilm
-from semfs.ml.onnx_bert import OnnxBertEncoder, export_file, max_sequence_length
-from semfs.ml.onnx_export import session, user_cache_dir
+from semfs.ml.embedder import PACKAGED_MINILM, _packaged_minilm_dir
+from semfs.ml.onnx_bert import sentence_transformer_encoder
+from semfs.ml.onnx_export import user_cache_dir
 
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 Encode = Callable[[list[str]], Matrix]
@@ -62,23 +62,19 @@ BENCH_SEED = 2107  # not a seed the search bench uses for its queries
 def encoders(work: Path) -> dict[str, Encode]:
     """The float encoder the product runs, and each int8 copy of its export."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from tokenizers import Tokenizer
 
-    packaged_minilm()  # exports the model, if this is its first use
-    model_dir = _packaged_minilm_dir()
-    float_file = export_file(model_dir, PACKAGED_MINILM, user_cache_dir() / "onnx")
-    found: dict[str, Encode] = {}
-    for name, options in {"float": None, **VARIANTS}.items():
-        model_file = float_file
-        if options is not None:
-            model_file = work / f"{float_file.stem}-{name.replace(' ', '-')}.onnx"
-            weight_type, per_channel = options
-            if not model_file.exists():
-                quantize_dynamic(float_file, model_file, weight_type=QuantType[weight_type],
-                                 per_channel=per_channel)  # fmt: skip
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        encoder = OnnxBertEncoder(session(model_file), tokenizer, max_sequence_length(model_dir))
-        found[name] = encoder.encode
+    float_encoder = sentence_transformer_encoder(  # exported, if this is its first use
+        _packaged_minilm_dir(), PACKAGED_MINILM, user_cache_dir() / "onnx"
+    )
+    float_file = float_encoder.model_file
+    assert float_file is not None
+    found: dict[str, Encode] = {"float": float_encoder.encode}
+    for name, (weight_type, per_channel) in VARIANTS.items():
+        model_file = work / f"{float_file.stem}-{name.replace(' ', '-')}.onnx"
+        if not model_file.exists():
+            quantize_dynamic(float_file, model_file, weight_type=QuantType[weight_type],
+                             per_channel=per_channel)  # fmt: skip
+        found[name] = float_encoder.with_weights(model_file).encode
     return found
 
 
@@ -104,7 +100,7 @@ def retrieval(
     reference = encode["float"](texts)
     rows = {}
     for name, encoder in encode.items():
-        queries = encoder(texts)
+        queries = reference if name == "float" else encoder(texts)
         row = measures.metrics(rank(queries), relevants)
         row = {key: row[key] for key in ("mAP@10", "R@10", "R@1")}
         row["agreement@10"] = agreement(queries, reference, items)

@@ -80,18 +80,13 @@ def sentence_transformer_encoder(model_dir: Path, name: str, cache_dir: Path) ->
     torch)."""
     from tokenizers import Tokenizer
 
-    model_file = export_file(model_dir, name, cache_dir)
-    model_session = cached_session(model_file, lambda: _bert_export(model_dir))
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir), model_file)
-
-
-def export_file(model_dir: Path, name: str, cache_dir: Path) -> Path:
-    """Where the ONNX export of the model in `model_dir` is (or will be) cached."""
     weights = model_dir / "model.safetensors"
     if not weights.exists():
         weights = model_dir / "pytorch_model.bin"
-    return cache_dir / f"{name}-{weights_key(weights)}.onnx"
+    model_file = cache_dir / f"{name}-{weights_key(weights)}.onnx"
+    model_session = cached_session(model_file, lambda: _bert_export(model_dir))
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    return OnnxBertEncoder(model_session, tokenizer, max_sequence_length(model_dir), model_file)
 
 
 def max_sequence_length(model_dir: Path) -> int:
