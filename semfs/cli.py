@@ -195,7 +195,7 @@ def _add_model_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--embedder",
         help="sentence-transformers:<name or directory> (default all-MiniLM-L6-v2) or "
-        "onnx:paraphrase-MiniLM-L3-v2 (low memory)",
+        "onnx:paraphrase-MiniLM-L3-v2 (low memory); unset, a store keeps its vectors' embedder",
     )
     command.add_argument(
         "--max-distance",

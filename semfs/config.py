@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sqlite3
 import textwrap
 import tomllib
 from dataclasses import dataclass, field
@@ -109,13 +111,15 @@ class Settings:
     )
     embedder: str = setting(
         "sentence-transformers:all-MiniLM-L6-v2",
-        "sentence-transformers:<name or directory>, or onnx:paraphrase-MiniLM-L3-v2 (low memory)",
+        "sentence-transformers:<name or directory>, or onnx:paraphrase-MiniLM-L3-v2 (low memory);"
+        " unset: a store keeps the embedder its vectors were made with (changing it re-embeds"
+        " them all)",
     )
     query_encoder: str = setting(
         "float",
         "float (the embedder itself) or int8: queries encoded by an int8 copy of an ONNX"
-        " embedder, in under half the time; its top 10 differs in about 1 place in 15"
-        " (docs/evaluation.md)",
+        " embedder, in under half the time; with all-MiniLM-L6-v2 its top 10 differed in"
+        " about 1 place in 15 (docs/evaluation.md)",
     )
     search_dir_name: str = setting("search", "the name of the search directory at the mount's root")
     tags_dir_name: str = setting("tags", "the name of the tags directory at the mount's root")
@@ -317,10 +321,31 @@ class Settings:
         if profile not in PROFILES:
             raise QuietError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         sources = {f.name: "default" for f in dataclasses.fields(cls) if f.name != "store"}
+        if "embedder" not in values and "embedder" not in PROFILES[profile]:
+            kept = embedder_of_vectors(root / STATE_DIR_NAME / "catalog.sqlite3")
+            if kept is not None:
+                values["embedder"], sources["embedder"] = kept, "store"
         sources.update(dict.fromkeys(PROFILES[profile], "profile"))
         sources.update(dict.fromkeys(from_file, "config.toml"))
         sources.update(dict.fromkeys(given, "mount option"))
         return cls(store=root, **{**PROFILES[profile], **values}), sources
+
+
+def embedder_of_vectors(catalog: Path) -> str | None:
+    """The embedder of the newest vector in a store's catalog, or None (no catalog, no
+    vectors, or unreadable). A store whose embedder is not set keeps this one: neither a
+    new default nor dropping a one-off `--embedder` or `--profile` may re-embed every
+    caption of a store (about an hour at 1 M images, with searches missing what is not
+    yet done) without being asked."""
+    if not catalog.is_file():
+        return None
+    try:
+        uri = f"{catalog.as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as db:
+            row = db.execute("SELECT embedder FROM vectors ORDER BY seq DESC LIMIT 1").fetchone()
+    except sqlite3.Error:  # a catalog from before vectors, or one another user owns
+        return None
+    return str(row[0]) if row else None
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -393,7 +418,8 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
 
 
 # Where a setting's value comes from, lowest first: each overrides those before it.
-SOURCES = ("default", "profile", "config.toml", "mount option")
+# "store": the embedder of the store's vectors, kept when none is set.
+SOURCES = ("default", "store", "profile", "config.toml", "mount option")
 
 
 def explain_settings(

@@ -55,5 +55,7 @@ def config_text(report: dict[str, Any]) -> str:
         source = entry["source"]
         if entry.get("calibrated"):
             source += f" (unset: calibrated for {CALIBRATED_FOR.get(name, 'the models')})"
+        elif source == "store":  # config.embedder_of_vectors
+            source += " (unset: the embedder of the store's vectors)"
         lines.append(f"{assignment:<{COMMENT_COLUMN - 1}} # {source}")
     return "\n".join(lines)

@@ -101,20 +101,32 @@ def test_config_shows_what_a_live_mount_uses_and_where_each_value_comes_from(
             r"max_distance = 1\.05 +# default \(unset: calibrated for the captioner and embedder\)",
         ):
             assert re.search(f"^{line}$", text, re.M), (line, text)
+        # The three photos embedded: the store's vectors are the profile's embedder's.
+        wait_for(lambda: report_of("status", store)["indexed"] == 3, INGEST_TIMEOUT, "ingest")
     finally:
         semfs("unmount", mountpoint)
-    # Unmounted: what a mount with no options would use.
+    # Unmounted: what a mount with no options would use. The profile was a mount option,
+    # so it is gone; the embedder is not set, so the store keeps its vectors' (and its cut).
     report = report_of("config", store)
     assert not report["from_daemon"] and not report["mount"]["active"]
     settings = report["settings"]
     assert settings["profile"] == {"value": "default", "source": "default"}
+    assert settings["embedder"] == {"value": "onnx:paraphrase-MiniLM-L3-v2-int8", "source": "store"}
+    assert settings["top_k"] == {"value": 50, "source": "default"}
+    assert settings["query_cache"] == {"value": 99, "source": "config.toml"}
+    assert settings["max_distance"] == {"value": 1.05, "source": "default", "calibrated": True}
+    text = semfs("config", store).stdout
+    assert text.startswith("# not mounted: ")
+    line = r"embedder = 'onnx:paraphrase-MiniLM-L3-v2-int8' +# store \(unset: the embedder of"
+    assert re.search(line, text), text
+    # A new store: the default embedder and its calibrated cut.
+    fresh = tmp_path / "new store"
+    fresh.mkdir()
+    settings = report_of("config", fresh)["settings"]
     assert settings["embedder"] == {
         "value": "sentence-transformers:all-MiniLM-L6-v2", "source": "default"
     }  # fmt: skip
-    assert settings["top_k"] == {"value": 50, "source": "default"}
-    assert settings["query_cache"] == {"value": 99, "source": "config.toml"}
     assert settings["max_distance"] == {"value": 1.125, "source": "default", "calibrated": True}
-    assert semfs("config", store).stdout.startswith("# not mounted: ")
 
 
 def test_status_of_a_mountpoint_reports_its_store(daemon_mount: Daemon) -> None:
