@@ -20,6 +20,10 @@ default)": the product's code):
 
 and over all queries the mean of the three mAP@R is at least L6's - .01. Latency is not
 in the rule: L3 encodes a query in about half the time, which is why it is asked.
+
+Outcome (2026-12-07): L3 passed, and was still not made the default: with it a broad
+word ("animals") lost photos it covers, which the rule did not measure and the test suite
+caught (docs/evaluation.md, "paraphrase-MiniLM-L3-v2 as the default embedder").
 """
 
 from __future__ import annotations
