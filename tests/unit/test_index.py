@@ -303,3 +303,37 @@ def test_dead_vectors_are_counted_only_when_asked(catalog: Catalog, tmp_path: Pa
         catalog.files.remove(path)
     assert not index.needs_rebuild(catalog, count_dead=False)
     assert index.needs_rebuild(catalog)
+
+
+@BASE_SEARCH
+def test_duplicates_rank_in_file_order_from_delta_base_and_both(
+    catalog: Catalog, tmp_path: Path, engine: str
+) -> None:
+    """Copies of one photo tie in distance; a listing computed again must rank them the
+    same way, whether they come from the delta, the base, or both at once."""
+    rng = np.random.default_rng(21)
+    index = VectorIndex(tmp_path / "index", EMBEDDER, DIMS, ENGINES[engine], rebuild_threshold=50)
+    index.load(catalog)
+    photo = unit(rng)
+    copies: list[int] = []
+    for i in range(60):  # copies among other photos, so the index sees them scattered
+        if i % 3 == 0:
+            copies.append(ingest(catalog, index, f"copy{i}.jpg".encode(), photo))
+        else:
+            ingest(catalog, index, f"other{i}.jpg".encode(), unit(rng))
+    queries = FixedQueries()
+    queries.vectors["q"] = photo
+    searcher = Searcher(catalog.reads, index, queries, EMBEDDER)  # type: ignore[arg-type]
+
+    def ranked() -> list[int]:
+        return [hit.file_id for hit in searcher.search("q", k=len(copies) + 5)]
+
+    from_delta = ranked()
+    assert from_delta[: len(copies)] == sorted(copies)
+    assert index.rebuild(catalog)
+    assert ranked() == from_delta  # the base now: same ranks
+    for i in range(60, 70):  # more copies, in the delta beside the base's
+        copies.append(ingest(catalog, index, f"copy{i}.jpg".encode(), photo))
+    both = ranked()
+    assert both[: len(copies)] == sorted(copies)
+    assert ranked() == both
