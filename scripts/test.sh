@@ -26,4 +26,5 @@ step "pytest"
 if [[ $(id -u) -ne 0 ]]; then
     echo "note: not root; tests that mount FUSE filesystems may fail or be skipped" >&2
 fi
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The slowest tests are listed at the end: the suite is meant to stay under ~15 minutes.
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"
