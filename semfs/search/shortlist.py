@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,20 +47,23 @@ TIE = 1e-6
 
 def in_order(candidates: list[Candidate]) -> list[Candidate]:
     """Nearest first, and a run of tied candidates (each within TIE of the one before)
-    by file id, then newest vector first, so that a listing computed again lists
-    duplicates at the same ranks: a sort by distance alone left them in whatever order
-    the index gave. 416 candidates without a tie took 35-60 us more than the sort alone."""
-    by_distance = sorted(candidates, key=attrgetter("distance"))
-    distances = [candidate.distance for candidate in by_distance]
-    if all(after - before > TIE for before, after in pairwise(distances)):
-        return by_distance
-    ordered: list[Candidate] = []
+    by file id, so that a listing computed again lists duplicates at the same ranks: a
+    sort by distance alone left them in whatever order the index gave. Two stable sorts
+    on one field each: a (distance, file id) key took 95 us for 416 candidates with many
+    exact ties, these 80, the sort by distance alone 34 (2026-12-07)."""
+    by_file = sorted(candidates, key=itemgetter(0))
+    ordered = sorted(by_file, key=itemgetter(1))  # stable: ties stay in file order
+    gaps = np.diff([candidate.distance for candidate in ordered])
+    if not ((gaps > 0.0) & (gaps <= TIE)).any():
+        return ordered  # every tie is exact
+    # Near ties (the base's and the delta's arithmetic): file order within each run.
+    runs: list[Candidate] = []
     start = 0
-    for end in range(1, len(by_distance) + 1):
-        if end == len(by_distance) or distances[end] - distances[end - 1] > TIE:
-            ordered += sorted(by_distance[start:end], key=lambda c: (c.file_id, -c.seq))
+    for end in range(1, len(ordered) + 1):
+        if end == len(ordered) or gaps[end - 1] > TIE:
+            runs += sorted(ordered[start:end], key=itemgetter(0))
             start = end
-    return ordered
+    return runs
 
 
 def angular_distances(matrix: Vector, vector: Vector) -> Vector:

@@ -38,6 +38,16 @@ def test_merged_keeps_distinct_distances_nearest_first() -> None:
     assert [c.file_id for c in Shortlist(3, base, delta).merged()] == [1, 2, 0]
 
 
-def test_a_file_in_base_and_delta_lists_its_newest_vector_first() -> None:
-    stale, current = Candidate(5, 0.4, 10, True), Candidate(5, 0.4, 12, False)
-    assert Shortlist(1, [stale], [current]).merged() == [current, stale]
+def test_exact_and_near_ties_order_alike_in_a_long_list() -> None:
+    rng = np.random.default_rng(5)
+    levels = rng.uniform(0.5, 1.5, size=60)
+    candidates = [
+        Candidate(int(file_id), float(levels[file_id % 60]), 1, bool(file_id % 2))
+        for file_id in rng.permutation(400)
+    ]
+    exact = Shortlist(400, candidates, []).merged()
+    assert [c.file_id for c in exact] == sorted(range(400), key=lambda f: (levels[f % 60], f))
+    # One copy of each level a few bits further (as from the other source): same order.
+    nudged = [c._replace(distance=c.distance + TIE / 3) if c.file_id < 60 else c
+              for c in candidates]  # fmt: skip
+    assert [c.file_id for c in Shortlist(400, nudged, []).merged()] == [c.file_id for c in exact]
