@@ -45,6 +45,19 @@ def _at(relative: bytes) -> bytes:
     return relative or b"."
 
 
+_STAT_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _split(relative: bytes) -> tuple[bytes, bytes, bytes]:
+    """(directory, "/", name) of a store path; EINVAL for '.' or '..' in it."""
+    head, slash, name = relative.rpartition(b"/")
+    if name in _DOTS or (b"." in head and not _DOTS.isdisjoint(head.split(b"/"))):
+        # The directory itself or its parent: no entry of the store, and ".." could
+        # climb out of it.
+        raise OSError(errno.EINVAL, f"{relative!r}: '.' and '..' name no entry")
+    return head, slash, name
+
+
 class BackingStore:
     def __init__(self, root: bytes) -> None:
         self._fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
@@ -55,11 +68,7 @@ class BackingStore:
     @contextmanager
     def _place(self, relative: bytes) -> Iterator[tuple[int, bytes]]:
         """(descriptor of the directory, single name in it) for `relative`."""
-        head, _, name = relative.rpartition(b"/")
-        if name in _DOTS or (b"." in head and not _DOTS.isdisjoint(head.split(b"/"))):
-            # The directory itself or its parent: no entry of the store, and ".." could
-            # climb out of it.
-            raise OSError(errno.EINVAL, f"{relative!r}: '.' and '..' name no entry")
+        head, _, name = _split(relative)
         if not head:  # in the root: no directory to resolve
             yield self._fd, _at(name)
             return
@@ -90,8 +99,18 @@ class BackingStore:
     # --- names ------------------------------------------------------------------------
 
     def lstat(self, relative: bytes) -> os.stat_result:
-        with self._place(relative) as (fd, path):
-            return os.stat(path, dir_fd=fd, follow_symlinks=False)
+        if len(relative) > _LONGEST:
+            with self._place(relative) as (fd, path):
+                return os.stat(path, dir_fd=fd, follow_symlinks=False)
+        _split(relative)  # refuses '.' and '..' as _place does
+        # One resolution of the whole path, not a directory descriptor then a stat in it:
+        # 3 system calls instead of 5 (a search listing stats each of its results, and
+        # `ls -l` each entry). O_PATH | O_NOFOLLOW on a trailing symlink gives the link.
+        fd = openat2(self._fd, _at(relative), _STAT_FLAGS, _BENEATH)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def open(self, relative: bytes, flags: int, mode: int = 0o777) -> int:
         """Never through a symlink: the kernel resolves symlinks in the mount itself."""
