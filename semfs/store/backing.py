@@ -48,14 +48,14 @@ def _at(relative: bytes) -> bytes:
 _STAT_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _split(relative: bytes) -> tuple[bytes, bytes, bytes]:
-    """(directory, "/", name) of a store path; EINVAL for '.' or '..' in it."""
-    head, slash, name = relative.rpartition(b"/")
+def _split(relative: bytes) -> tuple[bytes, bytes]:
+    """(directory, name) of a store path; EINVAL for '.' or '..' in it."""
+    head, _, name = relative.rpartition(b"/")
     if name in _DOTS or (b"." in head and not _DOTS.isdisjoint(head.split(b"/"))):
         # The directory itself or its parent: no entry of the store, and ".." could
         # climb out of it.
         raise OSError(errno.EINVAL, f"{relative!r}: '.' and '..' name no entry")
-    return head, slash, name
+    return head, name
 
 
 class BackingStore:
@@ -68,7 +68,7 @@ class BackingStore:
     @contextmanager
     def _place(self, relative: bytes) -> Iterator[tuple[int, bytes]]:
         """(descriptor of the directory, single name in it) for `relative`."""
-        head, _, name = _split(relative)
+        head, name = _split(relative)
         if not head:  # in the root: no directory to resolve
             yield self._fd, _at(name)
             return
